@@ -1,0 +1,232 @@
+"""The shape of `llm_config.yaml`: providers, models (deployments), routing and feature settings.
+
+Owns: pydantic v2 models and their validation rules. Must not: read files or the environment,
+or import anything from `workers/` or `producer/` (YAML and env loading live in
+`producer/config_file.py`). API keys are `SecretStr` and are never serialised in clear.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+
+class LLMProvider(StrEnum):
+    """The six wire formats llmq speaks."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    HUGGINGFACE = "huggingface"
+    COHERE = "cohere"
+    GOOGLE = "google"
+    LOCAL = "local"
+
+
+def _is_private_host(host: str) -> bool:
+    """Loopback, private-range IPs, `localhost` and single-label names (compose services)."""
+    if host in ("localhost",) or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "." not in host
+    return ip.is_loopback or ip.is_private or ip.is_link_local
+
+
+def check_base_url(url: str, allow_insecure_http: bool) -> str:
+    """Reject plain HTTP to remote hosts: keys would travel in clear text."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not (allow_insecure_http or _is_private_host(parts.hostname)):
+        raise ValueError(
+            f"{url!r} uses plain HTTP to a remote host; use https:// "
+            "or set allow_insecure_http: true for this provider"
+        )
+    return url.rstrip("/")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_enum_values=False)
+
+
+class ProviderSettings(_Strict):
+    """Per-provider connection settings (`providers.<name>` in the yaml)."""
+
+    api_base: str | None = None
+    organization: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    dialect: Literal["openai", "ollama"] = "openai"  # local only: ollama uses /api/chat
+    allow_insecure_http: bool = False
+    api_key: SecretStr | None = None  # normally from the environment, see config_file
+    timeout_s: float = Field(default=120.0, gt=0)  # read timeout for one call, seconds
+
+    @model_validator(mode="after")
+    def _check_base(self) -> ProviderSettings:
+        if self.api_base:
+            self.api_base = check_base_url(self.api_base, self.allow_insecure_http)
+        return self
+
+    @field_serializer("api_key")
+    def _hide_key(self, v: SecretStr | None) -> str | None:
+        return "**********" if v else None
+
+
+class LLMModelConfig(_Strict):
+    """One deployment: a model `name` served by one provider. Names may repeat across providers."""
+
+    name: str = Field(min_length=1)
+    provider: LLMProvider
+    model_id: str | None = None  # the provider's own id; defaults to name
+    api_url: str | None = None  # replaces the provider's api_base for this deployment
+    api_key: SecretStr | None = None
+    max_tokens: int = Field(default=1024, gt=0)
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    is_default: bool = False
+    input_cost_per_mtok: Decimal | None = Field(default=None, ge=0)  # USD per 1M input tokens
+    output_cost_per_mtok: Decimal | None = Field(default=None, ge=0)  # USD per 1M output tokens
+    context_window: int | None = Field(default=None, gt=0)  # tokens
+    rpm: int | None = Field(default=None, gt=0)  # requests per minute
+    tpm: int | None = Field(default=None, gt=0)  # tokens per minute
+    priority: int = 0  # lower goes first under `routing: priority`
+    weight: float = Field(default=1.0, gt=0)  # share under `routing: weighted`
+    id: str | None = None  # deployment id; defaults to "<provider>/<model_id>"
+
+    @model_validator(mode="after")
+    def _defaults(self) -> LLMModelConfig:
+        if not self.model_id:
+            self.model_id = self.name
+        if self.api_url:
+            self.api_url = check_base_url(self.api_url, allow_insecure_http=False)
+        return self
+
+    @property
+    def deployment_id(self) -> str:
+        return self.id or f"{self.provider.value}/{self.model_id}"
+
+    @field_serializer("api_key")
+    def _hide_key(self, v: SecretStr | None) -> str | None:
+        return "**********" if v else None
+
+
+class RoutingSettings(_Strict):
+    """How the router orders deployments and how hard it retries."""
+
+    strategy: Literal["cost", "priority", "latency", "weighted"] = "cost"
+    max_attempts: int = Field(default=6, ge=1, le=50)  # retries and fallbacks together, per job
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    max_countdown_s: float = Field(default=300.0, gt=0)  # longer waits go to not_before only
+    default_cooldown_s: float = Field(default=5.0, ge=0)  # after 429/503/529 without Retry-After
+    circuit_failures: int = Field(default=5, ge=1)  # consecutive failures that open a circuit
+    circuit_failure_rate: float = Field(default=0.5, gt=0, le=1)  # over the recent window
+    circuit_min_calls: int = Field(default=20, ge=1)  # before the rate rule applies
+    circuit_open_s: float = Field(default=30.0, gt=0)  # before the half-open probe
+
+
+class QuotaSettings(_Strict):
+    default_tenant: str = "default"
+    per_message_allowance: int = Field(default=8, ge=0)  # tokens added per message to the bound
+
+
+class CacheSettings(_Strict):
+    enabled: bool = True  # for deterministic requests (temperature 0) only
+    ttl_s: int = Field(default=7 * 86400, gt=0)
+
+
+class NightlySettings(_Strict):
+    time: str = "02:00"  # UTC, HH:MM
+    tenant: str = "nightly"
+    budget_usd: Decimal | None = Field(default=None, ge=0)
+    inbox: str | None = None  # a folder (or glob) of *.jsonl files
+    report_dir: str = "reports"
+    retry_failed_max: int = Field(default=2, ge=0)  # bounded re-runs of retryable failures
+
+    @field_validator("time")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        hh, sep, mm = v.partition(":")
+        if not (sep and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+            raise ValueError(f"{v!r} is not a UTC time as HH:MM")
+        return f"{int(hh):02d}:{int(mm):02d}"
+
+
+class MonitoringSettings(_Strict):
+    log_json: bool = False
+    failure_rate_alert: float = Field(default=0.5, gt=0, le=1)
+    quota_use_alert: float = Field(default=0.9, gt=0, le=1)
+    webhook_url: str | None = None
+
+
+class LLMConfig(_Strict):
+    """The whole `llm_config.yaml`."""
+
+    default_provider: LLMProvider = LLMProvider.OPENAI
+    providers: dict[LLMProvider, ProviderSettings] = Field(default_factory=dict)
+    models: list[LLMModelConfig] = Field(default_factory=list)
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    quota: QuotaSettings = Field(default_factory=QuotaSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    nightly: NightlySettings = Field(default_factory=NightlySettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: (p if p is not None else {}) for k, p in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _check_models(self) -> LLMConfig:
+        seen: set[str] = set()
+        for i, m in enumerate(self.models):
+            if m.deployment_id in seen:
+                raise ValueError(
+                    f"models[{i}]: deployment id {m.deployment_id!r} is repeated; "
+                    "give one of them a distinct `id`"
+                )
+            seen.add(m.deployment_id)
+        names = {m.name for m in self.models}
+        for name, others in self.fallbacks.items():
+            for other in [name, *others]:
+                if other not in names:
+                    raise ValueError(f"fallbacks.{name}: unknown model {other!r}")
+        if sum(m.is_default for m in {m.name: m for m in self.models}.values()) > 1:
+            defaults = sorted({m.name for m in self.models if m.is_default})
+            if len(defaults) > 1:
+                raise ValueError(f"models: more than one default model: {defaults}")
+        return self
+
+    def provider_settings(self, provider: LLMProvider) -> ProviderSettings:
+        return self.providers.get(provider) or ProviderSettings()
+
+    def model_names(self) -> list[str]:
+        return list(dict.fromkeys(m.name for m in self.models))
+
+    def deployments_for(self, name: str) -> list[LLMModelConfig]:
+        return [m for m in self.models if m.name == name]
+
+    def default_model_name(self) -> str | None:
+        """The `is_default` model, else the first of the default provider, else the first."""
+        for m in self.models:
+            if m.is_default:
+                return m.name
+        for m in self.models:
+            if m.provider == self.default_provider:
+                return m.name
+        return self.models[0].name if self.models else None

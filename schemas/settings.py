@@ -1,0 +1,57 @@
+"""Process settings from the environment: where the database, broker and config live.
+
+Owns: the `Settings` model and `load_settings(env)`. Must not: read `os.environ` itself; the
+caller passes the mapping (so tests and the embedded mode can build settings explicitly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, Field
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg://localhost/llmq"
+DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+
+
+class Settings(BaseModel):
+    database_url: str = DEFAULT_DATABASE_URL
+    broker_url: str = DEFAULT_BROKER_URL
+    redis_url: str | None = None  # health/rate-limit state; defaults to the broker
+    config_path: str | None = None  # LLMQ_CONFIG
+    lease_s: float = Field(default=300.0, gt=0)  # a running job's lease, seconds
+    worker_concurrency: int = Field(default=48, gt=0)
+    sweep_interval_s: float = Field(default=5.0, gt=0)
+    requeue_after_s: float = Field(default=60.0, gt=0)  # queued with an older message: resend
+    visibility_timeout_s: int = Field(default=900, gt=0)
+    log_json: bool = False
+    embedded: bool = False
+
+    @property
+    def state_redis_url(self) -> str:
+        return self.redis_url or self.broker_url
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build settings from an environment mapping (LLMQ_* variables)."""
+    fields: dict[str, object] = {}
+    names = {
+        "database_url": "LLMQ_DATABASE_URL",
+        "broker_url": "LLMQ_BROKER_URL",
+        "redis_url": "LLMQ_REDIS_URL",
+        "config_path": "LLMQ_CONFIG",
+        "lease_s": "LLMQ_LEASE_S",
+        "worker_concurrency": "LLMQ_CONCURRENCY",
+        "sweep_interval_s": "LLMQ_SWEEP_INTERVAL_S",
+        "requeue_after_s": "LLMQ_REQUEUE_AFTER_S",
+        "visibility_timeout_s": "LLMQ_VISIBILITY_TIMEOUT_S",
+    }
+    for field, var in names.items():
+        if env.get(var):
+            fields[field] = env[var]
+    fields["log_json"] = _flag(env.get("LLMQ_LOG_JSON"))
+    return Settings.model_validate(fields)

@@ -1,0 +1,105 @@
+"""Shared fixtures: a throwaway Postgres database at head, a clean Redis db, the simulator,
+and a guard that fails any test reaching a non-loopback host.
+
+Real services only. Locally a missing service skips its tests; under CI=true it fails.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("LLMQ_TEST_PG_ADMIN", "postgresql+psycopg://127.0.0.1/postgres")
+REDIS_TEST_URL = os.environ.get("LLMQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: object) -> object:
+    if isinstance(address, tuple) and self.family in (socket.AF_INET, socket.AF_INET6):
+        host = str(address[0])
+        try:
+            ok = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            ok = host == "localhost"
+        if not ok:
+            raise RuntimeError(f"test tried to reach non-loopback host {host!r}")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network() -> Iterator[None]:
+    socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is not reachable in CI: {exc}")
+    pytest.skip(f"{what} not reachable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh database, migrated to head, dropped at the end of the session."""
+    from sqlalchemy import create_engine, text
+
+    from workers.ledger.migrate import upgrade
+
+    name = f"llmq_test_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "no Postgres"
+        _unavailable("PostgreSQL", exc)
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine(pg_url: str):  # type: ignore[no-untyped-def]
+    from workers.ledger.db import make_engine
+
+    eng = make_engine(pg_url, pool_size=8)
+    yield eng
+    eng.dispose()
+
+
+TABLES = "attempts, jobs, batches, budget_windows, quota_limits, nightly_runs, inbox_files"
+
+
+@pytest.fixture()
+def clean_db(engine, pg_url: str) -> str:  # type: ignore[no-untyped-def]
+    """Empty every ledger table; returns the database URL."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+    return pg_url
+
+
+@pytest.fixture()
+def redis_url() -> str:
+    """A flushed Redis database reserved for tests."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        client.flushdb()
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("Redis", exc)
+    finally:
+        client.close()
+    return REDIS_TEST_URL

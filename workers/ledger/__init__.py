@@ -1,0 +1,1 @@
+"""The ledger: Postgres (or SQLite, embedded) tables and the only code that writes them."""

@@ -1,0 +1,188 @@
+"""SQLAlchemy 2 typed models: the ledger's tables. The schema changes only via Alembic.
+
+Owns: table definitions. Must not: do I/O (queries live in the ledger's repo modules).
+Types are portable (Postgres in production, SQLite for the embedded mode): money is
+NUMERIC, ids are UUIDs, JSON columns hold job specs, results and errors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(18, 8)  # USD; 8 decimals keep per-token prices exact
+TS = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str | None] = mapped_column(String(200))
+    tenant: Mapped[str] = mapped_column(String(100), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    total_jobs: Mapped[int] = mapped_column(Integer)
+    default_model: Mapped[str | None] = mapped_column(String(200))
+    max_cost_usd: Mapped[Decimal | None] = mapped_column(Money)
+    nightly: Mapped[bool] = mapped_column(Boolean, default=False)
+    use_cache: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str | None] = mapped_column(Text)  # input file path, for people
+    created_at: Mapped[datetime] = mapped_column(TS)
+    finished_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "custom_id"),
+        Index("ix_jobs_batch_line", "batch_id", "line_no"),
+        Index("ix_jobs_state_not_before", "state", "not_before"),
+        Index("ix_jobs_cache_key", "cache_key", "finished_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    batch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    custom_id: Mapped[str] = mapped_column(String(256))
+    tenant: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(200))  # requested model name
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # JobSpec minus custom_id/model
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(SmallInteger, default=0)  # claims so far = fence
+    lease_until: Mapped[datetime | None] = mapped_column(TS)
+    not_before: Mapped[datetime | None] = mapped_column(TS)  # do not run before (backoff)
+    enqueued_at: Mapped[datetime | None] = mapped_column(TS)  # last message sent
+    created_at: Mapped[datetime] = mapped_column(TS)
+    finished_at: Mapped[datetime | None] = mapped_column(TS)
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    # the outcome, filled by the finishing transaction
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # text, finish_reason, ...
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # ErrorRecord
+    provider: Mapped[str | None] = mapped_column(String(16))  # final provider
+    served_model: Mapped[str | None] = mapped_column(String(200))  # final provider model id
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    routing_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # excluded deployments
+
+
+class Attempt(Base):
+    """One provider call (or cache hit). Lean on purpose: the result text lives on the job."""
+
+    __tablename__ = "attempts"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt_no: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(200))  # provider model id
+    deployment: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))  # AttemptOutcome
+    http_status: Mapped[int | None] = mapped_column(SmallInteger)
+    error_kind: Mapped[str | None] = mapped_column(String(24))
+    error_message: Mapped[str | None] = mapped_column(String(300))
+    started_at: Mapped[datetime] = mapped_column(TS)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    waited_ms: Mapped[int] = mapped_column(Integer, default=0)  # backoff before this attempt
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[Decimal | None] = mapped_column(Money)  # None = price unknown
+    reserved_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    reserved_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    saved_usd: Mapped[Decimal | None] = mapped_column(Money)  # cache hits: cost avoided
+    request_id: Mapped[str | None] = mapped_column(String(100))
+
+
+class QuotaLimit(Base):
+    """A tenant's configured limit for one period ('day' or 'month'). NULL = unlimited."""
+
+    __tablename__ = "quota_limits"
+
+    tenant: Mapped[str] = mapped_column(String(100), primary_key=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    limit_usd: Mapped[Decimal | None] = mapped_column(Money)
+    limit_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(TS)
+
+
+class BudgetWindow(Base):
+    """Spend counters for one scope and window; reservations are taken here atomically."""
+
+    __tablename__ = "budget_windows"
+    __table_args__ = (UniqueConstraint("scope", "period", "window_start"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(140))  # "tenant:<t>" or "batch:<uuid>"
+    period: Mapped[str] = mapped_column(String(8))  # day | month | batch
+    window_start: Mapped[date] = mapped_column(Date)
+    limit_usd: Mapped[Decimal | None] = mapped_column(Money)
+    limit_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    spent_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    spent_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    reserved_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class NightlyRun(Base):
+    """One row per (run name, UTC date): the exactly-once guard and the run's progress."""
+
+    __tablename__ = "nightly_runs"
+    __table_args__ = (UniqueConstraint("name", "run_date"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    run_date: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16))  # running | done
+    phase: Mapped[str | None] = mapped_column(String(32))  # where a resumed run picks up
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    started_at: Mapped[datetime] = mapped_column(TS)
+    finished_at: Mapped[datetime | None] = mapped_column(TS)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class InboxFile(Base):
+    """An inbox file seen by a nightly run; the content hash keeps it from being ingested twice."""
+
+    __tablename__ = "inbox_files"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))  # ingested | rejected
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    run_id: Mapped[int | None] = mapped_column(BigInteger)
+    seen_at: Mapped[datetime] = mapped_column(TS, server_default=text("CURRENT_TIMESTAMP"))

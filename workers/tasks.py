@@ -1,0 +1,1 @@
+"""Celery tasks (thin: decode ids, call the pipeline)."""
