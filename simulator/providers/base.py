@@ -165,6 +165,7 @@ class Dialect:
     request_id_header: ClassVar[str | None] = "x-request-id"
     auth_required: ClassVar[bool] = True
     retry_after_headers: ClassVar[bool] = True
+    rate_limit_headers: ClassVar[bool] = False
     overloaded_status: ClassVar[int] = 503
     messages: ClassVar[dict[str, str]] = {}
 

@@ -1,0 +1,12 @@
+# One image for migrate, worker, beat and flower (see docker-compose.yml).
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md alembic.ini ./
+COPY schemas schemas
+COPY workers workers
+COPY producer producer
+COPY simulator simulator
+COPY migrations migrations
+RUN pip install --no-cache-dir .
+USER nobody
+ENTRYPOINT []

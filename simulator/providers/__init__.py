@@ -1,0 +1,39 @@
+"""The simulated providers' wire formats, one ``Dialect`` per provider key.
+
+Owns the registry ``DIALECTS`` (provider key -> dialect instance) and ``ROUTES`` (provider key ->
+path served). Provider keys are those of ``simulator.config.PROVIDERS``.
+"""
+
+from __future__ import annotations
+
+from simulator.providers.anthropic import AnthropicDialect
+from simulator.providers.base import Dialect, RateSnapshot, Rendered, SimError
+from simulator.providers.cohere import CohereDialect
+from simulator.providers.google import GoogleDialect
+from simulator.providers.ollama import OllamaDialect
+from simulator.providers.openai import HuggingFaceDialect, LocalDialect, OpenAIDialect
+
+DIALECTS: dict[str, Dialect] = {
+    d.name: d
+    for d in (
+        OpenAIDialect(),
+        AnthropicDialect(),
+        GoogleDialect(),
+        CohereDialect(),
+        HuggingFaceDialect(),
+        LocalDialect(),
+        OllamaDialect(),
+    )
+}
+
+ROUTES: dict[str, str] = {
+    "openai": "/openai/v1/chat/completions",
+    "anthropic": "/anthropic/v1/messages",
+    "google": "/google/v1beta/models/{model}:generateContent",
+    "cohere": "/cohere/v2/chat",
+    "huggingface": "/huggingface/v1/chat/completions",
+    "local": "/local/v1/chat/completions",
+    "ollama": "/ollama/api/chat",
+}
+
+__all__ = ["DIALECTS", "ROUTES", "Dialect", "RateSnapshot", "Rendered", "SimError"]

@@ -1,0 +1,226 @@
+"""Mutable simulator state: configuration in force, RNG, counters, request log, limiters.
+
+This module owns ``SimState``, shared by every handler of one app (single event loop, so no
+locks): the current ``SimConfig`` (and the one the app started with, for resets), the seeded
+``random.Random``, resolved per-(provider, model) behaviours (cached until the config changes),
+sliding windows and concurrency gates, request ids, the stats counters behind
+``GET /_sim/stats`` and the bounded request-log ring buffer behind ``GET /_sim/log``.
+
+Stats shape::
+
+    {"providers": {"openai": {"requests": N, "by_status": {"200": n, "429": n},
+                              "by_kind": {"ok": n, "rpm": n, ...},
+                              "models": {"gpt-x": {"requests": n, "served": n_200_billed,
+                                                   "prompt_tokens": P,
+                                                   "completion_tokens": C}}}},
+     "total_requests": N, "total_served": N_200_billed}
+
+Log entry: ``{"t": unix arrival time, "provider", "model", "status", "retry_after": float|null,
+"kind"}``; ``kind`` is ``ok``, ``malformed``, or the error cause (``auth_missing``,
+``auth_bad``, ``invalid``, ``not_found``, ``context``, ``rpm``, ``tpm``, ``concurrency``,
+``injected``, ``down``, ``timeout``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import secrets
+from collections import deque
+from typing import Any
+
+from simulator.config import SimConfig
+from simulator.config import ResolvedBehaviour
+from simulator.limits import Gate, SlidingWindow
+
+LogEntry = tuple[float, str, str, int, float | None, str]
+
+FAILURE_ORDER: tuple[tuple[str, int, str], ...] = (
+    ("rate_timeout", 504, "timeout"),
+    ("rate_429", 429, "rate_limit"),
+    ("rate_500", 500, "server"),
+    ("rate_503", 503, "unavailable"),
+    ("rate_529", 529, "overloaded"),
+    ("rate_malformed", 200, "malformed"),
+)
+
+
+class _ProviderStats:
+    __slots__ = ("requests", "by_status", "by_kind", "models")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.by_status: dict[str, int] = {}
+        self.by_kind: dict[str, int] = {}
+        self.models: dict[str, list[int]] = {}  # [requests, served, prompt, completion]
+
+
+class SimState:
+    """Everything one simulator app remembers between requests."""
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.initial_config = config or SimConfig()
+        self.config = self.initial_config
+        self.rng = random.Random(self.config.seed)
+        self._resolved: dict[tuple[str, str], ResolvedBehaviour] = {}
+        self.windows: dict[tuple[str, str], SlidingWindow] = {}
+        self.gates: dict[str, Gate] = {}
+        self._ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(4)
+        self.stats: dict[str, _ProviderStats] = {}
+        self.log: deque[LogEntry] = deque(maxlen=self.config.log_size)
+        self.total_requests = 0
+        self.total_served = 0
+
+    # configuration -------------------------------------------------------------------------
+
+    def set_config(self, config: SimConfig, *, reseed: bool = False) -> None:
+        """Install ``config`` (drops cached behaviours; reseeds when asked or seed changed)."""
+        if reseed or config.seed != self.config.seed:
+            self.rng = random.Random(config.seed)
+        if config.log_size != self.config.log_size:
+            self.log = deque(self.log, maxlen=config.log_size)
+        self.config = config
+        self._resolved.clear()
+
+    def resolved(self, provider: str, model: str) -> ResolvedBehaviour:
+        """Effective behaviour for (provider, model), cached."""
+        key = (provider, model)
+        found = self._resolved.get(key)
+        if found is None:
+            if len(self._resolved) > 10_000:
+                self._resolved.clear()
+            found = self.config.behaviour(provider).resolve(model)
+            self._resolved[key] = found
+        return found
+
+    def reset(self, *, behaviour: bool = False) -> None:
+        """Clear counters, log, windows and gates; reseed; optionally restore the start config."""
+        self.stats.clear()
+        self.log.clear()
+        self.windows.clear()
+        self.gates.clear()
+        self.total_requests = 0
+        self.total_served = 0
+        self.set_config(self.initial_config if behaviour else self.config, reseed=True)
+
+    # per-request helpers -------------------------------------------------------------------
+
+    def next_id(self) -> str:
+        """A unique request id (hex)."""
+        return f"{self._id_prefix}{next(self._ids):012x}"
+
+    def window(self, provider: str, model: str, per_model: bool) -> SlidingWindow:
+        """The sliding window for the provider (or for the model when it has own limits)."""
+        key = (provider, model if per_model else "")
+        found = self.windows.get(key)
+        if found is None:
+            found = self.windows[key] = SlidingWindow()
+        return found
+
+    def gate(self, provider: str, limit: int) -> Gate:
+        """The concurrency gate for ``provider`` sized ``limit`` (rebuilt if the size changed)."""
+        found = self.gates.get(provider)
+        if found is None or found.limit != limit:
+            found = self.gates[provider] = Gate(limit)
+        return found
+
+    def roll(self, beh: ResolvedBehaviour) -> tuple[int, str] | None:
+        """Draw one injected outcome: ``(status, kind)`` or None for a normal reply."""
+        if not beh.any_failure:
+            return None
+        draw = self.rng.random()
+        edge = 0.0
+        for field, status, kind in FAILURE_ORDER:
+            edge += getattr(beh, field)
+            if draw < edge:
+                return status, kind
+        return None
+
+    def jitter_s(self, beh: ResolvedBehaviour) -> float:
+        """Latency for this request in seconds (latency plus uniform +-jitter, >= 0)."""
+        latency = beh.latency_ms
+        if beh.latency_jitter_ms > 0:
+            latency += self.rng.uniform(-beh.latency_jitter_ms, beh.latency_jitter_ms)
+        return max(0.0, latency) / 1000.0
+
+    # recording -----------------------------------------------------------------------------
+
+    def record(
+        self,
+        entry: LogEntry,
+        usage: tuple[int, int] | None = None,
+    ) -> None:
+        """Count one finished request; ``usage`` = (prompt, completion) when billed."""
+        _, provider, model, status, _, kind = entry
+        self.log.append(entry)
+        self.total_requests += 1
+        stats = self.stats.get(provider)
+        if stats is None:
+            stats = self.stats[provider] = _ProviderStats()
+        stats.requests += 1
+        key = str(status)
+        stats.by_status[key] = stats.by_status.get(key, 0) + 1
+        stats.by_kind[kind] = stats.by_kind.get(kind, 0) + 1
+        if not model:
+            return
+        counters = stats.models.get(model)
+        if counters is None:
+            counters = stats.models[model] = [0, 0, 0, 0]
+        counters[0] += 1
+        if usage is not None:
+            self.total_served += 1
+            counters[1] += 1
+            counters[2] += usage[0]
+            counters[3] += usage[1]
+
+    def stats_json(self) -> dict[str, Any]:
+        """The ``GET /_sim/stats`` document."""
+        providers: dict[str, Any] = {}
+        for name, stats in self.stats.items():
+            providers[name] = {
+                "requests": stats.requests,
+                "by_status": dict(stats.by_status),
+                "by_kind": dict(stats.by_kind),
+                "models": {
+                    model: {
+                        "requests": c[0],
+                        "served": c[1],
+                        "prompt_tokens": c[2],
+                        "completion_tokens": c[3],
+                    }
+                    for model, c in stats.models.items()
+                },
+            }
+        return {
+            "providers": providers,
+            "total_requests": self.total_requests,
+            "total_served": self.total_served,
+        }
+
+    def log_json(
+        self, provider: str | None, model: str | None, limit: int | None
+    ) -> list[dict[str, Any]]:
+        """The last ``limit`` log entries (optionally filtered), oldest arrival first."""
+        picked: list[LogEntry] = []
+        want = limit if limit is not None and limit > 0 else len(self.log)
+        for entry in reversed(self.log):
+            if provider and entry[1] != provider:
+                continue
+            if model and entry[2] != model:
+                continue
+            picked.append(entry)
+            if len(picked) >= want:
+                break
+        picked.sort(key=lambda e: e[0])
+        return [
+            {
+                "t": e[0],
+                "provider": e[1],
+                "model": e[2],
+                "status": e[3],
+                "retry_after": e[4],
+                "kind": e[5],
+            }
+            for e in picked
+        ]
