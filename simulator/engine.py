@@ -101,6 +101,7 @@ def _admit(
         used = window.used_requests() if what == "requests" else window.token_sum
         label = "requests per min (RPM)" if what == "requests" else "tokens per min (TPM)"
         ctx = _rate_ctx(call.model, label, limit, used, wait)
+        ctx["requested"] = 1 if what == "requests" else tokens
         ctx["source"] = "rpm" if what == "requests" else "tpm"
         raise SimError(429, "rate_limit", retry_after=wait, ctx=ctx)
 
@@ -137,6 +138,7 @@ async def _outcome(
 async def _pipeline(
     state: SimState, dialect: Dialect, request: web.Request, call: _Call
 ) -> tuple[Rendered, tuple[int, int] | None, str]:
+    call.model = request.match_info.get("model", "")  # Google names the model in the path
     dialect.check_auth(request)
     chat = dialect.parse(await _read_json(request), request)
     call.model = chat.model

@@ -23,7 +23,6 @@ the app was built with.
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import threading
 from collections.abc import Awaitable, Callable
@@ -35,7 +34,7 @@ from pydantic import ValidationError
 
 from simulator.config import PROVIDERS, ProviderBehaviour, SimConfig
 from simulator.engine import handle_chat
-from simulator.providers import DIALECTS, ROUTES, Dialect
+from simulator.providers import ALIAS_ROUTES, DIALECTS, ROUTES, Dialect
 from simulator.state import SimState
 
 STATE_KEY = web.AppKey("llmq_sim_state", SimState)
@@ -126,7 +125,9 @@ def build_app(config: SimConfig | None = None) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE_KEY] = SimState(config)
     for provider in PROVIDERS:
-        app.router.add_post(ROUTES[provider], _chat_handler(DIALECTS[provider]))
+        handler = _chat_handler(DIALECTS[provider])
+        for path in (ROUTES[provider], *ALIAS_ROUTES.get(provider, ())):
+            app.router.add_post(path, handler)
     app.router.add_get("/_sim/health", _health)
     app.router.add_get("/_sim/stats", _stats)
     app.router.add_get("/_sim/log", _log)
@@ -164,7 +165,7 @@ async def _serve_forever(host: str, port: int, config: SimConfig | None) -> None
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await _shutdown(runner)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8900, config: SimConfig | None = None) -> None:
@@ -173,6 +174,16 @@ def serve(host: str = "127.0.0.1", port: int = 8900, config: SimConfig | None = 
         asyncio.run(_serve_forever(host, port, config))
     except KeyboardInterrupt:
         pass
+
+
+async def _shutdown(runner: web.AppRunner) -> None:
+    """Stop the server, then cancel whatever is still running (e.g. held timeouts)."""
+    await runner.cleanup()
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 class RunningSimulator:
@@ -193,9 +204,14 @@ class RunningSimulator:
         self.port = port
         self.url = f"http://{host}:{port}"
         self._stopped = False
+        self._http = httpx.Client(base_url=self.url, timeout=10.0)
+        self._http_lock = threading.Lock()
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        response = httpx.request(method, self.url + path, json=body, timeout=10.0)
+    def _call(
+        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        with self._http_lock:
+            response = self._http.request(method, path, json=body, params=params)
         response.raise_for_status()
         return response.json()
 
@@ -219,8 +235,8 @@ class RunningSimulator:
     ) -> list[dict[str, Any]]:
         """The last ``limit`` request-log entries, oldest arrival first."""
         params = {"provider": provider, "limit": limit, "model": model}
-        query = "&".join(f"{k}={v}" for k, v in params.items() if v is not None)
-        return self._call("GET", "/_sim/log" + (f"?{query}" if query else ""))["entries"]
+        params = {k: v for k, v in params.items() if v is not None}
+        return self._call("GET", "/_sim/log", params=params)["entries"]
 
     def reset(self, behaviour: bool = False) -> None:
         """Clear counters/log/windows (and restore the start config if ``behaviour``)."""
@@ -235,7 +251,8 @@ class RunningSimulator:
         if self._stopped:
             return
         self._stopped = True
-        future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+        self._http.close()
+        future = asyncio.run_coroutine_threadsafe(_shutdown(self._runner), self._loop)
         try:
             future.result(timeout=15)
         finally:
@@ -272,9 +289,9 @@ def start_in_thread(
         asyncio.set_event_loop(loop)
         try:
             box["runner"], box["port"] = loop.run_until_complete(
-                _start(build_app(config), host, port, shutdown_timeout=1.0)
+                _start(build_app(config), host, port, shutdown_timeout=0.25)
             )
-        except BaseException as err:  # noqa: BLE001 - reported to the caller below
+        except BaseException as err:  # reported to the caller below
             box["error"] = err
             ready.set()
             loop.close()
@@ -292,8 +309,3 @@ def start_in_thread(
     if "error" in box:
         raise RuntimeError(f"simulator failed to start: {box['error']}") from box["error"]
     return RunningSimulator(loop, thread, box["runner"], host, box["port"])
-
-
-def dump_json(data: Any) -> str:
-    """Pretty JSON for CLI output."""
-    return json.dumps(data, indent=2, sort_keys=True)

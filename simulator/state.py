@@ -29,8 +29,7 @@ import secrets
 from collections import deque
 from typing import Any
 
-from simulator.config import SimConfig
-from simulator.config import ResolvedBehaviour
+from simulator.config import ResolvedBehaviour, SimConfig
 from simulator.limits import Gate, SlidingWindow
 
 LogEntry = tuple[float, str, str, int, float | None, str]

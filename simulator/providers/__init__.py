@@ -1,7 +1,7 @@
 """The simulated providers' wire formats, one ``Dialect`` per provider key.
 
-Owns the registry ``DIALECTS`` (provider key -> dialect instance) and ``ROUTES`` (provider key ->
-path served). Provider keys are those of ``simulator.config.PROVIDERS``.
+Owns the registry ``DIALECTS`` (provider key -> dialect instance), ``ROUTES`` (provider key ->
+path served) and ``ALIAS_ROUTES`` (extra paths served by the same dialect). Provider keys are those of ``simulator.config.PROVIDERS``.
 """
 
 from __future__ import annotations
@@ -36,4 +36,9 @@ ROUTES: dict[str, str] = {
     "ollama": "/ollama/api/chat",
 }
 
-__all__ = ["DIALECTS", "ROUTES", "Dialect", "RateSnapshot", "Rendered", "SimError"]
+# Also served: google-genai 3.x defaults to api_version "v1" for AI Studio keys.
+ALIAS_ROUTES: dict[str, tuple[str, ...]] = {
+    "google": ("/google/v1/models/{model}:generateContent",),
+}
+
+__all__ = ["ALIAS_ROUTES", "DIALECTS", "ROUTES", "Dialect", "RateSnapshot", "Rendered", "SimError"]

@@ -73,8 +73,8 @@ def _check_roles(messages: list[Any]) -> None:
             raise invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
         if role != expected:
             if i == 0:
-                raise invalid("messages: first message must use the \"user\" role")
-            raise invalid("messages: roles must alternate between \"user\" and \"assistant\"")
+                raise invalid('messages: first message must use the "user" role')
+            raise invalid('messages: roles must alternate between "user" and "assistant"')
         expected = "assistant" if role == "user" else "user"
 
 

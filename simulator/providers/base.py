@@ -138,9 +138,9 @@ def go_duration(seconds: float) -> str:
     """Go ``time.Duration.String()``-style text: ``12ms``, ``1s``, ``1.5s``, ``6m0s``."""
     if seconds <= 0:
         return "0s"
-    if seconds < 1:
-        return f"{max(1, round(seconds * 1000))}ms"
     total_ms = round(seconds * 1000)
+    if total_ms < 1000:
+        return f"{max(1, total_ms)}ms"
     hours, rest = divmod(total_ms, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
     secs = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")

@@ -45,7 +45,7 @@ def _num_predict(options: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid("option \"num_predict\" must be of type integer")
+        raise invalid('option "num_predict" must be of type integer')
     if value < 0:
         return None
     if value == 0:
