@@ -1,0 +1,127 @@
+"""The retry policy: what to do after a failed attempt, and how long to back off.
+
+Owns: `Decision`, `decide` and `backoff_s`, pure functions of the error's class, the attempt
+number, the policy, the number of other candidates and a random number passed in. Must not: read
+messages or status text (classification is by class, done once in the provider layer), touch
+Redis or the database, sleep, or read the clock.
+
+The table `decide` implements (attempt budget checked after it; `n` = candidates left):
+
+    error                                      n > 0                      n == 0
+    RateLimited, ProviderUnavailable           fallback now, keep         retry_later(backoff)
+    ProviderTimeout, other transient           retry_later(backoff)       retry_later(backoff)
+    AuthFailed, ModelUnavailable,
+      InsufficientCredit, other rejected       fallback now, exclude      fail
+    MalformedReply                             fallback now, exclude      retry_later(backoff)
+    ContextTooLong                             fallback now, exclude      fail
+    BadRequest, ContentFiltered, other request fail                       fail
+    LLMProviderError itself (unclassified)     retry_later(backoff)       retry_later(backoff)
+    anything else (our own bug, infra)         fail (internal)            fail (internal)
+
+- "keep" (exclude=False): the failed deployment is cooling down (the health store sets a
+  cooldown for every RateLimited/ProviderUnavailable), so the router skips it by itself and
+  may come back to it once it recovers.
+- A timeout is retried later rather than moved at once: the request may simply be slow, a
+  fallback is likely as slow, and the call may have been billed. Repeated timeouts open the
+  circuit, and then the router moves on.
+- MalformedReply excludes the deployment for this job when there is somewhere else to go: a
+  body we cannot parse is more often systematic (a changed format, a proxy's HTML page) than a
+  one-off, and retrying it would spend the job's budget and money on the same broken reply.
+  With nowhere else to go it is retried after a backoff, in case it *was* a one-off.
+- One budget: once `attempt_no >= policy.max_attempts`, anything but an outright failure
+  becomes `fail(attempts_exhausted)`, whether it would have retried or fallen back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from schemas.config import RoutingSettings
+from schemas.job import ErrorKind
+from workers.errors import (
+    ContextTooLong,
+    LLMProviderError,
+    MalformedReply,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+    RequestRejected,
+)
+
+Action = Literal["retry_later", "fallback", "fail"]
+
+# Beyond 2**62 the doubling only risks float overflow; the cap applies long before.
+_MAX_DOUBLINGS = 62
+# Jitter takes up to a quarter off each delay, so workers that failed together spread out.
+_JITTER = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the pipeline does next. `delay_s` in seconds (0 for fallback and fail); `exclude`
+    = never use the failed deployment again for this job; `kind` = why the attempt failed
+    (or `attempts_exhausted` when the budget ended it)."""
+
+    action: Action
+    delay_s: float
+    exclude: bool
+    kind: ErrorKind
+
+
+def backoff_s(n: int, retry_after: float | None, policy: RoutingSettings, rng: float) -> float:
+    """Seconds to wait before retry number `n` (0-based).
+
+    min(base * 2**n, max) * (1 - 0.25 * rng), then never below `retry_after`: the cap bounds our
+    own backoff, not what the provider asked for.
+    """
+    n = min(max(n, 0), _MAX_DOUBLINGS)
+    rng = min(max(rng, 0.0), 1.0)
+    delay = min(policy.backoff_base_s * 2.0**n, policy.backoff_max_s) * (1 - _JITTER * rng)
+    return max(delay, retry_after or 0.0)
+
+
+def decide(
+    error: Exception,
+    attempt_no: int,
+    policy: RoutingSettings,
+    candidates_left: int,
+    rng: float,
+) -> Decision:
+    """The next step after attempt number `attempt_no` (1-based) failed with `error`.
+
+    Args:
+        error: what the attempt raised; only its class (and `retry_after`) matter.
+        attempt_no: the attempt that just failed, counting retries and fallbacks together.
+        policy: the routing settings (budget, backoff).
+        candidates_left: deployments ranked after the failed one in this attempt's plan.
+        rng: a number in [0, 1) for the backoff jitter.
+    """
+    if not isinstance(error, LLMProviderError):
+        return Decision("fail", 0.0, False, ErrorKind.INTERNAL)
+    kind = ErrorKind(error.kind)
+    action, exclude = _classify(error, candidates_left)
+    if action == "fail":
+        return Decision("fail", 0.0, False, kind)
+    if attempt_no >= policy.max_attempts:
+        return Decision("fail", 0.0, False, ErrorKind.ATTEMPTS_EXHAUSTED)
+    if action == "fallback":
+        return Decision("fallback", 0.0, exclude, kind)
+    delay = backoff_s(attempt_no - 1, error.retry_after, policy, rng)
+    return Decision("retry_later", delay, False, kind)
+
+
+def _classify(error: LLMProviderError, candidates_left: int) -> tuple[Action, bool]:
+    """The table in the module docstring, before the attempt budget: (action, exclude)."""
+    elsewhere = candidates_left > 0
+    if isinstance(error, RequestRejected):
+        if isinstance(error, ContextTooLong) and elsewhere:
+            return "fallback", True
+        return "fail", False
+    if isinstance(error, MalformedReply):
+        return ("fallback", True) if elsewhere else ("retry_later", False)
+    if isinstance(error, ProviderRejected):
+        return ("fallback", True) if elsewhere else ("fail", False)
+    if isinstance(error, RateLimited | ProviderUnavailable) and elsewhere:
+        return "fallback", False
+    return "retry_later", False
