@@ -1,22 +1,45 @@
 """The adapter interface every provider module implements, and the values it exchanges.
 
-Owns: `ProviderRequest`, `ProviderReply`, `RateLimitInfo` and the `ProviderAdapter` base class
-whose `complete()` is the only I/O path to a provider. Must not: know any provider's format
-(that is each provider module's job) or touch the ledger, Redis or the clock beyond timing.
+Owns: `ProviderRequest`, `ProviderReply`, `RateLimitInfo`, `AdapterTarget` and the
+`ProviderAdapter` base class whose `complete()` is the only I/O path to a provider: build the
+request, send it inside `translate_transport_errors()`, then classify (non-2xx) or parse (2xx),
+measuring latency. Also the provider-neutral half of error classification: HTTP status first,
+then body markers (context length, credit, content filter), then a per-provider `refine` hook.
+Must not: know any provider's wire format (each provider module's job), touch the ledger,
+Redis or the clock beyond timing, or put an API key into anything it returns or raises.
 
-Contract for subclasses: three pure methods, `build_request`, `parse_reply`, `classify_error`.
+Contract for subclasses: class attributes (`name`, `env_key`, `default_base_url`, `chat_path`)
+and three pure methods, `build_request`, `parse_reply`, `refine` (optional).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, NamedTuple
 
 import httpx
 from pydantic import SecretStr
 
 from schemas.config import LLMModelConfig, LLMProvider, ProviderSettings
 from schemas.job import ChatMessage, Usage
+from workers.errors import (
+    AuthFailed,
+    BadRequest,
+    ContentFiltered,
+    ContextTooLong,
+    InsufficientCredit,
+    LLMProviderError,
+    MalformedReply,
+    ModelUnavailable,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
+from workers.providers.http import CONNECT_TIMEOUT_S, retry_after_s, translate_transport_errors
+
+MAX_ERROR_MESSAGE = 500  # characters of the provider's message kept in our exception
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +67,9 @@ class RateLimitInfo:
 
 @dataclass(frozen=True, slots=True)
 class ProviderReply:
+    """A parsed 2xx reply. `finish_reason` uses OpenAI's words (stop, length, content_filter,
+    tool_calls) when the provider's value has an equivalent, else the provider's, lower-cased."""
+
     text: str
     finish_reason: str | None
     usage: Usage
@@ -63,17 +89,148 @@ class AdapterTarget:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+class ErrorDetails(NamedTuple):
+    """The provider's own words about an error: message and machine-readable code/type."""
+
+    message: str
+    code: str | None = None
+
+
+# Status first: this table decides the class; body markers may only refine it.
+STATUS_CLASSES: dict[int, type[LLMProviderError]] = {
+    400: BadRequest,
+    401: AuthFailed,
+    402: InsufficientCredit,
+    403: AuthFailed,
+    404: ModelUnavailable,
+    408: ProviderTimeout,
+    409: ProviderUnavailable,  # the SDKs retry conflicts
+    413: BadRequest,
+    422: BadRequest,
+    429: RateLimited,
+    499: ProviderUnavailable,  # request cancelled upstream: try again
+    504: ProviderTimeout,
+}
+
+CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context window",
+    "context length",
+    "prompt is too long",
+    "prompt too long",
+    "too many tokens",
+    "exceeds the maximum number of tokens",
+    "`inputs` tokens + `max_new_tokens`",
+)
+CREDIT_MARKERS = ("insufficient_quota", "credit balance", "billing_error", "billing limit")
+FILTER_MARKERS = ("content_filter", "content_policy_violation", "content management policy")
+
+
+def status_class(status: int) -> type[LLMProviderError]:
+    """The error class an HTTP status alone implies."""
+    if status in STATUS_CLASSES:
+        return STATUS_CLASSES[status]
+    if status >= 500:
+        return ProviderUnavailable  # 500, 502, 503, 529 overloaded, ...
+    if status >= 400:
+        return BadRequest
+    return MalformedReply  # 1xx/3xx where a reply was expected
+
+
+def _matches(details: ErrorDetails, markers: Iterable[str]) -> bool:
+    text = f"{details.code or ''} {details.message}".lower()
+    return any(marker.lower() in text for marker in markers)
+
+
+def error_details(body: Any, text: str) -> ErrorDetails:
+    """Message and code from the common envelopes: `{"error": {...}}` (OpenAI, Anthropic,
+    Google, vLLM), `{"error": "..."}` (TGI, Ollama), `{"message": "..."}` (Cohere)."""
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, str):
+            code = body.get("error_type")
+            return ErrorDetails(err, code if isinstance(code, str) else None)
+        if isinstance(err, dict):
+            message = err.get("message") or err.get("error") or text
+            code = next(
+                (err[k] for k in ("code", "status", "type") if isinstance(err.get(k), str)), None
+            )
+            return ErrorDetails(str(message), code)
+    return ErrorDetails(text.strip() or "(empty body)")
+
+
+def split_system(req: ProviderRequest) -> tuple[str | None, list[ChatMessage]]:
+    """The request's system text (`system` plus any system-role messages, in order) and the
+    remaining messages, for APIs that take the system prompt outside the message list."""
+    parts = [req.system] if req.system else []
+    rest: list[ChatMessage] = []
+    for message in req.messages:
+        if message.role == "system":
+            parts.append(message.content)
+        else:
+            rest.append(message)
+    return ("\n\n".join(parts) if parts else None), rest
+
+
+def estimated_usage(req: ProviderRequest, text: str) -> Usage:
+    """A rough count (4 bytes a token) when the provider reported none."""
+    prompt = sum((len(m.content.encode()) + 3) // 4 + 3 for m in req.messages)
+    if req.system:
+        prompt += (len(req.system.encode()) + 3) // 4 + 3
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=(len(text.encode()) + 3) // 4, estimated=True
+    )
+
+
 class ProviderAdapter:
-    """Base class: subclasses set the class attributes and the three pure methods."""
+    """Base class: subclasses set the class attributes and the pure methods.
+
+    Everything that does not change per call (base URL, headers, timeout) is computed once in
+    `__init__`, so an adapter is cheap to call and safe to share between threads.
+    """
 
     name: ClassVar[LLMProvider]
     env_key: ClassVar[str | None]
     default_base_url: ClassVar[str]
+    chat_path: ClassVar[str] = "/chat/completions"
     requires_key: ClassVar[bool] = True
+    request_id_header: ClassVar[str | None] = "x-request-id"
+    finish_reasons: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, target: AdapterTarget, client: httpx.Client) -> None:
         self.target = target
         self.client = client
+        self.model_id = target.deployment.model_id or target.deployment.name
+        self.base_url = self.resolve_base_url()
+        self.headers = {
+            "content-type": "application/json",
+            **self.auth_headers(),
+            **target.provider.headers,
+            **target.extra,
+        }
+        timeout_s = target.provider.timeout_s
+        self.timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
+        self._fields = {
+            "provider": self.name.value,
+            "model": self.model_id,
+            "deployment": target.deployment.deployment_id,
+        }
+
+    @classmethod
+    def for_target(cls, target: AdapterTarget, client: httpx.Client) -> ProviderAdapter:
+        """The adapter for this target (a provider module may pick a dialect subclass)."""
+        return cls(target, client)
+
+    # ---- overridable, pure ------------------------------------------------------------------
+
+    def resolve_base_url(self) -> str:
+        base = self.target.deployment.api_url or self.target.provider.api_base
+        return (base or self.default_base_url).rstrip("/")
+
+    def auth_headers(self) -> dict[str, str]:
+        key = self.key()
+        return {"authorization": f"Bearer {key}"} if key else {}
 
     def build_request(self, req: ProviderRequest) -> httpx.Request:
         raise NotImplementedError
@@ -81,9 +238,96 @@ class ProviderAdapter:
     def parse_reply(self, resp: httpx.Response) -> ProviderReply:
         raise NotImplementedError
 
-    def classify_error(self, resp: httpx.Response) -> Exception:
-        raise NotImplementedError
+    def rate_limits(self, headers: httpx.Headers) -> RateLimitInfo | None:
+        return None
+
+    def refine(
+        self, cls: type[LLMProviderError], status: int, details: ErrorDetails, body: Any
+    ) -> type[LLMProviderError]:
+        """Provider-specific reclassification by body markers (status already decided `cls`)."""
+        return cls
+
+    def error_retry_after(self, resp: httpx.Response, body: Any) -> float | None:
+        return retry_after_s(resp.headers)
+
+    # ---- shared helpers -----------------------------------------------------------------------
+
+    def key(self) -> str | None:
+        return self.target.api_key.get_secret_value() if self.target.api_key else None
+
+    def post(self, url: str, body: dict[str, Any]) -> httpx.Request:
+        return self.client.build_request(
+            "POST", url, json=body, headers=self.headers, timeout=self.timeout
+        )
+
+    def finish(self, raw: Any) -> str | None:
+        if not isinstance(raw, str) or not raw:
+            return None
+        return self.finish_reasons.get(raw, raw.lower())
+
+    def request_id(self, resp: httpx.Response) -> str | None:
+        return resp.headers.get(self.request_id_header) if self.request_id_header else None
+
+    def redact(self, text: str) -> str:
+        """Never let the key travel in a message (some providers echo it back)."""
+        key = self.key()
+        if key and len(key) >= 4:
+            text = text.replace(key, "***")
+        return text[:MAX_ERROR_MESSAGE]
+
+    def classify_error(self, resp: httpx.Response) -> LLMProviderError:
+        """A non-2xx reply as an `LLMProviderError`: status first, body markers second."""
+        try:
+            body: Any = resp.json()
+        except ValueError:
+            body = None
+        details = error_details(body, resp.text)
+        if details.message == "(empty body)" and resp.headers.get("x-error-message"):
+            details = ErrorDetails(
+                resp.headers["x-error-message"], resp.headers.get("x-error-code")
+            )
+        status = resp.status_code
+        cls = status_class(status)
+        if cls is BadRequest and _matches(details, CONTEXT_MARKERS):
+            cls = ContextTooLong
+        elif cls is BadRequest and _matches(details, FILTER_MARKERS):
+            cls = ContentFiltered
+        elif cls in (RateLimited, BadRequest, AuthFailed) and _matches(details, CREDIT_MARKERS):
+            cls = InsufficientCredit
+        cls = self.refine(cls, status, details, body)
+        return cls(
+            self.redact(f"{self.name.value} HTTP {status}: {details.message}"),
+            **self._fields,
+            status=status,
+            retry_after=self.error_retry_after(resp, body),
+            request_id=self.request_id(resp),
+            code=details.code,
+        )
+
+    def malformed(self, why: str, resp: httpx.Response) -> MalformedReply:
+        return MalformedReply(
+            self.redact(f"{self.name.value}: malformed reply: {why}"),
+            **self._fields,
+            status=resp.status_code,
+            request_id=self.request_id(resp),
+        )
+
+    # ---- the one I/O path ----------------------------------------------------------------------
 
     def complete(self, req: ProviderRequest) -> ProviderReply:
         """Send one request; return the parsed reply or raise an `LLMProviderError`."""
-        raise NotImplementedError
+        request = self.build_request(req)
+        started = time.perf_counter()
+        with translate_transport_errors(**self._fields):
+            resp = self.client.send(request)
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        if not resp.is_success:
+            raise self.classify_error(resp)
+        try:
+            reply = self.parse_reply(resp)
+        except LLMProviderError:
+            raise
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise self.malformed(f"{type(exc).__name__}: {exc}", resp) from exc
+        usage = estimated_usage(req, reply.text) if reply.usage.estimated else reply.usage
+        return replace(reply, usage=usage, latency_ms=latency_ms)

@@ -1,0 +1,138 @@
+"""Google Gemini, Generative Language API (`POST {base}/v1beta/models/{model}:generateContent`).
+
+Owns: the camelCase body (`contents` with roles user/model, top-level `systemInstruction`,
+`generationConfig.maxOutputTokens`), `x-goog-api-key` auth, the `GenerateContentResponse`
+reply (text parts, `finishReason`, `usageMetadata`, blocked prompts) and Google's error quirks:
+a bad key is a 400 `API_KEY_INVALID`, billing problems are `FAILED_PRECONDITION`, and a 429
+says when to retry only in `details[].retryDelay` (no Retry-After header).
+Wire reference: https://ai.google.dev/api/generate-content and
+https://ai.google.dev/gemini-api/docs/troubleshooting. Must not: do I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from schemas.config import LLMProvider
+from schemas.job import Usage
+from workers.errors import AuthFailed, ContentFiltered, InsufficientCredit, LLMProviderError
+from workers.providers.base import (
+    ErrorDetails,
+    ProviderAdapter,
+    ProviderReply,
+    ProviderRequest,
+    split_system,
+)
+from workers.providers.http import go_duration_s, retry_after_s
+
+ROLES = {"user": "user", "assistant": "model"}
+
+
+def google_usage(data: dict[str, Any]) -> Usage:
+    meta = data.get("usageMetadata")
+    if not isinstance(meta, dict) or "promptTokenCount" not in meta:
+        return Usage(estimated=True)
+    prompt = int(meta["promptTokenCount"]) + int(meta.get("toolUsePromptTokenCount") or 0)
+    # Thinking tokens are billed as output but not included in candidatesTokenCount.
+    completion = int(meta.get("candidatesTokenCount") or 0) + int(
+        meta.get("thoughtsTokenCount") or 0
+    )
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+def _details(body: Any) -> list[dict[str, Any]]:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        details = body["error"].get("details")
+        if isinstance(details, list):
+            return [d for d in details if isinstance(d, dict)]
+    return []
+
+
+class GoogleAdapter(ProviderAdapter):
+    name: ClassVar[LLMProvider] = LLMProvider.GOOGLE
+    env_key: ClassVar[str | None] = "GOOGLE_API_KEY"
+    default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
+    chat_path: ClassVar[str] = "/v1beta/models/{model}:generateContent"
+    request_id_header: ClassVar[str | None] = None  # the id is `responseId` in the body
+    finish_reasons: ClassVar[dict[str, str]] = {
+        "STOP": "stop",
+        "MAX_TOKENS": "length",
+        "SAFETY": "content_filter",
+        "RECITATION": "content_filter",
+        "BLOCKLIST": "content_filter",
+        "PROHIBITED_CONTENT": "content_filter",
+        "SPII": "content_filter",
+        "IMAGE_SAFETY": "content_filter",
+    }
+
+    def __init__(self, target: Any, client: httpx.Client) -> None:
+        super().__init__(target, client)
+        self.url = self.url_for(self.model_id)
+
+    def url_for(self, model_id: str) -> str:
+        model = model_id.removeprefix("models/")
+        return self.base_url + self.chat_path.format(model=quote(model, safe="-._~"))
+
+    def auth_headers(self) -> dict[str, str]:
+        key = self.key()
+        return {"x-goog-api-key": key} if key else {}
+
+    def build_request(self, req: ProviderRequest) -> httpx.Request:
+        system, rest = split_system(req)
+        body: dict[str, Any] = {
+            "contents": [{"role": ROLES[m.role], "parts": [{"text": m.content}]} for m in rest],
+        }
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": system}]}
+        config: dict[str, Any] = {"maxOutputTokens": req.max_tokens}
+        if req.temperature is not None:
+            config["temperature"] = req.temperature
+        body["generationConfig"] = config
+        url = self.url if req.model_id == self.model_id else self.url_for(req.model_id)
+        return self.post(url, body)
+
+    def parse_reply(self, resp: httpx.Response) -> ProviderReply:
+        data = resp.json()
+        candidates = data.get("candidates")
+        if not candidates:
+            block = (data.get("promptFeedback") or {}).get("blockReason")
+            if block:
+                raise ContentFiltered(
+                    f"google: prompt blocked ({block})",
+                    **self._fields,
+                    status=resp.status_code,
+                    request_id=data.get("responseId"),
+                )
+            raise KeyError("candidates")
+        first = candidates[0]
+        parts = (first.get("content") or {}).get("parts") or []
+        text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str))
+        return ProviderReply(
+            text=text,
+            finish_reason=self.finish(first.get("finishReason")),
+            usage=google_usage(data),
+            request_id=data.get("responseId"),
+            model=data.get("modelVersion"),
+        )
+
+    def refine(
+        self, cls: type[LLMProviderError], status: int, details: ErrorDetails, body: Any
+    ) -> type[LLMProviderError]:
+        reasons = {d.get("reason") for d in _details(body)}
+        if "API_KEY_INVALID" in reasons or details.code == "UNAUTHENTICATED":
+            return AuthFailed
+        if status == 400 and details.code == "FAILED_PRECONDITION":
+            return InsufficientCredit  # free tier unavailable in region / billing required
+        return cls
+
+    def error_retry_after(self, resp: httpx.Response, body: Any) -> float | None:
+        header = retry_after_s(resp.headers)
+        if header is not None:
+            return header
+        for detail in _details(body):
+            if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+                return go_duration_s(str(detail.get("retryDelay", "")))  # "30s", "0.250s"
+        return None

@@ -1,0 +1,396 @@
+"""`LLMProviderManager`: the documented direct-call API (no queue, no ledger).
+
+Owns: the facade users of AI_BackLog_Assistant already call: `call_model`,
+`get_available_models`, `set_default_model`, `add_model`, `remove_model`,
+`update_provider_config`, `get_provider_status`. A call goes to the model's deployments in
+config order, retries transient errors on each (bounded, exponential with jitter, never sooner
+than Retry-After), then falls back to the config's `fallbacks` for that model, else to the other
+configured models. Per-provider health (last error, success rate, latency) lives in the
+instance. Must not: write the ledger, enqueue jobs, or rebuild adapters per call (they are
+built once per deployment and shared).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from producer.config_file import load_config, with_env_keys
+from schemas.config import LLMConfig, LLMModelConfig, LLMProvider, ProviderSettings
+from schemas.job import ChatMessage
+from workers.errors import (
+    AuthFailed,
+    BadRequest,
+    ConfigError,
+    ContextTooLong,
+    LLMProviderError,
+    RequestRejected,
+    TransientProviderError,
+)
+from workers.pricing import Price, cost, price_for
+from workers.providers import REGISTRY, build_adapter, has_credentials
+from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest
+from workers.providers.http import make_client
+from workers.retry import backoff_s
+
+WINDOW = 100  # calls kept per provider for success rate and latency
+
+
+class _ProviderStats:
+    __slots__ = ("outcomes", "latencies", "last_error", "last_error_at", "calls")
+
+    def __init__(self) -> None:
+        self.outcomes: deque[bool] = deque(maxlen=WINDOW)
+        self.latencies: deque[int] = deque(maxlen=WINDOW)
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.calls = 0
+
+
+class LLMProviderManager:
+    """Direct calls to the configured models, with retries and fallbacks.
+
+    Parameters:
+        config: the configuration; None loads `llm_config.yaml` (see `load_config`). Provider
+            keys missing from it are filled from the environment / `.env`.
+        client: an httpx client to share; one is made (and closed by `close()`) otherwise.
+        env: the environment mapping for keys (default `os.environ`).
+        max_retries: retries of a transient error on one deployment before falling back.
+        max_wait_s: a Retry-After longer than this (seconds) moves on instead of waiting.
+        sleep, rng: injectable for tests (seconds -> None; () -> float in [0, 1)).
+    """
+
+    def __init__(
+        self,
+        config: LLMConfig | None = None,
+        *,
+        client: httpx.Client | None = None,
+        env: Mapping[str, str] | None = None,
+        max_retries: int = 2,
+        max_wait_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        env = os.environ if env is None else env
+        self.config = load_config(env=env) if config is None else with_env_keys(config, env)
+        self._owns_client = client is None
+        self._client = client or make_client()
+        self.max_retries = max_retries
+        self.max_wait_s = max_wait_s
+        self._sleep = sleep
+        self._rng = rng
+        self._lock = threading.Lock()
+        self._adapters: dict[str, ProviderAdapter] = {}
+        self._prices: dict[str, Price | None] = {}
+        self._stats = {p: _ProviderStats() for p in LLMProvider}
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> LLMProviderManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- configuration --------------------------------------------------------------------
+
+    def get_available_models(self) -> list[str]:
+        """Configured model names, in config order, each once."""
+        return self.config.model_names()
+
+    def get_model_config(self, model_name: str) -> LLMModelConfig | None:
+        deployments = self.config.deployments_for(model_name)
+        return deployments[0] if deployments else None
+
+    def set_default_model(self, model_name: str) -> None:
+        self._require(model_name)
+        models = [
+            m.model_copy(update={"is_default": m.name == model_name}) for m in self.config.models
+        ]
+        self._replace(models=models)
+
+    def add_model(self, model: LLMModelConfig) -> None:
+        """Add a deployment (one with the same deployment id is replaced)."""
+        models = [m for m in self.config.models if m.deployment_id != model.deployment_id]
+        if model.is_default:
+            models = [m.model_copy(update={"is_default": False}) for m in models]
+        self._replace(models=[*models, model])
+
+    def remove_model(self, model_name: str) -> None:
+        self._require(model_name)
+        fallbacks = {
+            k: [n for n in v if n != model_name]
+            for k, v in self.config.fallbacks.items()
+            if k != model_name
+        }
+        models = [m for m in self.config.models if m.name != model_name]
+        self._replace(models=models, fallbacks=fallbacks)
+
+    def update_provider_config(
+        self, provider: LLMProvider | str, settings: Mapping[str, Any] | ProviderSettings
+    ) -> None:
+        """Merge `settings` (api_base, organization, headers, ...) into a provider's settings."""
+        provider = LLMProvider(provider)
+        if isinstance(settings, ProviderSettings):
+            update = {k: getattr(settings, k) for k in settings.model_fields_set}
+        else:
+            try:
+                checked = ProviderSettings.model_validate(dict(settings))
+            except ValidationError as exc:
+                raise ConfigError(f"providers.{provider.value}: {exc.errors()[0]['msg']}") from None
+            update = {k: getattr(checked, k) for k in checked.model_fields_set}
+        current = self.config.provider_settings(provider)
+        providers = {**self.config.providers, provider: current.model_copy(update=update)}
+        self._replace(providers=providers)
+
+    def _replace(self, **changes: Any) -> None:
+        fields = {name: getattr(self.config, name) for name in LLMConfig.model_fields}
+        try:
+            config = LLMConfig(**{**fields, **changes})
+        except ValidationError as exc:
+            raise ConfigError(f"invalid change: {exc.errors()[0]['msg']}") from None
+        with self._lock:
+            self.config = config
+            self._adapters.clear()  # rebuilt lazily with the new settings
+            self._prices.clear()
+
+    def _require(self, model_name: str) -> list[LLMModelConfig]:
+        deployments = self.config.deployments_for(model_name)
+        if not deployments:
+            known = ", ".join(self.config.model_names()) or "(none configured)"
+            raise LLMProviderError(f"unknown model {model_name!r}; known models: {known}")
+        return deployments
+
+    # ---- status -----------------------------------------------------------------------------
+
+    def get_provider_status(self, provider: LLMProvider | str) -> dict[str, Any]:
+        """Whether the provider is configured and has a key, and how recent calls went."""
+        provider = LLMProvider(provider)
+        deployments = [m for m in self.config.models if m.provider == provider]
+        key_present = any(has_credentials(m, self.config) for m in deployments)
+        if not deployments:
+            settings = self.config.provider_settings(provider)
+            key_present = settings.api_key is not None or not REGISTRY[provider].requires_key
+        with self._lock:
+            stats = self._stats[provider]
+            outcomes, latencies = list(stats.outcomes), list(stats.latencies)
+            last_error, calls = stats.last_error, stats.calls
+        failed_last = bool(outcomes) and not outcomes[-1]
+        if not deployments:
+            status, message = "unconfigured", "no model uses this provider"
+        elif not key_present:
+            names = " or ".join(_env_names(provider)) or "an api_key"
+            status, message = "no_key", f"no API key: set {names}"
+        elif failed_last:
+            status, message = "error", last_error or "last call failed"
+        else:
+            status, message = "ok", "ready" if not calls else "last call succeeded"
+        return {
+            "provider": provider.value,
+            "status": status,
+            "message": message,
+            "configured": bool(deployments),
+            "key_present": key_present,
+            "models": list(dict.fromkeys(m.name for m in deployments)),
+            "last_error": last_error,
+            "calls": calls,
+            "success_rate": (sum(outcomes) / len(outcomes)) if outcomes else None,
+            "latency_ms": (sum(latencies) / len(latencies)) if latencies else None,
+        }
+
+    def _record(self, provider: LLMProvider, error: Exception | None, latency_ms: int = 0) -> None:
+        with self._lock:
+            stats = self._stats[provider]
+            stats.calls += 1
+            stats.outcomes.append(error is None)
+            if error is None:
+                stats.latencies.append(latency_ms)
+            else:
+                stats.last_error = f"{type(error).__name__}: {error}"
+                stats.last_error_at = time.time()
+
+    # ---- calls ------------------------------------------------------------------------------
+
+    def call_model(
+        self,
+        prompt: str | None = None,
+        model_name: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        messages: Sequence[Mapping[str, str] | ChatMessage] | None = None,
+        system: str | None = None,
+    ) -> dict[str, Any]:
+        """Call a model (default: the config's default) and return the result dict.
+
+        Returns: `response` (text), `model`, `provider`, `model_id`, `deployment`,
+        `finish_reason`, `usage` {prompt_tokens, completion_tokens, total_tokens, estimated},
+        `cost_usd` (Decimal, None when the price is unknown), `latency_ms`, `request_id`,
+        `attempts`, `fallback` (True when another model answered).
+
+        Raises:
+            LLMProviderError: unknown model, bad input, or every candidate failed (the last
+                failure's class, e.g. `RateLimited`, with all attempts in the message).
+        """
+        name = model_name or self._default_name()
+        plan = self._plan(name)
+        chat = _chat_messages(prompt, messages)
+        errors: list[tuple[str, LLMProviderError]] = []
+        budget = self.config.routing.max_attempts
+        attempts = 0
+        for deployment in plan:
+            if attempts >= budget:
+                break
+            if not has_credentials(deployment, self.config):
+                errors.append((deployment.deployment_id, _no_key(deployment)))
+                continue
+            req = ProviderRequest(
+                model_id=deployment.model_id or deployment.name,
+                messages=chat,
+                max_tokens=max_tokens or deployment.max_tokens,
+                system=system,
+                temperature=deployment.temperature if temperature is None else temperature,
+            )
+            reply, used, error = self._try_deployment(deployment, req, budget - attempts)
+            attempts += used
+            if reply is not None:
+                return self._result(deployment, reply, attempts, fallback=deployment.name != name)
+            assert error is not None
+            errors.append((deployment.deployment_id, error))
+            if isinstance(error, RequestRejected) and not isinstance(error, ContextTooLong):
+                break  # bad everywhere: another model would reject it too
+        raise _combined(name, errors)
+
+    def _default_name(self) -> str:
+        name = self.config.default_model_name()
+        if name is None:
+            raise LLMProviderError("no models configured; add one to llm_config.yaml")
+        return name
+
+    def _plan(self, name: str) -> list[LLMModelConfig]:
+        own = self._require(name)
+        others = self.config.fallbacks.get(name)
+        if others is None:
+            others = [n for n in self.config.model_names() if n != name]
+        return own + [m for other in others for m in self.config.deployments_for(other)]
+
+    def _try_deployment(
+        self, deployment: LLMModelConfig, req: ProviderRequest, budget: int
+    ) -> tuple[ProviderReply | None, int, LLMProviderError | None]:
+        """Call one deployment, retrying transient errors. Returns (reply, attempts, error)."""
+        adapter = self._adapter(deployment)
+        policy = self.config.routing
+        error: LLMProviderError | None = None
+        made = 0
+        while made < min(self.max_retries + 1, budget):
+            if error is not None:
+                delay = backoff_s(made - 1, error.retry_after, policy, self._rng())
+                if delay > self.max_wait_s:
+                    break  # told to wait too long: another deployment may answer now
+                self._sleep(delay)
+            made += 1
+            try:
+                reply = adapter.complete(req)
+            except LLMProviderError as exc:
+                self._record(deployment.provider, exc)
+                error = exc
+                if not isinstance(exc, TransientProviderError):
+                    break
+                continue
+            self._record(deployment.provider, None, reply.latency_ms)
+            return reply, made, None
+        return None, made, error
+
+    def _adapter(self, deployment: LLMModelConfig) -> ProviderAdapter:
+        key = deployment.deployment_id
+        adapter = self._adapters.get(key)
+        if adapter is None:
+            adapter = build_adapter(deployment, self.config, self._client)
+            self._adapters[key] = adapter
+        return adapter
+
+    def _price(self, deployment: LLMModelConfig) -> Price | None:
+        key = deployment.deployment_id
+        if key not in self._prices:
+            self._prices[key] = price_for(deployment, datetime.now(UTC))
+        return self._prices[key]
+
+    def _result(
+        self, deployment: LLMModelConfig, reply: ProviderReply, attempts: int, fallback: bool
+    ) -> dict[str, Any]:
+        usage = reply.usage
+        return {
+            "response": reply.text,
+            "model": deployment.name,
+            "provider": deployment.provider.value,
+            "model_id": deployment.model_id,
+            "deployment": deployment.deployment_id,
+            "finish_reason": reply.finish_reason,
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+                "estimated": usage.estimated,
+            },
+            "cost_usd": cost(usage, self._price(deployment)),
+            "latency_ms": reply.latency_ms,
+            "request_id": reply.request_id,
+            "attempts": attempts,
+            "fallback": fallback,
+        }
+
+
+def _chat_messages(
+    prompt: str | None, messages: Sequence[Mapping[str, str] | ChatMessage] | None
+) -> tuple[ChatMessage, ...]:
+    out: list[ChatMessage] = []
+    try:
+        for m in messages or ():
+            out.append(m if isinstance(m, ChatMessage) else ChatMessage.model_validate(dict(m)))
+    except (ValidationError, TypeError, ValueError) as exc:
+        raise BadRequest(
+            f"messages: each must be {{role: system|user|assistant, content}}: {exc}"
+        ) from None
+    if prompt is not None:
+        out.append(ChatMessage(role="user", content=prompt))
+    if not out:
+        raise BadRequest("call_model needs a prompt or messages")
+    return tuple(out)
+
+
+def _env_names(provider: LLMProvider) -> list[str]:
+    env_key = REGISTRY[provider].env_key
+    return [env_key] if env_key else []
+
+
+def _no_key(deployment: LLMModelConfig) -> AuthFailed:
+    names = " or ".join(_env_names(deployment.provider)) or "an api_key"
+    return AuthFailed(
+        f"{deployment.deployment_id}: no API key (set {names}, or api_key in llm_config.yaml)",
+        provider=deployment.provider.value,
+        model=deployment.model_id,
+        deployment=deployment.deployment_id,
+    )
+
+
+def _combined(name: str, errors: list[tuple[str, LLMProviderError]]) -> LLMProviderError:
+    """The last failure's class, its fields, and every attempt in the message."""
+    if not errors:
+        return LLMProviderError(f"{name}: no deployment could be tried")
+    last = errors[-1][1]
+    if len(errors) == 1:
+        return last
+    summary = "; ".join(f"{dep}: {type(e).__name__}: {e}" for dep, e in errors)
+    combined = type(last)(f"{name}: all candidates failed: {summary}", **last.fields)
+    combined.__cause__ = last
+    return combined
