@@ -1,1 +1,83 @@
-"""Celery tasks (thin: decode ids, call the pipeline)."""
+"""Celery tasks. Thin, like a web view: decode the job id, run the pipeline, map its outcome.
+
+Owns: the task `llmq.process_job(job_id)` and the worker-start hook that builds the runtime.
+Must not: carry anything but job ids in messages (prompts and keys stay in Postgres), return
+data (there is no result backend), sleep on a wait (a wait is a countdown message plus
+`not_before` in the ledger), or decide anything (the pipeline and its pure modules do).
+
+The pipeline and runtime are imported on first use, not at module import: `import workers`
+(which the producer does for the ledger repos) must stay free of provider and routing code.
+After the first task they are plain lookups in `sys.modules`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from uuid import UUID
+
+from celery import Task
+from celery.signals import worker_init
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from workers.app import app
+from workers.errors import InfraError
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "llmq.process_job"
+# Our own Postgres/Redis failing: retry the message with back-off; the job row is untouched
+# (or handed back), and the sweeper re-sends whatever these retries do not cover.
+INFRA_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,  # every pooled connection busy for pool_timeout seconds
+    RedisConnectionError,
+    RedisTimeoutError,
+    InfraError,
+)
+INFRA_MAX_RETRIES = 8
+INFRA_BACKOFF_MAX_S = 60.0
+
+
+@app.task(name=TASK_NAME, bind=True, ignore_result=True, acks_late=True)
+def process_job(self: Task, job_id: str) -> str:
+    """Run one attempt of job `job_id`; re-send the id when the job must run again later."""
+    from workers.pipeline import run_job
+    from workers.runtime import get_runtime
+
+    try:
+        outcome = run_job(UUID(job_id), get_runtime(), datetime.now(UTC))
+    except INFRA_ERRORS as exc:
+        countdown = min(2.0**self.request.retries, INFRA_BACKOFF_MAX_S)
+        log.warning("job %s: infrastructure error, retry in %.0fs: %s", job_id, countdown, exc)
+        raise self.retry(
+            countdown=countdown, max_retries=INFRA_MAX_RETRIES, argsrepr=job_id
+        ) from exc
+    if outcome.countdown_s is not None:
+        send_job(job_id, outcome.countdown_s)
+    return outcome.status  # shown in Flower; never the result itself
+
+
+def send_job(job_id: str, countdown_s: float = 0.0) -> None:
+    """Publish `llmq.process_job(job_id)`, deliverable after `countdown_s` seconds."""
+    process_job.apply_async(
+        (job_id,), countdown=countdown_s if countdown_s > 0 else None, argsrepr=job_id
+    )
+
+
+@worker_init.connect
+def _build_runtime_at_start(sender: object = None, **_: object) -> None:
+    """Build the runtime before the first message, so a bad config stops the worker at start
+    (ConfigError) instead of failing every job; pools are sized to the worker's threads."""
+    from workers.runtime import get_runtime
+
+    threads = getattr(sender, "concurrency", None)
+    get_runtime(concurrency=threads if isinstance(threads, int) else None)
+
+
+from workers import nightly as _nightly  # noqa: E402, F401 - registers `llmq.nightly_run`
+from workers import sweeper as _sweeper  # noqa: E402, F401 - registers the `llmq.sweep` task

@@ -1,0 +1,272 @@
+"""One admitted attempt: the provider call, and the one transaction that finishes it.
+
+Owns: `call_and_finish` (call the adapter outside any transaction; then, in ONE transaction,
+close the attempt row, settle its quota reservation and, if the claim still holds the job,
+write the job's result or its next step from `retry.decide`), plus the small values the
+pipeline hands over (`Job`, `Slot`, `Clock`, `Outcome`). Must not: choose deployments or
+reserve quota (workers/pipeline.py does, before), decide retries (workers/retry.py does), or
+write SQL (the ledger repos do).
+
+A superseded attempt (its claim lost the job to a newer one) still records what the provider
+billed on its attempt row and settles its reservation, but never touches the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from schemas.job import AttemptOutcome, Completion, ErrorKind, ErrorRecord
+from workers import retry
+from workers.errors import LLMProviderError, LLMQError
+from workers.ledger import jobs_repo, quota_repo
+from workers.ledger.db import session_scope
+from workers.ledger.jobs_repo import AttemptClose, AttemptStart, ClaimedJob
+from workers.pricing import cost as priced
+from workers.providers.base import ProviderReply, ProviderRequest
+from workers.routing.select import Candidate, RouteRequest
+
+if TYPE_CHECKING:
+    from workers.pricing import Price
+    from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Status = Literal[
+    "noop", "succeeded", "failed", "retry_later", "fallback", "waiting", "parked", "superseded"
+]
+FINISH_TRIES = 3  # the call is paid for: retry a failed finishing transaction briefly
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a run did and whether the job's message must be sent again.
+
+    `countdown_s` not None = publish the job id again after that many seconds (0 = now).
+    None = no message: the job is finished, parked, held by someone else, or waits longer than
+    `routing.max_countdown_s` (then only `not_before` is written and the sweeper re-sends).
+    """
+
+    status: Status
+    countdown_s: float | None = None
+
+
+NOOP = Outcome("noop")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A claimed job, parsed once for routing, quota and the request."""
+
+    claim: ClaimedJob
+    request: RouteRequest
+    temperature: float | None
+    prompt_bound: int  # guaranteed upper bound on prompt tokens (quota)
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """The admitted candidate: rate-limit token taken, quota reserved, attempt row written."""
+
+    candidate: Candidate
+    price: Price | None
+    start: AttemptStart
+    left: int  # candidates after this one in the plan
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The run's time: the `now` it was given, advanced by the monotonic time since."""
+
+    base: datetime
+    mono: float
+
+    @classmethod
+    def starting(cls, now: datetime) -> Clock:
+        return cls(now, time.monotonic())
+
+    def now(self) -> datetime:
+        return self.base + timedelta(seconds=time.monotonic() - self.mono)
+
+
+def call_and_finish(rt: Runtime, job: Job, slot: Slot, clock: Clock) -> Outcome:
+    """Make the admitted call, then finish the attempt in one transaction."""
+    dep = slot.candidate.deployment
+    temperature = job.temperature if job.temperature is not None else dep.temperature
+    request = ProviderRequest(
+        model_id=slot.start.model,
+        messages=job.request.messages,
+        max_tokens=slot.candidate.max_tokens,
+        system=job.request.system,
+        temperature=temperature,
+    )
+    started = time.monotonic()
+    try:
+        reply = rt.adapters[slot.start.deployment].complete(request)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded attempt
+        if not isinstance(exc, LLMQError):
+            log.exception("job %s: adapter raised outside the error tree", job.claim.id)
+        elapsed = time.monotonic() - started
+        return _finish_failure(rt, job, slot, exc, clock.now(), elapsed)
+    elapsed = time.monotonic() - started
+    return _finish_success(rt, job, slot, reply, clock.now(), elapsed)
+
+
+def _finish_success(
+    rt: Runtime, job: Job, slot: Slot, reply: ProviderReply, after: datetime, elapsed: float
+) -> Outcome:
+    claim, start = job.claim, slot.start
+    latency_ms = reply.latency_ms or int(elapsed * 1000)
+    rt.health.record_success(start.deployment, latency_ms, reply.rate_limits, after.timestamp())
+    usage = reply.usage
+    cost = priced(usage, slot.price)
+    completion = Completion(
+        text=reply.text,
+        finish_reason=reply.finish_reason,
+        usage=usage,
+        provider=start.provider,
+        model=slot.candidate.model_name,
+        model_id=reply.model or start.model,
+        latency_ms=latency_ms,
+        request_id=reply.request_id,
+        cost_usd=cost,
+    )
+
+    def write(s: Session) -> bool:
+        won = jobs_repo.complete_job(s, claim, completion, after)
+        close = AttemptClose(
+            outcome=AttemptOutcome.SUCCEEDED if won else AttemptOutcome.SUPERSEDED,
+            latency_ms=latency_ms,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_usd=cost,
+            http_status=200,
+            request_id=reply.request_id,
+        )
+        previous = jobs_repo.close_attempt(s, claim.id, claim.attempt_no, close)
+        _settle(s, claim, start, previous, usage.total_tokens, cost)
+        return won
+
+    won = _finish_tx(rt, write)
+    return Outcome("succeeded") if won else Outcome("superseded")
+
+
+def _finish_failure(
+    rt: Runtime, job: Job, slot: Slot, error: Exception, after: datetime, elapsed: float
+) -> Outcome:
+    claim, start = job.claim, slot.start
+    policy = rt.config.routing
+    if isinstance(error, LLMProviderError):
+        rt.health.record_failure(start.deployment, error, after.timestamp(), policy)
+    decision = retry.decide(error, claim.budget_attempt_no, policy, slot.left, random.random())
+    excluded = claim.excluded | {start.deployment} if decision.exclude else claim.excluded
+    status = getattr(error, "status", None)
+    kind = error.kind if isinstance(error, LLMQError) else ErrorKind.INTERNAL
+    message = str(error) or type(error).__name__
+    delay = max(decision.delay_s, 0.0)
+    countdown = delay if delay <= policy.max_countdown_s else None
+    not_before = after + timedelta(seconds=delay) if delay > 0 else None
+    # A failed call reports no usage, so it books nothing (as the attempt row says). Known
+    # gap: a provider may bill a call that timed out or returned an unreadable body.
+    spent_tokens, spent_usd = 0, Decimal(0)
+
+    def write(s: Session) -> bool:
+        if decision.action == "fail":
+            record = ErrorRecord(
+                type=decision.kind.value, message=message, status=status, provider=start.provider
+            )
+            won = jobs_repo.fail_job(s, claim, record, after, excluded=excluded)
+        else:
+            won = jobs_repo.requeue_job(
+                s,
+                claim,
+                not_before,
+                wait_ms=int(delay * 1000),
+                excluded=excluded,
+                message_due=(not_before or after) if countdown is not None else None,
+            )
+        close = AttemptClose(
+            outcome=AttemptOutcome.FAILED if won else AttemptOutcome.SUPERSEDED,
+            latency_ms=int(elapsed * 1000),
+            http_status=status,
+            error_kind=str(kind),
+            error_message=message,
+            request_id=getattr(error, "request_id", None),
+        )
+        previous = jobs_repo.close_attempt(s, claim.id, claim.attempt_no, close)
+        _settle(s, claim, start, previous, spent_tokens, spent_usd)
+        return won
+
+    won = _finish_tx(rt, write)
+    if not won:
+        return Outcome("superseded")
+    log.info(
+        "job %s attempt %d on %s: %s -> %s (%.2fs)",
+        claim.id,
+        claim.attempt_no,
+        start.deployment,
+        kind,
+        decision.action,
+        delay,
+    )
+    if decision.action == "fail":
+        return Outcome("failed")
+    return Outcome(decision.action, countdown)
+
+
+def _settle(
+    s: Session,
+    claim: ClaimedJob,
+    start: AttemptStart,
+    previous: str | None,
+    tokens: int,
+    usd: Decimal | None,
+) -> None:
+    """Replace the attempt's reservation by what it spent.
+
+    If the sweeper had already closed the attempt as lost, it released the reservation: book
+    only the spend. If the row was closed otherwise, it was settled already.
+    """
+    if previous is None:
+        return
+    lost = previous == AttemptOutcome.LOST.value
+    reserved_tokens = 0 if lost else start.reserved_tokens
+    reserved_usd = Decimal(0) if lost else start.reserved_usd
+    if lost and usd is None:
+        usd = start.reserved_usd  # unknown spend after a release: book the worst case
+    quota_repo.settle(
+        s,
+        claim.tenant,
+        claim.batch_id,
+        start.started_at,
+        reserved_tokens,
+        reserved_usd,
+        tokens,
+        usd,
+    )
+
+
+def _finish_tx(rt: Runtime, write: Callable[[Session], T]) -> T:
+    """Run the finishing transaction, retrying a dropped connection a few times: the call is
+    already paid for, and losing its record would leave it to the lease and the sweeper."""
+    for attempt in range(1, FINISH_TRIES + 1):
+        try:
+            with session_scope(rt.sessions) as s:
+                return write(s)
+        except OperationalError:
+            if attempt == FINISH_TRIES:
+                raise
+            log.warning("finishing transaction failed (try %d), retrying", attempt)
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")

@@ -1,0 +1,350 @@
+"""The job and attempt state changes a worker makes: claim, start, finish, requeue, park, fail.
+
+Owns: every write to `jobs` and `attempts` on the worker side, each one statement, fenced by
+the job's attempt counter. Must not: open or commit transactions (the caller passes a session
+inside `session_scope` and groups statements into one transaction), decide anything (routing,
+retry and quota decisions arrive as values), or touch quota windows (`quota_repo` does).
+
+The fence: every claim increments `jobs.attempts`, and every later write to the job is
+conditioned on `attempts == <the claim's number> AND state = 'running'`. A worker whose claim
+was superseded (its lease expired and another worker claimed the job) therefore changes
+nothing on the job; its attempt row still records what the provider billed.
+
+Times are the caller's `now` (the worker's process clock, UTC); nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, insert, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from schemas.job import AttemptOutcome, Completion, ErrorRecord, JobState
+from workers.ledger.models import Attempt, Batch, Job
+
+_jobs = Job.__table__
+_attempts = Attempt.__table__
+_batches = Batch.__table__
+
+# A countdown message may reach a worker whose clock runs slightly ahead of the one that set
+# `not_before`; admitting it this early avoids dropping the message and waiting for the
+# sweeper. Provider back-off is enforced by the health store, not by this timestamp.
+CLAIM_EARLY_S = 1.0
+
+ERROR_MESSAGE_MAX = 300  # attempts.error_message is VARCHAR(300)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job this worker now holds, as the claim returned it."""
+
+    id: uuid.UUID
+    batch_id: uuid.UUID
+    tenant: str
+    model: str
+    spec: dict[str, Any]
+    attempt_no: int  # the fence: this claim's value of jobs.attempts
+    routing_state: dict[str, Any]
+    batch_max_cost: Decimal | None
+
+    @property
+    def excluded(self) -> frozenset[str]:
+        """Deployments this job must not use again (auth failures, missing models, ...)."""
+        return frozenset(self.routing_state.get("excluded", ()))
+
+    @property
+    def waited_ms(self) -> int:
+        """Back-off this job sat through since its last provider call, milliseconds."""
+        return int(self.routing_state.get("wait_ms", 0))
+
+    @property
+    def budget_attempt_no(self) -> int:
+        """This claim's number within the job's current attempt budget: a nightly re-run of a
+        failed job (workers/nightly.py) sets `attempt_base` to the attempts used before it."""
+        return self.attempt_no - int(self.routing_state.get("attempt_base", 0))
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStart:
+    """The attempt row written, with its reservation, before the provider call."""
+
+    provider: str
+    model: str  # the provider's model id
+    deployment: str
+    started_at: datetime
+    reserved_tokens: int
+    reserved_usd: Decimal
+    waited_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptClose:
+    """How a provider call ended, for its attempt row."""
+
+    outcome: AttemptOutcome
+    latency_ms: int
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: Decimal | None = None
+    http_status: int | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    request_id: str | None = None
+
+
+def _fence(job_id: uuid.UUID, attempt_no: int) -> Any:
+    return and_(
+        _jobs.c.id == job_id,
+        _jobs.c.attempts == attempt_no,
+        _jobs.c.state == JobState.RUNNING.value,
+    )
+
+
+def claim_job(
+    session: Session, job_id: uuid.UUID, now: datetime, lease_s: float
+) -> ClaimedJob | None:
+    """Take the job if it is runnable: queued and due, or running with an expired lease.
+
+    One conditional UPDATE ... RETURNING: state -> running, attempts + 1, a fresh lease.
+    None means someone else holds it, it is finished, or it is not due (a duplicate or early
+    message); the caller simply acknowledges the message.
+    """
+    due = now + timedelta(seconds=CLAIM_EARLY_S)
+    runnable = or_(
+        and_(
+            _jobs.c.state == JobState.QUEUED.value,
+            or_(_jobs.c.not_before.is_(None), _jobs.c.not_before <= due),
+        ),
+        and_(_jobs.c.state == JobState.RUNNING.value, _jobs.c.lease_until < now),
+    )
+    stmt = (
+        update(_jobs)
+        .where(_jobs.c.id == job_id, runnable)
+        .values(
+            state=JobState.RUNNING.value,
+            attempts=_jobs.c.attempts + 1,
+            lease_until=now + timedelta(seconds=lease_s),
+            not_before=None,
+        )
+        .returning(
+            _jobs.c.id,
+            _jobs.c.batch_id,
+            _jobs.c.tenant,
+            _jobs.c.model,
+            _jobs.c.spec,
+            _jobs.c.attempts,
+            _jobs.c.routing_state,
+            # A subquery, not UPDATE ... FROM batches: SQLite (embedded mode) refuses
+            # RETURNING columns of a FROM table; both databases accept this form.
+            select(_batches.c.max_cost_usd)
+            .where(_batches.c.id == _jobs.c.batch_id)
+            .scalar_subquery()
+            .label("max_cost_usd"),
+        )
+    )
+    row = session.execute(stmt).one_or_none()
+    if row is None:
+        return None
+    return ClaimedJob(
+        id=row.id,
+        batch_id=row.batch_id,
+        tenant=row.tenant,
+        model=row.model,
+        spec=row.spec or {},
+        attempt_no=row.attempts,
+        routing_state=dict(row.routing_state or {}),
+        batch_max_cost=row.max_cost_usd,
+    )
+
+
+def start_attempt(session: Session, job: ClaimedJob, start: AttemptStart) -> bool:
+    """Insert the attempt row (outcome 'started') if the job is still ours.
+
+    INSERT ... SELECT over the fenced job row, so a superseded claim inserts nothing and the
+    caller rolls back its reservation. Returns whether the row was written.
+    """
+    fenced = select(
+        literal(job.id, _attempts.c.job_id.type),
+        literal(job.attempt_no, _attempts.c.attempt_no.type),
+        literal(start.provider, _attempts.c.provider.type),
+        literal(start.model, _attempts.c.model.type),
+        literal(start.deployment, _attempts.c.deployment.type),
+        literal(AttemptOutcome.STARTED.value, _attempts.c.outcome.type),
+        literal(start.started_at, _attempts.c.started_at.type),
+        literal(start.waited_ms, _attempts.c.waited_ms.type),
+        literal(start.reserved_tokens, _attempts.c.reserved_tokens.type),
+        literal(start.reserved_usd, _attempts.c.reserved_usd.type),
+        literal(0, _attempts.c.prompt_tokens.type),
+        literal(0, _attempts.c.completion_tokens.type),
+    ).where(_fence(job.id, job.attempt_no))
+    cols = [
+        "job_id",
+        "attempt_no",
+        "provider",
+        "model",
+        "deployment",
+        "outcome",
+        "started_at",
+        "waited_ms",
+        "reserved_tokens",
+        "reserved_usd",
+        "prompt_tokens",
+        "completion_tokens",
+    ]
+    stmt = insert(_attempts).from_select(cols, fenced).returning(_attempts.c.attempt_no)
+    return session.execute(stmt).one_or_none() is not None
+
+
+def close_attempt(
+    session: Session, job_id: uuid.UUID, attempt_no: int, close: AttemptClose
+) -> str | None:
+    """Record how the call ended on its attempt row; returns the outcome it replaced.
+
+    "started": the normal case; the caller settles the reservation. "lost": the sweeper gave
+    the attempt up (lease expired) and already released its reservation; the caller books only
+    the actual spend. None: the row was already closed (nothing to do).
+    """
+    message = close.error_message[:ERROR_MESSAGE_MAX] if close.error_message else None
+    values = {
+        "outcome": close.outcome.value,
+        "latency_ms": close.latency_ms,
+        "prompt_tokens": close.prompt_tokens,
+        "completion_tokens": close.completion_tokens,
+        "cost_usd": close.cost_usd,
+        "http_status": close.http_status,
+        "error_kind": close.error_kind,
+        "error_message": message,
+        "request_id": close.request_id[:100] if close.request_id else None,
+    }
+    for previous in (AttemptOutcome.STARTED, AttemptOutcome.LOST):
+        stmt = (
+            update(_attempts)
+            .where(
+                _attempts.c.job_id == job_id,
+                _attempts.c.attempt_no == attempt_no,
+                _attempts.c.outcome == previous.value,
+            )
+            .values(**values)
+        )
+        if session.execute(stmt).rowcount == 1:
+            return previous.value
+    return None
+
+
+def complete_job(session: Session, job: ClaimedJob, completion: Completion, now: datetime) -> bool:
+    """Write the result, usage and cost onto the job and mark it succeeded, if still ours."""
+    usage = completion.usage
+    stmt = (
+        update(_jobs)
+        .where(_fence(job.id, job.attempt_no))
+        .values(
+            state=JobState.SUCCEEDED.value,
+            result=completion.model_dump(mode="json"),
+            error=None,
+            provider=completion.provider,
+            served_model=completion.model_id,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            # NOT NULL column: an unknown price books 0 here; the result keeps cost_usd None.
+            cost_usd=completion.cost_usd if completion.cost_usd is not None else Decimal(0),
+            lease_until=None,
+            finished_at=now,
+            routing_state=_routing_state(job, wait_ms=0),
+        )
+    )
+    return session.execute(stmt).rowcount == 1
+
+
+def fail_job(
+    session: Session,
+    job: ClaimedJob,
+    error: ErrorRecord,
+    now: datetime,
+    *,
+    undo_claim: bool = False,
+    excluded: frozenset[str] | None = None,
+) -> bool:
+    """Mark the job failed with its error record, if still ours.
+
+    `undo_claim` gives back the attempt this claim took when no provider call was made, so
+    `attempts` keeps counting calls.
+    """
+    values: dict[str, Any] = {
+        "state": JobState.FAILED.value,
+        "error": error.model_dump(mode="json"),
+        "lease_until": None,
+        "finished_at": now,
+        "routing_state": _routing_state(job, wait_ms=0, excluded=excluded),
+    }
+    if undo_claim:
+        values["attempts"] = _jobs.c.attempts - 1
+    stmt = update(_jobs).where(_fence(job.id, job.attempt_no)).values(**values)
+    return session.execute(stmt).rowcount == 1
+
+
+def requeue_job(
+    session: Session,
+    job: ClaimedJob,
+    not_before: datetime | None,
+    *,
+    wait_ms: int,
+    excluded: frozenset[str] | None = None,
+    undo_claim: bool = False,
+    message_due: datetime | None = None,
+) -> bool:
+    """Put the job back to queued, due at `not_before` (None = now), if still ours.
+
+    `wait_ms` is the back-off accumulated before the next call (shown on its attempt row);
+    `message_due` is when the message the caller is about to send becomes deliverable, so the
+    sweeper does not re-send a job whose countdown message is still pending (None = leave
+    `enqueued_at` alone: no message is sent and the sweeper must send one).
+    """
+    values: dict[str, Any] = {
+        "state": JobState.QUEUED.value,
+        "not_before": not_before,
+        "lease_until": None,
+        "routing_state": _routing_state(job, wait_ms=wait_ms, excluded=excluded),
+    }
+    if undo_claim:
+        values["attempts"] = _jobs.c.attempts - 1
+    if message_due is not None:
+        values["enqueued_at"] = message_due
+    stmt = update(_jobs).where(_fence(job.id, job.attempt_no)).values(**values)
+    return session.execute(stmt).rowcount == 1
+
+
+def park_job(session: Session, job: ClaimedJob, error: ErrorRecord, retry_at: datetime) -> bool:
+    """Park the job as quota_exceeded until `retry_at` (kept, resumable), if still ours.
+
+    No provider call was made, so the claim's attempt is given back.
+    """
+    stmt = (
+        update(_jobs)
+        .where(_fence(job.id, job.attempt_no))
+        .values(
+            state=JobState.QUOTA_EXCEEDED.value,
+            error=error.model_dump(mode="json"),
+            not_before=retry_at,
+            lease_until=None,
+            attempts=_jobs.c.attempts - 1,
+            routing_state=_routing_state(job, wait_ms=0),
+        )
+    )
+    return session.execute(stmt).rowcount == 1
+
+
+def _routing_state(
+    job: ClaimedJob, *, wait_ms: int, excluded: frozenset[str] | None = None
+) -> dict[str, Any]:
+    chosen = job.excluded if excluded is None else excluded
+    state: dict[str, Any] = {"excluded": sorted(chosen)} if chosen else {}
+    if wait_ms:
+        state["wait_ms"] = wait_ms
+    if "attempt_base" in job.routing_state:  # kept for the life of the job (nightly re-runs)
+        state["attempt_base"] = job.routing_state["attempt_base"]
+    return state
