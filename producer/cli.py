@@ -26,6 +26,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _setup(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO instead of WARNING."),
+) -> None:
+    """Redacted logging for every command: keys from the environment never reach a log line."""
+    import logging
+    import os
+
+    from schemas.settings import load_settings
+    from workers.observability.logs import env_secrets, setup_logging
+
+    setup_logging(
+        json_lines=load_settings(os.environ).log_json,
+        level=logging.INFO if verbose else logging.WARNING,
+        secrets=env_secrets(os.environ),
+    )
+
+
 for module in (db, batch, service, providers, quota, nightly, monitor, demo, doctor, cache):
     module.register(app)
 

@@ -31,6 +31,7 @@ from workers.errors import LLMProviderError, LLMQError
 from workers.ledger import jobs_repo, quota_repo
 from workers.ledger.db import session_scope
 from workers.ledger.jobs_repo import AttemptClose, AttemptStart, ClaimedJob
+from workers.observability.logs import log_provider_call
 from workers.pricing import cost as priced
 from workers.providers.base import ProviderReply, ProviderRequest
 from workers.routing.select import Candidate, RouteRequest
@@ -159,6 +160,22 @@ def _finish_success(
         return won
 
     won = _finish_tx(rt, write)
+    log_provider_call(
+        log,
+        job_id=claim.id,
+        batch_id=claim.batch_id,
+        attempt_no=claim.attempt_no,
+        provider=start.provider,
+        model=start.model,
+        deployment=start.deployment,
+        status=200,
+        outcome="succeeded" if won else "superseded",
+        error_kind=None,
+        latency_ms=latency_ms,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost_usd=cost,
+    )
     return Outcome("succeeded") if won else Outcome("superseded")
 
 
@@ -209,6 +226,22 @@ def _finish_failure(
         return won
 
     won = _finish_tx(rt, write)
+    log_provider_call(
+        log,
+        job_id=claim.id,
+        batch_id=claim.batch_id,
+        attempt_no=claim.attempt_no,
+        provider=start.provider,
+        model=start.model,
+        deployment=start.deployment,
+        status=status,
+        outcome="failed" if won else "superseded",
+        error_kind=str(kind),
+        latency_ms=int(elapsed * 1000),
+        prompt_tokens=0,
+        completion_tokens=0,
+        cost_usd=None,
+    )
     if not won:
         return Outcome("superseded")
     log.info(

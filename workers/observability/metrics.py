@@ -1,0 +1,377 @@
+"""Prometheus metrics computed at scrape time from the ledger and the Redis health store.
+
+Owns: the read-only aggregate queries over `attempts`, `jobs`, `budget_windows` and
+`quota_limits`, and `LedgerCollector`, a custom prometheus_client Collector.
+
+Why a collector and not in-process counters: llmq runs many worker processes on many machines;
+per-process counters would need a multiprocess directory and would drift from the ledger after a
+crash. Aggregating the ledger on each scrape makes every counter equal the ledger by
+construction, whichever process served it (`llmq metrics --port P` is one small process).
+
+Must not: write anything, or expose prompt text, result text, error messages or keys; labels are
+provider, model, deployment, outcome, error kind, tenant and state only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
+from sqlalchemy import Connection, Engine, and_, case, func, select
+from sqlalchemy.orm import Session
+
+from schemas.job import AttemptOutcome, JobState
+from workers.ledger.models import Attempt, Job
+from workers.observability.alerts import QuotaUse
+
+log = logging.getLogger("llmq.metrics")
+
+# Seconds. LLM calls span ~100 ms (cache-warm small models) to minutes (long generations).
+LATENCY_BUCKETS_S: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
+CIRCUIT_STATES = ("closed", "half_open", "open")
+# Calls that reached a provider (or were cut off by a dead worker) and are finished.
+_CALLED = (
+    AttemptOutcome.SUCCEEDED.value,
+    AttemptOutcome.FAILED.value,
+    AttemptOutcome.SUPERSEDED.value,
+    AttemptOutcome.LOST.value,
+)
+
+
+def _calls_filter() -> Any:
+    return Attempt.outcome.in_(_CALLED)
+
+
+# ---- queries (read-only; each takes an open Connection) -------------------------------------
+
+
+def requests_by_outcome(conn: Connection) -> list[tuple[str, str, str, int]]:
+    """(provider, model, outcome, count) over finished provider calls."""
+    q = (
+        select(Attempt.provider, Attempt.model, Attempt.outcome, func.count())
+        .where(_calls_filter())
+        .group_by(Attempt.provider, Attempt.model, Attempt.outcome)
+    )
+    return [(p, m, o, int(n)) for p, m, o, n in conn.execute(q)]
+
+
+def errors_by_kind(conn: Connection) -> list[tuple[str, str, str, int]]:
+    q = (
+        select(Attempt.provider, Attempt.model, Attempt.error_kind, func.count())
+        .where(_calls_filter(), Attempt.error_kind.is_not(None))
+        .group_by(Attempt.provider, Attempt.model, Attempt.error_kind)
+    )
+    return [(p, m, k, int(n)) for p, m, k, n in conn.execute(q)]
+
+
+def in_flight(conn: Connection) -> list[tuple[str, int]]:
+    q = (
+        select(Attempt.provider, func.count())
+        .where(Attempt.outcome == AttemptOutcome.STARTED.value)
+        .group_by(Attempt.provider)
+    )
+    return [(p, int(n)) for p, n in conn.execute(q)]
+
+
+def latency_histogram(
+    conn: Connection, buckets_s: Sequence[float] = LATENCY_BUCKETS_S
+) -> list[tuple[str, str, list[int], int, float]]:
+    """(provider, model, cumulative counts per bucket, count, sum in seconds), bucketed in SQL."""
+    cols = [func.sum(case((Attempt.latency_ms <= int(b * 1000), 1), else_=0)) for b in buckets_s]
+    q = (
+        select(Attempt.provider, Attempt.model, func.count(), func.sum(Attempt.latency_ms), *cols)
+        .where(_calls_filter(), Attempt.latency_ms.is_not(None))
+        .group_by(Attempt.provider, Attempt.model)
+    )
+    rows = []
+    for p, m, n, total_ms, *counts in conn.execute(q):
+        rows.append((p, m, [int(c or 0) for c in counts], int(n), float(total_ms or 0) / 1000))
+    return rows
+
+
+def usage_totals(conn: Connection) -> list[tuple[str, str, int, int, Decimal, int]]:
+    """(provider, model, prompt tokens, completion tokens, cost USD, calls with unknown cost)."""
+    q = (
+        select(
+            Attempt.provider,
+            Attempt.model,
+            func.coalesce(func.sum(Attempt.prompt_tokens), 0),
+            func.coalesce(func.sum(Attempt.completion_tokens), 0),
+            func.coalesce(func.sum(Attempt.cost_usd), 0),
+            # as `llmq usage` counts it: a success whose price was unknown
+            func.sum(
+                case(
+                    (
+                        and_(
+                            Attempt.outcome == AttemptOutcome.SUCCEEDED.value,
+                            Attempt.cost_usd.is_(None),
+                        ),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ),
+        )
+        .where(_calls_filter())
+        .group_by(Attempt.provider, Attempt.model)
+    )
+    return [(p, m, int(a), int(b), Decimal(c), int(u or 0)) for p, m, a, b, c, u in conn.execute(q)]
+
+
+def cache_hits(conn: Connection) -> list[tuple[str, int, Decimal]]:
+    """(model, hits, USD saved) from cache-hit attempts."""
+    q = (
+        select(Attempt.model, func.count(), func.coalesce(func.sum(Attempt.saved_usd), 0))
+        .where(Attempt.outcome == AttemptOutcome.CACHE_HIT.value)
+        .group_by(Attempt.model)
+    )
+    return [(m, int(n), Decimal(s)) for m, n, s in conn.execute(q)]
+
+
+def retries_and_fallbacks(conn: Connection) -> list[tuple[str, int, int]]:
+    """(provider, retries, fallbacks): an attempt after another one of the same job is a retry
+    when it used the same deployment, a fallback when it moved to a different one."""
+    prev = (
+        func.lag(Attempt.deployment)
+        .over(partition_by=Attempt.job_id, order_by=Attempt.attempt_no)
+        .label("prev")
+    )
+    inner = (
+        select(Attempt.provider, Attempt.deployment, prev)
+        .where(Attempt.outcome != AttemptOutcome.CACHE_HIT.value)
+        .subquery()
+    )
+    q = select(
+        inner.c.provider,
+        func.sum(case((inner.c.prev == inner.c.deployment, 1), else_=0)),
+        func.sum(
+            case((and_(inner.c.prev.is_not(None), inner.c.prev != inner.c.deployment), 1), else_=0)
+        ),
+    ).group_by(inner.c.provider)
+    return [(p, int(r or 0), int(f or 0)) for p, r, f in conn.execute(q)]
+
+
+def jobs_by_state(conn: Connection) -> dict[str, int]:
+    counts = {s.value: 0 for s in JobState}
+    for state, n in conn.execute(select(Job.state, func.count()).group_by(Job.state)):
+        counts[state] = int(n)
+    return counts
+
+
+def quota_uses(conn: Connection, now: datetime) -> list[QuotaUse]:
+    """Every known tenant's current day and month window, as `llmq quota show` reports them
+    (quota_repo's read; a window's own limits are what reservations check)."""
+    from workers.ledger.quota_repo import quota_report
+
+    with Session(bind=conn) as session:
+        reports = quota_report(session, None, now)
+    return [
+        QuotaUse(
+            r.tenant,
+            r.period,
+            Decimal(r.used_usd) + Decimal(r.reserved_usd),
+            r.limit_usd,
+            int(r.used_tokens) + int(r.reserved_tokens),
+            r.limit_tokens,
+        )
+        for r in reports
+        if r.period != "batch"
+    ]
+
+
+# ---- the collector ---------------------------------------------------------------------------
+
+
+class LedgerCollector:
+    """Builds every llmq metric on each scrape.
+
+    Parameters:
+        engine: the ledger's Engine (read-only use).
+        health: a HealthStore (workers.routing.health) or None; gives circuit state.
+        deployment_ids: called on each scrape; the configured deployment ids.
+        clock: returns the current time (UTC datetime); injectable for tests.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        health: Any | None = None,
+        deployment_ids: Callable[[], Sequence[str]] = tuple,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._engine = engine
+        self._health = health
+        self._deployment_ids = deployment_ids
+        self._clock = clock
+
+    def describe(self) -> list[Metric]:
+        # An empty describe keeps registration from running a full scrape (queries) up front.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("llmq_ledger_up", "1 if the ledger could be read at this scrape")
+        try:
+            with self._engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    # one snapshot for every query, so the families agree with each other
+                    conn = conn.execution_options(
+                        isolation_level="REPEATABLE READ", postgresql_readonly=True
+                    )
+                with conn.begin():
+                    metrics = list(self._ledger_metrics(conn))
+            up.add_metric([], 1)
+        except Exception as exc:  # noqa: BLE001 - a scrape reports the outage, never crashes
+            log.warning("metrics: ledger query failed: %s", type(exc).__name__)
+            metrics = []
+            up.add_metric([], 0)
+        yield up
+        yield from metrics
+        yield from self._health_metrics()
+
+    def _ledger_metrics(self, conn: Connection) -> Iterator[Metric]:
+        pm = ["provider", "model"]
+        req = CounterMetricFamily(
+            "llmq_provider_requests", "Finished provider calls", labels=[*pm, "outcome"]
+        )
+        for p, m, o, n in requests_by_outcome(conn):
+            req.add_metric([p, m, o], n)
+        yield req
+        err = CounterMetricFamily(
+            "llmq_provider_errors", "Failed provider calls by kind", labels=[*pm, "error_kind"]
+        )
+        for p, m, k, n in errors_by_kind(conn):
+            err.add_metric([p, m, k], n)
+        yield err
+        flight = GaugeMetricFamily(
+            "llmq_provider_requests_in_flight", "Calls started, not finished", labels=["provider"]
+        )
+        for p, n in in_flight(conn):
+            flight.add_metric([p], n)
+        yield flight
+        yield self._latency(conn)
+        yield from self._usage(conn)
+        yield from self._retries(conn)
+        jobs = GaugeMetricFamily("llmq_jobs", "Jobs by state", labels=["state"])
+        for state, n in jobs_by_state(conn).items():
+            jobs.add_metric([state], n)
+        yield jobs
+        yield from self._quota(conn)
+
+    def _latency(self, conn: Connection) -> Metric:
+        hist = HistogramMetricFamily(
+            "llmq_provider_latency_seconds", "Provider call latency", labels=["provider", "model"]
+        )
+        for p, m, counts, n, total_s in latency_histogram(conn):
+            buckets = [
+                (floatToGoString(b), c) for b, c in zip(LATENCY_BUCKETS_S, counts, strict=True)
+            ]
+            hist.add_metric([p, m], [*buckets, ("+Inf", n)], total_s)
+        return hist
+
+    def _usage(self, conn: Connection) -> Iterator[Metric]:
+        tokens = CounterMetricFamily(
+            "llmq_tokens", "Tokens used by provider calls", labels=["provider", "model", "kind"]
+        )
+        cost = CounterMetricFamily(
+            "llmq_cost_usd",
+            "USD spent on provider calls (priced calls)",
+            labels=["provider", "model"],
+        )
+        unpriced = CounterMetricFamily(
+            "llmq_unpriced_calls",
+            "Successful calls whose price was unknown",
+            labels=["provider", "model"],
+        )
+        for p, m, prompt, completion, usd, unknown in usage_totals(conn):
+            tokens.add_metric([p, m, "prompt"], prompt)
+            tokens.add_metric([p, m, "completion"], completion)
+            cost.add_metric([p, m], float(usd))
+            unpriced.add_metric([p, m], unknown)
+        hits = CounterMetricFamily(
+            "llmq_cache_hits", "Jobs answered from the cache", labels=["model"]
+        )
+        saved = CounterMetricFamily(
+            "llmq_cache_saved_usd", "USD not spent thanks to the cache", labels=["model"]
+        )
+        for m, n, usd in cache_hits(conn):
+            hits.add_metric([m], n)
+            saved.add_metric([m], float(usd))
+        yield from (tokens, cost, unpriced, hits, saved)
+
+    def _retries(self, conn: Connection) -> Iterator[Metric]:
+        retries = CounterMetricFamily(
+            "llmq_retries", "Attempts repeating the previous deployment", labels=["provider"]
+        )
+        fallbacks = CounterMetricFamily(
+            "llmq_fallbacks", "Attempts moved to another deployment", labels=["provider"]
+        )
+        for p, r, f in retries_and_fallbacks(conn):
+            retries.add_metric([p], r)
+            fallbacks.add_metric([p], f)
+        yield retries
+        yield fallbacks
+
+    def _quota(self, conn: Connection) -> Iterator[Metric]:
+        labels = ["tenant", "period"]
+        g = {
+            name: GaugeMetricFamily(f"llmq_quota_{name}", help_, labels=labels)
+            for name, help_ in (
+                ("limit_usd", "Tenant USD limit for the current window"),
+                ("used_usd", "USD spent plus reserved in the current window"),
+                ("headroom_usd", "USD left in the current window"),
+                ("limit_tokens", "Tenant token limit for the current window"),
+                ("used_tokens", "Tokens spent plus reserved in the current window"),
+                ("headroom_tokens", "Tokens left in the current window"),
+            )
+        }
+        for q in quota_uses(conn, self._clock()):
+            key = [q.tenant, q.period]
+            g["used_usd"].add_metric(key, float(q.used_usd))
+            g["used_tokens"].add_metric(key, q.used_tokens)
+            if q.limit_usd is not None:
+                g["limit_usd"].add_metric(key, float(q.limit_usd))
+                g["headroom_usd"].add_metric(key, float(q.limit_usd - q.used_usd))
+            if q.limit_tokens is not None:
+                g["limit_tokens"].add_metric(key, q.limit_tokens)
+                g["headroom_tokens"].add_metric(key, q.limit_tokens - q.used_tokens)
+        yield from g.values()
+
+    def _health_metrics(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("llmq_health_store_up", "1 if the health store could be read")
+        circuit = GaugeMetricFamily(
+            "llmq_circuit_state",
+            "1 for the deployment's current circuit state",
+            labels=["deployment", "state"],
+        )
+        cooling = GaugeMetricFamily(
+            "llmq_deployment_cooldown_seconds",
+            "Seconds until a cooldown ends (0 = none)",
+            labels=["deployment"],
+        )
+        ok = 1
+        if self._health is not None:
+            try:
+                ids = list(self._deployment_ids())
+                now = time.time()
+                snap = self._health.snapshot(ids, now)
+                for dep in ids:
+                    h = snap.get(dep)
+                    for state in CIRCUIT_STATES:
+                        circuit.add_metric([dep, state], 1 if h.circuit == state else 0)
+                    cooling.add_metric([dep], max(0.0, h.cooldown_until - now))
+            except Exception as exc:  # noqa: BLE001 - report the outage, keep the ledger metrics
+                log.warning("metrics: health store read failed: %s", type(exc).__name__)
+                ok = 0
+        up.add_metric([], ok)
+        yield from (up, circuit, cooling)
