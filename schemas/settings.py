@@ -23,6 +23,8 @@ class Settings(BaseModel):
     worker_concurrency: int = Field(default=48, gt=0)
     sweep_interval_s: float = Field(default=5.0, gt=0)
     requeue_after_s: float = Field(default=60.0, gt=0)  # queued with an older message: resend
+    # the sweeper re-sends only while the broker queue is shorter than this (no duplicate flood)
+    requeue_backlog: int = Field(default=1000, ge=0)
     visibility_timeout_s: int = Field(default=900, gt=0)
     log_json: bool = False
     embedded: bool = False
@@ -48,6 +50,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         "worker_concurrency": "LLMQ_CONCURRENCY",
         "sweep_interval_s": "LLMQ_SWEEP_INTERVAL_S",
         "requeue_after_s": "LLMQ_REQUEUE_AFTER_S",
+        "requeue_backlog": "LLMQ_REQUEUE_BACKLOG",
         "visibility_timeout_s": "LLMQ_VISIBILITY_TIMEOUT_S",
     }
     for field, var in names.items():

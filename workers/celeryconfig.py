@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 
+from kombu import Exchange, Queue
+
 from schemas.settings import load_settings
+from workers.beat import build_schedule
 
 _settings = load_settings(os.environ)
 
@@ -25,17 +28,33 @@ broker_transport_options = {
     "socket_keepalive": True,
     "retry_on_timeout": True,
     "health_check_interval": 25,
+    # kombu >= 5.7: scan for expired unacked messages every 10 s (default: every 10th of
+    # 10 s ticks, ~100 s), so a killed worker's messages come back soon after the timeout.
+    "unacked_restore_interval": min(10, max(1, _settings.visibility_timeout_s // 3)),
+    "unacked_restore_throttle": 1,
 }
 
 task_acks_late = True  # a worker killed mid-task leaves its message to be redelivered
 task_reject_on_worker_lost = True  # prefork child death requeues; the DB attempt fence stops loops
-task_acks_on_failure_or_timeout = True  # the ledger, not Celery, decides what to retry
+# The ledger, not Celery, decides what to retry: ack failed and timed-out tasks. (celery 5.7
+# split task_acks_on_failure_or_timeout, now deprecated, into these two; both default True.)
+task_acks_on_failure = True
+task_acks_on_timeout = True
 worker_prefetch_multiplier = 1  # hold only what runs: less to lose, nothing ages in a buffer
 task_ignore_result = True  # results live in Postgres; no result backend
 task_store_errors_even_if_ignored = False
 task_serializer = "json"
 accept_content = ["json"]
 task_default_queue = "llmq"
+# Periodic tasks (sweep, nightly run) get their own queue, so a long job backlog never delays
+# them; a worker started without -Q consumes both.
+_control_queue = "llmq.control"
+# Each queue has its own direct exchange and routing key (Celery would otherwise bind every
+# queue to the default exchange with the default routing key, delivering jobs to both).
+task_queues = tuple(
+    Queue(q, Exchange(q), routing_key=q) for q in (task_default_queue, _control_queue)
+)
+task_routes = {"llmq.sweep": {"queue": _control_queue}}
 worker_eta_task_limit = 200  # bounds countdown messages held in memory
 
 worker_pool = "threads"
@@ -50,3 +69,6 @@ task_send_sent_event = True
 
 timezone = "UTC"
 enable_utc = True
+
+# celery beat (`llmq beat` or `celery -A workers beat`): the sweeper, plus the nightly run.
+beat_schedule = build_schedule(_settings)

@@ -1,0 +1,22 @@
+"""Fixtures for the sweeper tests: a sessionmaker on the clean test database, and `Ledger`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.durability.ledger_rows import Ledger
+from workers.ledger.db import make_sessionmaker
+
+
+@pytest.fixture()
+def sessions(engine: Engine, clean_db: str) -> Iterator[sessionmaker[Session]]:
+    yield make_sessionmaker(engine)
+
+
+@pytest.fixture()
+def ledger(sessions: sessionmaker[Session]) -> Ledger:
+    return Ledger(sessions)

@@ -1,0 +1,88 @@
+"""celery beat's schedule: what runs periodically, and how often.
+
+Owns: `build_schedule(settings, config)`, the dict celeryconfig sets as `beat_schedule` (so
+both `llmq beat` and `celery -A workers beat` use it). Must not: do I/O at import or run any
+task itself; the tasks live in workers/sweeper.py and workers/tasks.py.
+
+Entries run on the workers, from the control queue (celeryconfig `task_routes`), so a long
+job backlog never delays them. Each sweep message expires after a few intervals: with no worker
+up, beat's ticks do not pile up into a burst of sweeps when one starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from schemas.settings import Settings
+
+if TYPE_CHECKING:
+    from schemas.config import LLMConfig
+
+log = logging.getLogger(__name__)
+
+SWEEP_TASK = "llmq.sweep"  # workers/sweeper.py
+NIGHTLY_TASK = "llmq.nightly_run"  # workers/nightly.py
+NIGHTLY_ENTRY = "llmq-nightly"
+CONTROL_QUEUE = "llmq.control"  # celeryconfig: periodic tasks
+
+
+def sweep_entries(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The sweeper, every `settings.sweep_interval_s` seconds."""
+    interval = settings.sweep_interval_s
+    return {
+        "llmq-sweep": {
+            "task": SWEEP_TASK,
+            "schedule": interval,
+            "options": {"expires": max(3 * interval, 5.0)},
+        }
+    }
+
+
+def nightly_run_date(hhmm: str) -> str:
+    """The date (ISO) of the nightly run beat is sending now: evaluated by beat at send time
+    (BeatLazyFunc), so a message delivered after midnight still names its own night."""
+    from datetime import UTC, datetime
+
+    from workers.nightly import scheduled_date
+
+    return scheduled_date(datetime.now(UTC), hhmm).isoformat()
+
+
+def _nightly_time(settings: Settings, config: LLMConfig | None) -> str:
+    """`nightly.time` (UTC, HH:MM) from the config, loaded here when none was passed in."""
+    if config is None:
+        try:
+            from producer.config_file import load_config
+
+            config = load_config(settings.config_path)
+        except Exception as exc:  # noqa: BLE001 - beat must start; the worker reports the config
+            from schemas.config import NightlySettings
+
+            default = NightlySettings().time
+            log.warning("nightly run scheduled at the default %s UTC: config: %s", default, exc)
+            return default
+    return config.nightly.time
+
+
+def nightly_entries(settings: Settings, config: LLMConfig | None) -> dict[str, dict[str, Any]]:
+    """The nightly run (workers/nightly.py) on a UTC crontab at `nightly.time`, on the control
+    queue. Exactly once per night is the ledger's job (a unique row per date), not beat's."""
+    from celery.beat import BeatLazyFunc
+    from celery.schedules import crontab
+
+    hhmm = _nightly_time(settings, config)
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    return {
+        NIGHTLY_ENTRY: {
+            "task": NIGHTLY_TASK,
+            "schedule": crontab(minute=minute, hour=hour),
+            "kwargs": {"run_date": BeatLazyFunc(nightly_run_date, hhmm)},
+            "options": {"queue": CONTROL_QUEUE},
+        }
+    }
+
+
+def build_schedule(settings: Settings, config: LLMConfig | None = None) -> dict[str, Any]:
+    """The whole `beat_schedule`: the sweeper plus the nightly run."""
+    return {**sweep_entries(settings), **nightly_entries(settings, config)}
