@@ -1,9 +1,434 @@
-"""(placeholder) commands of this group are added by their issue."""
+"""`llmq demo` and `llmq run FILE.jsonl`: a whole batch in one command, with no servers.
+
+Owns: these two commands: choosing the config and the simulator, submitting through the
+producer `Client`, the progress bar, writing the results file, the summary (rich tables, or
+JSON with `--json`) and the exit code. Must not: run jobs itself or take a shortcut around the
+pipeline: the work happens in `workers.embedded`, which is the production worker on
+in-process parts (SQLite ledger, `memory://` broker, threads pool), or, with `run --external`,
+in the workers already serving LLMQ_DATABASE_URL / LLMQ_BROKER_URL.
+
+`llmq run` is always embedded unless `--external` is given: an LLMQ_* variable exported for
+other commands never silently turns it into "submit and wait for workers that may not run".
+
+Exit codes: 0 every job succeeded; 1 some job did not (failed, cancelled or parked);
+2 bad input file, option or config (nothing was submitted); 130 interrupted.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+if TYPE_CHECKING:
+    from producer.client import Client
+    from schemas.config import LLMConfig
+    from simulator.config import SimConfig
+    from workers.ledger.batches_repo import BatchStatus
+    from workers.ledger.usage_repo import UsageRow
+
+EXIT_UNFINISHED, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "demo_config.yaml"
+DEFAULT_LEDGER = Path(".llmq") / "ledger.db"  # = workers.embedded.DEFAULT_LEDGER
+LOG_NAME = "llmq.log"
+
+Ledger = Annotated[
+    Path, typer.Option("--ledger", help="SQLite ledger file (created and migrated if new).")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the `llmq` app."""
+    """Add `demo` and `run` to the `llmq` app."""
+    app.command("demo")(demo)
+    app.command("run")(run)
+
+
+@dataclass
+class Report:
+    """What a finished run prints."""
+
+    title: str
+    status: BatchStatus
+    usage: list[UsageRow]  # attempts of this run by provider and model
+    results: Path
+    written: int
+    ledger: str  # a file path (embedded) or a database URL (external)
+    log: Path | None
+    simulator: dict[str, Any] | None  # the simulator's own counts, when it served the calls
+    elapsed_s: float  # submit to results written, seconds
+    startup_s: float = 0.0  # embedded: ledger migration, simulator, worker start
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def demo(
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, max=256, help="Calls in flight.")
+    ] = 16,
+    ledger: Ledger = DEFAULT_LEDGER,
+    as_json: AsJson = False,
+) -> None:
+    """Run a ~75-line demo batch on the built-in provider simulator: no servers, no keys.
+
+    The simulator takes one provider down and injects 429s and 500s, so the summary shows
+    cost-based routing, retries and fallback. Input, results and ledger go to ./.llmq/.
+    """
+    from producer.demo_data import write_demo_file
+
+    config, sim_config = _load_demo_config()
+    source = ledger.parent / "demo.jsonl"
+    write_demo_file(source)
+    report = _guarded(
+        lambda: _run_embedded(
+            "llmq demo",
+            source,
+            ledger.parent / "demo.results.jsonl",
+            config,
+            ledger=ledger,
+            concurrency=concurrency,
+            simulate=True,
+            sim_config=sim_config,
+        )
+    )
+    _finish(report, as_json)
+
+
+def run(  # noqa: PLR0913 - one parameter per CLI flag
+    file: Annotated[Path, typer.Argument(help="JSONL file: native or OpenAI Batch lines.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Results JSONL (default: FILE.results.jsonl)."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model for lines that name none.")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Whose quota pays.")] = None,
+    max_cost: Annotated[str | None, typer.Option("--max-cost", help="Batch budget in USD.")] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, max=256, help="Calls in flight.")
+    ] = 32,
+    ledger: Ledger = DEFAULT_LEDGER,
+    simulate: Annotated[
+        bool | None,
+        typer.Option(
+            "--simulate/--no-simulate",
+            help="Use the built-in provider simulator (default: only if no API key is set).",
+        ),
+    ] = None,
+    external: Annotated[
+        bool,
+        typer.Option(
+            "--external",
+            help="Use LLMQ_DATABASE_URL / LLMQ_BROKER_URL and the workers serving them.",
+        ),
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Run every line of FILE and write the results, in one command (e.g. a nightly cron).
+
+    Embedded by default: the same pipeline (tasks, routing, retries, quota, ledger) on a
+    SQLite ledger (--ledger), an in-process broker and a worker pool of --concurrency
+    threads; no Postgres, Redis or worker needed. Real providers are called when an API key
+    is configured (OPENAI_API_KEY, ... or llm_config.yaml); with none, the built-in simulator
+    answers. With --external the batch goes to the servers in LLMQ_DATABASE_URL and
+    LLMQ_BROKER_URL instead, and `llmq worker` processes must be running.
+    """
+    output = output or file.with_name(file.name + ".results.jsonl")
+    options = {"model": model, "tenant": tenant, "max_cost": max_cost}
+    if external:
+        report = _guarded(lambda: _run_external(file, output, **options))
+    else:
+        report = _guarded(
+            lambda: _run_embedded(
+                "llmq run",
+                file,
+                output,
+                _load_user_config(),  # inside _guarded: a bad config is exit code 2
+                ledger=ledger,
+                concurrency=concurrency,
+                simulate=simulate,
+                **options,
+            )
+        )
+    _finish(report, as_json)
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+def _run_embedded(  # noqa: PLR0913 - the run's whole description, passed through once
+    title: str,
+    source: Path,
+    output: Path,
+    config: LLMConfig,
+    *,
+    ledger: Path,
+    concurrency: int,
+    simulate: bool | None,
+    sim_config: SimConfig | None = None,
+    model: str | None = None,
+    tenant: str | None = None,
+    max_cost: str | None = None,
+) -> Report:
+    from workers.embedded import start_embedded
+
+    log = _log_to_file(ledger.parent / LOG_NAME, config)
+    started = time.monotonic()
+    with start_embedded(
+        config, ledger=ledger, concurrency=concurrency, simulate=simulate, sim_config=sim_config
+    ) as emb:
+        if emb.simulator is not None and simulate is None:
+            _say("no API key configured: the built-in simulator answers (synthetic replies). "
+                 "Export a provider key, or pass --no-simulate to call local servers.")  # fmt: skip
+        startup = time.monotonic() - started
+        with emb.client() as client:
+            status, written, took = _submit_wait_write(
+                client, source, output, model, tenant, max_cost
+            )
+            usage = emb.usage(status.created_at)
+        sim = emb.simulator_stats()
+        return Report(title, status, usage, output, written, str(ledger), log, sim, took, startup)
+
+
+def _run_external(
+    source: Path, output: Path, model: str | None, tenant: str | None, max_cost: str | None
+) -> Report:
+    from producer.client import Client
+    from workers.ledger.db import session_scope
+    from workers.ledger.usage_repo import usage_report
+
+    with Client() as client:
+        status, written, took = _submit_wait_write(client, source, output, model, tenant, max_cost)
+        with session_scope(client.sessions) as session:
+            usage = usage_report(session, status.created_at, by=("provider", "model"))
+        ledger = _hide_password(client.database_url)
+    return Report("llmq run --external", status, usage, output, written, ledger, None, None, took)
+
+
+def _submit_wait_write(
+    client: Client,
+    source: Path,
+    output: Path,
+    model: str | None,
+    tenant: str | None,
+    max_cost: str | None,
+) -> tuple[BatchStatus, int, float]:
+    """Submit `source`, show progress until the batch settles, write its results in order.
+
+    Returns the final status, the result lines written and the seconds all that took."""
+    from producer.progress import BatchProgress
+
+    started = time.monotonic()
+
+    result = client.submit_detailed(source, name=source.name, tenant=tenant, model=model,
+                                    max_cost_usd=max_cost)  # fmt: skip
+    with BatchProgress(result.jobs, label=source.name) as bar:
+        status = client.wait(result.batch_id, progress=bar, poll_s=0.25)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with open(output, "w", encoding="utf-8") as f:
+        for written, line in enumerate(client.iter_results(result.batch_id), 1):  # noqa: B007
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return status, written, time.monotonic() - started
+
+
+def _guarded(work: Any) -> Report:
+    """Run `work`; expected failures become a message and an exit code, not a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    from producer.client import EnqueueFailed, InputError
+    from workers.errors import ConfigError
+
+    handlers: list[tuple[type[BaseException], int, str]] = [
+        (InputError, EXIT_INPUT, "{}"),
+        (ConfigError, EXIT_INPUT, "config error: {}"),
+        (ValueError, EXIT_INPUT, "error: {}"),
+        (EnqueueFailed, EXIT_UNFINISHED, "warning: {}"),  # --external, broker down
+        (OperationalError, EXIT_UNFINISHED, "database error: {}"),
+        (KeyboardInterrupt, EXIT_INTERRUPTED, "interrupted: the ledger keeps every job{}"),
+    ]
+    try:
+        return work()
+    except tuple(h[0] for h in handlers) as exc:
+        code, text = next((c, t) for kind, c, t in handlers if isinstance(exc, kind))
+        _say(text.format("" if isinstance(exc, KeyboardInterrupt) else exc))
+        raise typer.Exit(code) from None
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def _load_demo_config(path: Path = DEMO_CONFIG) -> tuple[LLMConfig, SimConfig]:
+    """producer/demo_config.yaml: its `config` (an llm_config) and its `simulator` section."""
+    from producer.config_file import read_yaml, validate
+    from simulator.config import SimConfig
+
+    data = read_yaml(path)
+    return validate(data.get("config") or {}, path), SimConfig.from_dict(data.get("simulator"))
+
+
+def _load_user_config() -> LLMConfig:
+    from producer.config_file import load_config
+
+    return load_config()
+
+
+def _log_to_file(path: Path, config: LLMConfig) -> Path:
+    """Worker logs (retries, failures) go to a file: the terminal keeps the progress bar."""
+    from workers.observability.logs import config_secrets, env_secrets, setup_logging
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secrets = [*env_secrets(os.environ), *config_secrets(config)]
+    setup_logging(logfile=str(path), secrets=secrets)
+    # Celery's two lines per task (received, succeeded) would be most of the file, and cost
+    # CPU the worker threads share; the pipeline's own lines say what happened to each job.
+    for chatty in ("celery.worker.strategy", "celery.app.trace", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    return path
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _finish(report: Report, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report_json(report)))
+    else:
+        print_report(report)
+    if not report.status.all_succeeded:
+        raise typer.Exit(EXIT_UNFINISHED)
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The `--json` summary: the batch status (as `llmq status --json`) plus this run's
+    attempts by provider and model, the simulator's counts, and where everything is."""
+    from workers.ledger.batches_repo import money_str
+
+    counts = ("attempts", "succeeded", "failed", "cache_hits", "prompt_tokens", "completion_tokens")
+    by_provider_model = [
+        {**r.group, **{k: getattr(r, k) for k in counts}, "cost_usd": money_str(r.cost_usd)}
+        for r in report.usage
+    ]
+    return {
+        "batch": report.status.to_json(),
+        "by_provider_model": by_provider_model,
+        "simulator": report.simulator,
+        "results_file": str(report.results),
+        "results_written": report.written,
+        "ledger": report.ledger,
+        "log_file": str(report.log) if report.log else None,
+        "elapsed_s": round(report.elapsed_s, 3),
+        "startup_s": round(report.startup_s, 3),
+    }
+
+
+def print_report(report: Report) -> None:
+    """The human summary: jobs by state, attempts/tokens/cost by provider and model, paths."""
+    from rich.console import Console
+
+    # Not a terminal (a file, CI, cron mail): 120 columns, so model names are not cut.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    st = report.status
+    startup = f", start-up {report.startup_s:.1f} s" if report.startup_s else ""
+    console.print(
+        f"\n[bold]{report.title}[/]: {st.total} jobs in {report.elapsed_s:.1f} s{startup}  "
+        f"(batch {st.batch_id})"
+    )
+    console.print(_states_table(st))
+    console.print(_usage_table(report.usage))
+    console.print(_totals_line(report))
+    if report.simulator is not None:
+        console.print(_simulator_line(report.simulator))
+    paths = [f"results: {report.results}  ({report.written} lines, input order)"]
+    if report.log is not None:
+        url = f"sqlite:///{Path(report.ledger).resolve()}"
+        paths.append(f"ledger:  {report.ledger}  (LLMQ_DATABASE_URL={url} llmq status <batch>)")
+        paths.append(f"log:     {report.log}")
+    else:
+        paths.append(f"ledger:  {report.ledger}")
+    for line in paths:
+        console.print(line, soft_wrap=True)  # paths are copied: never broken across lines
+
+
+def _states_table(st: BatchStatus) -> Any:
+    from rich.table import Table
+
+    table = Table("jobs by state", "", box=None, title_justify="left")
+    styles = {"succeeded": "green", "failed": "red", "quota_exceeded": "yellow"}
+    for state, n in st.counts.items():
+        if n:
+            style = styles.get(state, "")
+            table.add_row(f"[{style}]{state}[/]" if style else state, str(n))
+    table.add_row("[bold]total", f"[bold]{st.total}")
+    return table
+
+
+def _usage_table(rows: list[UsageRow]) -> Any:
+    from rich.table import Table
+
+    from workers.ledger.batches_repo import money_str
+
+    table = Table(
+        "provider", "model", "attempts", "ok", "failed", "tokens in/out", "cost USD",
+        box=None, title="attempts by provider and model", title_justify="left",
+    )  # fmt: skip
+    for r in rows:
+        table.add_row(
+            r.group["provider"],
+            r.group["model"],
+            str(r.attempts),
+            str(r.succeeded + r.cache_hits),
+            f"[red]{r.failed}[/]" if r.failed else "0",
+            f"{r.prompt_tokens:,}/{r.completion_tokens:,}",
+            money_str(r.cost_usd),
+        )
+    return table
+
+
+def _totals_line(report: Report) -> str:
+    from workers.ledger.batches_repo import money_str
+
+    st = report.status
+    attempts = sum(r.attempts for r in report.usage)
+    extra = max(attempts - st.counts["succeeded"] - st.counts["failed"], 0)
+    line = (
+        f"{attempts} attempts for {st.total} jobs ({extra} retries and fallbacks); "
+        f"tokens {st.prompt_tokens:,} prompt + {st.completion_tokens:,} completion; "
+        f"cost ${money_str(st.cost_usd)}"
+    )
+    if st.cache_hits:
+        line += f"; cache hits {st.cache_hits} (saved ${money_str(st.cache_saved_usd)})"
+    if st.unpriced_attempts:
+        line += f"; {st.unpriced_attempts} attempts unpriced"
+    return line
+
+
+def _simulator_line(stats: dict[str, Any]) -> str:
+    by_status: dict[str, int] = {}
+    for provider in stats.get("providers", {}).values():
+        for code, n in provider.get("by_status", {}).items():
+            by_status[str(code)] = by_status.get(str(code), 0) + int(n)
+    codes = ", ".join(f"{code}: {n}" for code, n in sorted(by_status.items()))
+    return (
+        f"simulator: {stats.get('total_requests', 0)} requests, "
+        f"{stats.get('total_served', 0)} served ({codes})"
+    )
