@@ -8,5 +8,6 @@ COPY producer producer
 COPY simulator simulator
 COPY migrations migrations
 RUN pip install --no-cache-dir .
+RUN mkdir -p /data && chown nobody /data
 USER nobody
 ENTRYPOINT []

@@ -7,7 +7,6 @@ BIN := $(VENV)/bin
 
 $(BIN)/llmq:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e .
 
 $(VENV)/.dev: $(BIN)/llmq pyproject.toml

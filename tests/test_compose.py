@@ -14,7 +14,7 @@ from producer.cli import app
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-LLMQ_SERVICES = ["migrate", "worker", "beat", "flower"]
+LLMQ_SERVICES = ["migrate", "worker", "beat", "flower", "metrics"]
 
 
 def test_required_services_exist() -> None:
