@@ -1,14 +1,15 @@
 """`run_job`: the ONE place routing, health, quota, the provider adapter and the ledger meet.
 
-Owns: the order of one job run: claim -> plan -> admit (rate limit, quota reservation and the
-attempt row) -> one provider call -> finish (attempt row, quota settlement and the job, in one
-transaction; workers/attempt.py). Returns an `Outcome` value; the task maps it to a message.
-Must not: decide anything itself (routing, retry, quota and pricing are pure functions in their
-own modules), write SQL (the ledger repos do), sleep on a wait (waits become `not_before` plus a
-countdown message), or hold a transaction across the provider call.
+Owns: the order of one job run: claim -> cache lookup -> plan -> admit (rate limit, quota
+reservation and the attempt row) -> one provider call -> finish (attempt row, quota settlement
+and the job, in one transaction; workers/attempt.py). Returns an `Outcome` value; the task maps
+it to a message. Must not: decide anything itself (routing, retry, quota and pricing are pure
+functions in their own modules), write SQL (the ledger repos do), sleep on a wait (waits become
+`not_before` plus a countdown message), or hold a transaction across the provider call.
 
 Transactions per job run: at most three (claim; reserve + attempt insert; finish), plus one
-more per extra candidate whose quota reservation was refused.
+more per extra candidate whose quota reservation was refused, plus one for the cache lookup of
+a job with a cache key (a hit finishes the job in that one; workers/ledger/cache_repo.py).
 
 Time: `now` is the worker's process clock (UTC), passed in by the task; every later instant
 is `now` plus the monotonic time elapsed since (`Clock`), so the ledger, the health store (unix
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 from schemas.job import ChatMessage, ErrorKind, ErrorRecord
 from workers import quota
 from workers.attempt import NOOP, Clock, Job, Outcome, Slot, call_and_finish
-from workers.ledger import jobs_repo, quota_repo
+from workers.ledger import cache_repo, jobs_repo, quota_repo
 from workers.ledger.db import session_scope
 from workers.ledger.jobs_repo import AttemptStart, ClaimedJob
 from workers.routing.health import HealthSnapshot
@@ -63,7 +64,9 @@ def run_job(job_id: uuid.UUID, rt: Runtime, now: datetime) -> Outcome:
     if claim is None:
         return NOOP
     try:
-        admitted = _plan_and_admit(rt, claim, clock)
+        admitted = _from_cache(rt, claim, clock)  # issue 11: a hit needs no route, quota or call
+        if admitted is None:
+            admitted = _plan_and_admit(rt, claim, clock)
     except Exception:
         # Redis or Postgres failed before any call: hand the job back now instead of leaving
         # it leased for lease_s (best effort; if the database is the problem the lease and
@@ -117,6 +120,32 @@ def _parse(rt: Runtime, claim: ClaimedJob) -> Job | None:
     request = RouteRequest(claim.model, messages, system, spec.get("max_tokens"))
     bound = quota.prompt_token_bound(messages, system, rt.config.quota.per_message_allowance)
     return Job(claim, request, spec.get("temperature"), bound)
+
+
+# ---- response cache (issue 11) ------------------------------------------------------------
+
+
+def _from_cache(rt: Runtime, claim: ClaimedJob, clock: Clock) -> Outcome | None:
+    """Finish the job with a fresh cached answer, if it has a cache key and one exists.
+
+    None = not cacheable (no key: decided at submit), the cache is off in this worker's
+    config, or a miss: the job runs normally. A hit takes no quota reservation.
+    """
+    cfg = rt.config.cache
+    if claim.cache_key is None or not cfg.enabled or claim.spec.get("cache") is False:
+        return None
+    asked = clock.now()
+    with session_scope(rt.sessions) as s:
+        entry = cache_repo.lookup(s, claim.cache_key, claim.id, asked, cfg.ttl_s)
+        if entry is None:
+            return None
+        done = clock.now()
+        latency_ms = int((done - asked).total_seconds() * 1000)
+        won = cache_repo.record_hit(s, claim, entry, done, latency_ms)
+    if not won:
+        return Outcome("superseded")
+    log.info("job %s answered from the cache (entry: job %s)", claim.id, entry.job_id)
+    return Outcome("succeeded")
 
 
 # ---- admission ----------------------------------------------------------------------------

@@ -51,6 +51,7 @@ class ClaimedJob:
     attempt_no: int  # the fence: this claim's value of jobs.attempts
     routing_state: dict[str, Any]
     batch_max_cost: Decimal | None
+    cache_key: str | None = None  # set at submit when the job may use the cache (issue 11)
 
     @property
     def excluded(self) -> frozenset[str]:
@@ -139,6 +140,7 @@ def claim_job(
             _jobs.c.spec,
             _jobs.c.attempts,
             _jobs.c.routing_state,
+            _jobs.c.cache_key,
             # A subquery, not UPDATE ... FROM batches: SQLite (embedded mode) refuses
             # RETURNING columns of a FROM table; both databases accept this form.
             select(_batches.c.max_cost_usd)
@@ -159,6 +161,7 @@ def claim_job(
         attempt_no=row.attempts,
         routing_state=dict(row.routing_state or {}),
         batch_max_cost=row.max_cost_usd,
+        cache_key=row.cache_key,
     )
 
 

@@ -125,6 +125,9 @@ class Attempt(Base):
     reserved_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     reserved_tokens: Mapped[int] = mapped_column(Integer, default=0)
     saved_usd: Mapped[Decimal | None] = mapped_column(Money)  # cache hits: cost avoided
+    # cache hits (issue 11): tokens the reused call used, and the job whose result was reused
+    saved_tokens: Mapped[int | None] = mapped_column(Integer)
+    cached_from: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     request_id: Mapped[str | None] = mapped_column(String(100))
 
 
@@ -186,3 +189,21 @@ class InboxFile(Base):
     batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     run_id: Mapped[int | None] = mapped_column(BigInteger)
     seen_at: Mapped[datetime] = mapped_column(TS, server_default=text("CURRENT_TIMESTAMP"))
+
+
+class NightlyRunJob(Base):
+    """A job a nightly run picked up, and why: the run's report scope, and (source 'retry')
+    how many times nightly runs have re-run a failed job, across nights."""
+
+    __tablename__ = "nightly_run_jobs"
+
+    run_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("nightly_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    source: Mapped[str] = mapped_column(String(16))  # inbox | deferred | parked | retry
+    from_tenant: Mapped[str] = mapped_column(String(100))  # the job's tenant before the run
