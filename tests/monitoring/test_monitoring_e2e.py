@@ -193,7 +193,12 @@ def _ok(url: str) -> bool:
 def test_flower_lists_tasks_with_ids_only(run: Run) -> None:
     ours = [t for t in run.flower_tasks.values() if t.get("name") == "llmq.process_job"]
     assert len(ours) >= N_JOBS  # retries re-send a job's id as a new message
-    assert all(t["name"] == "llmq.process_job" for t in run.flower_tasks.values())
+    # A task whose first event Flower missed (it connected late) has no name yet; every
+    # task it does name is ours, and every task, named or not, carries a job id only.
+    assert {t.get("name") for t in run.flower_tasks.values()} <= {"llmq.process_job", None}
+    for t in run.flower_tasks.values():
+        if t.get("args") is not None:
+            assert str(t["args"]).strip("()[]',\" ") in run.job_ids, t["args"]
     seen = set()
     for t in ours:
         arg = str(t["args"]).strip("()[]',\" ")
@@ -210,8 +215,11 @@ def test_flower_lists_tasks_with_ids_only(run: Run) -> None:
 def test_flower_ui_shows_ids_only(run: Run) -> None:
     """The UI's table goes through workers/flowerconfig.py `format_task`."""
     assert run.flower_ui_rows
+    assert any(row["name"] == "llmq.process_job" for row in run.flower_ui_rows)
     for row in run.flower_ui_rows:
-        assert row["name"] == "llmq.process_job"
+        assert row["name"] in ("llmq.process_job", None)  # None: first event missed
+        if row["args"] is None:
+            continue
         assert row["args"].strip("()',") in run.job_ids, row["args"]
 
 
