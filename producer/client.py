@@ -1,0 +1,294 @@
+"""The producer's Python API: submit a batch, poll it, read its results, cancel and resume it.
+
+Owns: `Client`, the one object the CLI, tests and other programs use to talk to the ledger and
+the broker as a producer. Must not: import provider code or write SQL (the ledger's
+`batches_repo` does); it never calls an LLM.
+
+Example::
+
+    with Client() as client:                       # LLMQ_DATABASE_URL / LLMQ_BROKER_URL
+        batch_id = client.submit("backlog.jsonl", tenant="team-a", max_cost_usd="5")
+        status = client.wait(batch_id)             # BatchStatus once nothing can progress
+        for line in client.iter_results(batch_id): # input order, streamed
+            print(line["custom_id"], line["status"])
+
+Money in `BatchStatus` is `Decimal`; the JSON forms (`BatchStatus.to_json`, result lines) carry
+it as strings with exactly 8 decimal places.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from producer import jsonl
+from producer.submit import EnqueueFailed, SubmitResult, publish_or_mark, store_and_enqueue
+from schemas.config import LLMConfig
+from schemas.job import JobSpec
+from schemas.settings import Settings, load_settings
+from workers import cache
+from workers.ledger import batches_repo
+from workers.ledger.batches_repo import BatchStatus, CancelResult, JobTimeline, NewBatch
+from workers.ledger.db import make_engine, make_sessionmaker, session_scope
+
+__all__ = [
+    "BatchStatus",
+    "CancelResult",
+    "Client",
+    "EnqueueFailed",
+    "InputError",
+    "JobTimeline",
+    "NotFound",
+    "SubmitResult",
+]
+
+InputError = jsonl.InputError
+ProgressCallback = Callable[[BatchStatus], None]
+
+
+class NotFound(LookupError):
+    """No batch (or job) matches the given id."""
+
+
+class Client:
+    """Producer-side access to llmq.
+
+    Args:
+        database_url: the ledger; defaults to LLMQ_DATABASE_URL.
+        broker_url: the Celery broker; defaults to LLMQ_BROKER_URL.
+        config: the `llm_config.yaml` model; by default loaded on first need (submit only)
+            with `producer.config_file.load_config` from LLMQ_CONFIG / ./llm_config.yaml.
+        env: the environment to read LLMQ_* from (default `os.environ`).
+
+    Close it (or use it as a context manager) to release database connections.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        broker_url: str | None = None,
+        config: LLMConfig | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._env = os.environ if env is None else env
+        settings: Settings = load_settings(self._env)
+        self.database_url = database_url or settings.database_url
+        self.broker_url = broker_url or settings.broker_url
+        self._config_path = settings.config_path
+        self._config = config
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Dispose of the database engine (idempotent)."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = self._sessions = None
+
+    @property
+    def config(self) -> LLMConfig:
+        if self._config is None:
+            from producer.config_file import load_config
+
+            self._config = load_config(self._config_path, self._env)
+        return self._config
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        if self._sessions is None:
+            self._engine = make_engine(self.database_url, pool_size=4)
+            self._sessions = make_sessionmaker(self._engine)
+        return self._sessions
+
+    # --- submit ---------------------------------------------------------------------------
+
+    def submit(
+        self,
+        path_or_specs: str | Path | Sequence[JobSpec],
+        name: str | None = None,
+        tenant: str | None = None,
+        model: str | None = None,
+        max_cost_usd: Decimal | str | float | None = None,
+        nightly: bool = False,
+        use_cache: bool = True,
+    ) -> uuid.UUID:
+        """Validate every line, store the batch and its jobs in one transaction, enqueue them.
+
+        Args:
+            path_or_specs: a JSONL file (native or OpenAI Batch lines) or JobSpecs.
+            name: a label for people.
+            tenant: whose quota pays; default `quota.default_tenant` from the config.
+            model: the model for lines that name none (else the config's default).
+            max_cost_usd: a per-batch budget in USD, enforced by reservation.
+            nightly: store the jobs as `deferred` for the nightly run instead of queueing.
+            use_cache: False = never answer these jobs from the response cache.
+
+        Returns:
+            The batch id.
+
+        Raises:
+            InputError: a bad line (all reported, capped); nothing was written or enqueued.
+            ValueError: a bad option (tenant, name, max_cost_usd).
+            EnqueueFailed: the batch IS stored; the sweeper enqueues what was not sent.
+        """
+        return self.submit_detailed(
+            path_or_specs, name, tenant, model, max_cost_usd, nightly, use_cache
+        ).batch_id
+
+    def submit_detailed(
+        self,
+        path_or_specs: str | Path | Sequence[JobSpec],
+        name: str | None = None,
+        tenant: str | None = None,
+        model: str | None = None,
+        max_cost_usd: Decimal | str | float | None = None,
+        nightly: bool = False,
+        use_cache: bool = True,
+    ) -> SubmitResult:
+        """`submit`, returning job count, enqueued count and per-phase timings in seconds."""
+        batch = NewBatch(
+            tenant=_check_len("tenant", tenant or self.config.quota.default_tenant, 100),
+            name=_check_len("name", name, 200) if name else None,
+            default_model=model,
+            max_cost_usd=_parse_usd(max_cost_usd),
+            nightly=nightly,
+            use_cache=use_cache,
+        )
+        t0 = time.perf_counter()
+        if isinstance(path_or_specs, str | Path):
+            source = str(Path(path_or_specs).resolve())
+            specs = jsonl.parse_file(path_or_specs, self.config, model)
+            batch = replace(batch, source=source)
+        else:
+            specs = jsonl.check_specs(path_or_specs, self.config, model)
+        keys = cache.keys_for(specs, self.config, batch.use_cache)  # issue 11: None = no cache
+        parse_s = time.perf_counter() - t0
+        result = store_and_enqueue(self.sessions, self.broker_url, specs, batch, cache_keys=keys)
+        result.timings = {"parse_s": parse_s, **result.timings}
+        return result
+
+    # --- poll -----------------------------------------------------------------------------
+
+    def find_batch(self, batch_id: uuid.UUID | str) -> uuid.UUID:
+        """Resolve a full batch id or a unique prefix of one. Raises NotFound."""
+        with session_scope(self.sessions) as session:
+            found = batches_repo.find_batch_id(session, str(batch_id))
+        if found is None:
+            raise NotFound(f"no batch matches {str(batch_id)!r}")
+        return found
+
+    def get_batch(self, batch_id: uuid.UUID | str) -> BatchStatus:
+        """Counts by state, tokens, cost, per-provider figures and cache savings."""
+        bid = self.find_batch(batch_id)
+        with session_scope(self.sessions) as session:
+            status = batches_repo.batch_status(session, bid)
+        if status is None:
+            raise NotFound(f"no batch {bid}")
+        return status
+
+    def iter_results(
+        self, batch_id: uuid.UUID | str, chunk: int = 1000
+    ) -> Iterator[dict[str, Any]]:
+        """One result dict per input line, in input order, streamed from the ledger:
+        ``{"custom_id", "job_id", "status", "response", "usage", "cost_usd", "attempts",
+        "error"}`` (see README / `llmq results`)."""
+        bid = self.find_batch(batch_id)
+        with session_scope(self.sessions) as session:
+            yield from batches_repo.iter_results(session, bid, chunk)
+
+    def job(self, job_id: uuid.UUID | str) -> JobTimeline:
+        """One job and its attempts in order (`llmq job`). Raises NotFound."""
+        try:
+            jid = uuid.UUID(str(job_id))
+        except ValueError as exc:
+            raise NotFound(f"{str(job_id)!r} is not a job id") from exc
+        with session_scope(self.sessions) as session:
+            timeline = batches_repo.job_timeline(session, jid)
+        if timeline is None:
+            raise NotFound(f"no job {jid}")
+        return timeline
+
+    def wait(
+        self,
+        batch_id: uuid.UUID | str,
+        progress: ProgressCallback | None = None,
+        poll_s: float = 1.0,
+        timeout_s: float | None = None,
+    ) -> BatchStatus:
+        """Poll until no job can make progress: all terminal, or only parked/deferred left.
+
+        Args:
+            progress: called with each polled status (e.g. `producer.progress.BatchProgress`).
+            poll_s: seconds between polls.
+            timeout_s: give up after this many seconds and return the last status.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            status = self.get_batch(batch_id)
+            if progress is not None:
+                progress(status)
+            if status.settled or (deadline is not None and time.monotonic() >= deadline):
+                return status
+            time.sleep(poll_s)
+
+    # --- change ---------------------------------------------------------------------------
+
+    def cancel(self, batch_id: uuid.UUID | str) -> CancelResult:
+        """Queued, deferred and parked jobs become cancelled; running ones finish."""
+        bid = self.find_batch(batch_id)
+        with session_scope(self.sessions) as session:
+            result = batches_repo.cancel_batch(session, bid, datetime.now(UTC))
+        if result is None:
+            raise NotFound(f"no batch {bid}")
+        return result
+
+    def resume(self, batch_id: uuid.UUID | str) -> int:
+        """Parked (quota_exceeded) and deferred jobs go back to queued and are enqueued.
+
+        Returns the number of jobs re-queued. Raises EnqueueFailed like `submit`.
+        """
+        bid = self.find_batch(batch_id)
+        with session_scope(self.sessions) as session:
+            ids = batches_repo.resume_batch(session, bid, datetime.now(UTC))
+        if ids is None:
+            raise NotFound(f"no batch {bid}")
+        if ids:
+            publish_or_mark(self.sessions, self.broker_url, bid, ids)
+        return len(ids)
+
+
+def _check_len(what: str, value: str | None, limit: int) -> str:
+    if value is None or not value.strip() or len(value) > limit:
+        raise ValueError(f"{what} must be 1 to {limit} characters")
+    return value
+
+
+def _parse_usd(value: Decimal | str | float | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        usd = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ValueError(f"max_cost_usd: {value!r} is not a number") from exc
+    if not usd.is_finite() or usd >= Decimal("1e10") or usd.quantize(batches_repo.Q8) <= 0:
+        raise ValueError(f"max_cost_usd must be a positive amount in USD, got {value}")
+    return usd.quantize(batches_repo.Q8)

@@ -1,0 +1,482 @@
+"""Batch-level ledger access for the producer: submit's bulk insert, status, results, one job's
+timeline, cancel and resume.
+
+Owns: these reads, and the state changes on `batches`/`jobs` that a user asks for (never the
+`attempts` table, which only the pipeline writes). Must not: commit or open transactions (every
+function takes an open Session, normally inside `workers.ledger.db.session_scope`), decide
+routing or quota, or import provider code.
+
+Conventions:
+- A job's `spec` column is `JobSpec.model_dump(mode="json")` minus `custom_id` and `model`
+  (those are columns); rebuild with ``JobSpec(**job.spec, custom_id=..., model=...)``.
+- `line_no` is the job's 1-based position among the input's job lines: results order by it.
+- `enqueued_at` is set at insert for queued jobs (the producer publishes right after commit);
+  if publishing fails the producer calls `clear_enqueued`: NULL means "never sent", and the
+  sweeper (which ages NULL from `created_at`) re-sends such jobs after `requeue_after_s`.
+- Cost: `Decimal` here; `money_str` gives the JSON/CLI form, a string with exactly 8 decimal
+  places ("0.00123400"). Attempts with an unknown price add nothing to sums; they are counted
+  in `BatchStatus.unpriced_attempts`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import String, case, cast, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from schemas.job import AttemptOutcome, BatchState, JobSpec, JobState
+from workers.ledger.models import Attempt, Batch, Job
+
+Q8 = Decimal("0.00000001")
+PARKED = (JobState.QUOTA_EXCEEDED.value, JobState.DEFERRED.value)
+CANCELLABLE = (JobState.QUEUED.value, *PARKED)
+TERMINAL = (JobState.SUCCEEDED.value, JobState.FAILED.value, JobState.CANCELLED.value)
+COPY_COLUMNS = (
+    "id, batch_id, line_no, custom_id, tenant, model, spec, state, attempts, "
+    "prompt_tokens, completion_tokens, cost_usd, created_at, enqueued_at, cache_key"
+)
+_ID_CHUNK = 5000  # ids per IN (...) list; SQLite caps bound parameters
+_NO_SYNC = {"synchronize_session": False}  # bulk UPDATEs: no ORM objects to refresh
+
+
+def money_str(value: Decimal | float | int | None) -> str | None:
+    """USD as an exact decimal string with 8 places, or None when unknown."""
+    return None if value is None else format(_dec(value).quantize(Q8), "f")
+
+
+def _dec(value: Decimal | float | int) -> Decimal:
+    """SQLite hands sums back as floats; go through str so no binary noise creeps in."""
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+@dataclass(frozen=True)
+class NewBatch:
+    """What `insert_batch_with_jobs` needs to know about the batch besides its jobs."""
+
+    tenant: str
+    name: str | None = None
+    default_model: str | None = None
+    max_cost_usd: Decimal | None = None  # USD, per-batch budget (enforced by quota)
+    nightly: bool = False  # jobs start `deferred` for the nightly run
+    use_cache: bool = True  # False stores "cache": false in every job spec
+    source: str | None = None  # input file path, for people
+
+
+@dataclass(frozen=True)
+class ProviderStats:
+    jobs: int  # jobs of the batch this provider finally served
+    attempts: int  # attempt rows (calls and cache hits) that went to it
+    cost_usd: Decimal
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """A batch's progress and spend, read in one go from the ledger."""
+
+    batch_id: uuid.UUID
+    name: str | None
+    tenant: str
+    state: str  # BatchState value, derived: cancelled / done (all terminal) / active
+    total: int
+    counts: dict[str, int]  # every JobState value, zeros included
+    prompt_tokens: int  # billed attempts (cache hits excluded)
+    completion_tokens: int
+    cost_usd: Decimal  # every priced attempt of the batch, superseded ones included
+    unpriced_attempts: int  # attempts with usage but no known price
+    providers: dict[str, ProviderStats]
+    cache_hits: int
+    cache_saved_usd: Decimal
+    max_cost_usd: Decimal | None
+    nightly: bool
+    created_at: datetime
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts[s] for s in TERMINAL)
+
+    @property
+    def parked(self) -> int:
+        return sum(self.counts[s] for s in PARKED)
+
+    @property
+    def settled(self) -> bool:
+        """True when no job can make progress on its own (none queued or running)."""
+        return self.counts[JobState.QUEUED] + self.counts[JobState.RUNNING] == 0
+
+    @property
+    def all_succeeded(self) -> bool:
+        return self.counts[JobState.SUCCEEDED] == self.total
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented `llmq status --json` shape (money as 8-decimal strings)."""
+        return {
+            "batch_id": str(self.batch_id),
+            "name": self.name,
+            "tenant": self.tenant,
+            "state": self.state,
+            "total": self.total,
+            "counts": dict(self.counts),
+            "usage": {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+            },
+            "cost_usd": money_str(self.cost_usd),
+            "unpriced_attempts": self.unpriced_attempts,
+            "max_cost_usd": money_str(self.max_cost_usd),
+            "providers": {
+                p: {"jobs": s.jobs, "attempts": s.attempts, "cost_usd": money_str(s.cost_usd)}
+                for p, s in sorted(self.providers.items())
+            },
+            "cache": {"hits": self.cache_hits, "saved_usd": money_str(self.cache_saved_usd)},
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+# --- submit -------------------------------------------------------------------------------
+
+
+def insert_batch_with_jobs(
+    session: Session,
+    batch: NewBatch,
+    specs: Sequence[JobSpec],
+    now: datetime,
+    cache_keys: Sequence[str | None] | None = None,
+) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """Insert the batch row and one job per spec (in order), in the caller's transaction.
+
+    Every spec must have `model` resolved. Postgres uses COPY; other dialects executemany.
+    `cache_keys` (one per spec, from `workers.cache.keys_for`; None = no key) are stored only
+    when the batch uses the cache. Returns the batch id and the job ids in input order.
+    """
+    batch_id = uuid.uuid4()
+    state = JobState.DEFERRED if batch.nightly else JobState.QUEUED
+    session.execute(
+        insert(Batch).values(
+            id=batch_id,
+            name=batch.name,
+            tenant=batch.tenant,
+            state=BatchState.ACTIVE.value,
+            total_jobs=len(specs),
+            default_model=batch.default_model,
+            max_cost_usd=batch.max_cost_usd,
+            nightly=batch.nightly,
+            use_cache=batch.use_cache,
+            source=batch.source,
+            created_at=now,
+        )
+    )
+    enqueued_at = None if batch.nightly else now
+    job_ids = [uuid.uuid4() for _ in specs]
+    # --no-cache is stored in every spec too, so a job row alone says whether it may be cached
+    stored = specs if batch.use_cache else [s.model_copy(update={"cache": False}) for s in specs]
+    keys = cache_keys if cache_keys is not None and batch.use_cache else [None] * len(specs)
+    rows = (
+        (jid, batch_id, n, s.custom_id, batch.tenant, s.model, s, key)
+        for n, (jid, s, key) in enumerate(zip(job_ids, stored, keys, strict=True), 1)
+    )
+    common = (state.value, 0, 0, 0, Decimal(0), now, enqueued_at)
+    if session.get_bind().dialect.name == "postgresql":
+        _copy_jobs(session, rows, common)
+    else:
+        _executemany_jobs(session, rows, common)
+    return batch_id, job_ids
+
+
+_SPEC_EXCLUDE = {"custom_id", "model"}  # they are columns of their own
+
+
+def _copy_jobs(session: Session, rows: Iterator[tuple[Any, ...]], common: tuple[Any, ...]) -> None:
+    """COPY into jobs over the session's own connection, so it shares the transaction.
+    The spec goes in as JSON text serialised by pydantic-core (one step, in Rust)."""
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY jobs ({COPY_COLUMNS}) FROM STDIN") as copy:
+        for row in rows:
+            spec_json = row[6].model_dump_json(exclude=_SPEC_EXCLUDE)
+            copy.write_row((*row[:6], spec_json, *common, row[7]))
+
+
+def _executemany_jobs(
+    session: Session, rows: Iterator[tuple[Any, ...]], common: tuple[Any, ...]
+) -> None:
+    """SQLite (embedded mode): Core executemany in chunks; the JSON type serialises specs."""
+    names = [c.strip() for c in COPY_COLUMNS.split(",")]
+    chunk: list[dict[str, Any]] = []
+    for jid, bid, n, cid, tenant, model, spec, key in rows:
+        spec_dict = spec.model_dump(mode="json", exclude=_SPEC_EXCLUDE)
+        chunk.append(
+            dict(
+                zip(names, (jid, bid, n, cid, tenant, model, spec_dict, *common, key), strict=True)
+            )
+        )
+        if len(chunk) >= _ID_CHUNK:
+            session.execute(insert(Job.__table__), chunk)
+            chunk = []
+    if chunk:
+        session.execute(insert(Job.__table__), chunk)
+
+
+def clear_enqueued(
+    session: Session, batch_id: uuid.UUID, job_ids: Sequence[uuid.UUID] | None = None
+) -> None:
+    """Mark queued jobs as never sent (publishing failed); the sweeper re-sends them once they
+    are older than its `requeue_after_s`, counted from `created_at`."""
+    base = update(Job).where(Job.batch_id == batch_id, Job.state == JobState.QUEUED.value)
+    if job_ids is None:
+        session.execute(base.values(enqueued_at=None), execution_options=_NO_SYNC)
+        return
+    for i in range(0, len(job_ids), _ID_CHUNK):
+        chunk = list(job_ids[i : i + _ID_CHUNK])
+        session.execute(
+            base.where(Job.id.in_(chunk)).values(enqueued_at=None), execution_options=_NO_SYNC
+        )
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+def find_batch_id(session: Session, text: str) -> uuid.UUID | None:
+    """A full batch id, or a unique prefix of one (as printed in tables); None if no match."""
+    try:
+        return uuid.UUID(text) if session.get(Batch, uuid.UUID(text)) else None
+    except ValueError:
+        pass
+    prefix = text.strip().lower().replace("-", "")
+    if len(prefix) < 4 or any(c not in "0123456789abcdef" for c in prefix):
+        return None
+    as_hex = func.replace(cast(Batch.id, String), "-", "")
+    found = session.scalars(select(Batch.id).where(as_hex.like(prefix + "%")).limit(2)).all()
+    return found[0] if len(found) == 1 else None
+
+
+def batch_status(session: Session, batch_id: uuid.UUID) -> BatchStatus | None:
+    """Counts by state, billed tokens and cost, per-provider figures and cache savings."""
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        return None
+    counts = {s.value: 0 for s in JobState}
+    for state, n in session.execute(
+        select(Job.state, func.count()).where(Job.batch_id == batch_id).group_by(Job.state)
+    ):
+        counts[state] = n
+    served = dict(
+        session.execute(
+            select(Job.provider, func.count())
+            .where(Job.batch_id == batch_id, Job.state == JobState.SUCCEEDED.value)
+            .group_by(Job.provider)
+        ).all()
+    )
+    spend = _attempt_totals(session, batch_id)
+    providers = {
+        p: ProviderStats(served.get(p, 0), n, cost) for p, (n, cost) in spend["by_provider"].items()
+    }
+    if batch.state == BatchState.CANCELLED:
+        state = BatchState.CANCELLED.value
+    elif sum(counts[s] for s in TERMINAL) == batch.total_jobs:
+        state = BatchState.DONE.value
+    else:
+        state = BatchState.ACTIVE.value
+    return BatchStatus(
+        batch_id=batch.id,
+        name=batch.name,
+        tenant=batch.tenant,
+        state=state,
+        total=batch.total_jobs,
+        counts=counts,
+        prompt_tokens=spend["prompt_tokens"],
+        completion_tokens=spend["completion_tokens"],
+        cost_usd=spend["cost_usd"],
+        unpriced_attempts=spend["unpriced"],
+        providers=providers,
+        cache_hits=spend["cache_hits"],
+        cache_saved_usd=spend["cache_saved_usd"],
+        max_cost_usd=batch.max_cost_usd,
+        nightly=batch.nightly,
+        created_at=batch.created_at,
+    )
+
+
+def _attempt_totals(session: Session, batch_id: uuid.UUID) -> dict[str, Any]:
+    """One GROUP BY provider over the batch's attempts; cache hits are counted apart."""
+    hit = Attempt.outcome == AttemptOutcome.CACHE_HIT.value
+    billed = Attempt.outcome != AttemptOutcome.CACHE_HIT.value
+    zero = Decimal(0)
+    stmt = (
+        select(
+            Attempt.provider,
+            func.count(),
+            func.coalesce(func.sum(Attempt.cost_usd), 0),
+            func.coalesce(func.sum(case((billed, Attempt.prompt_tokens), else_=0)), 0),
+            func.coalesce(func.sum(case((billed, Attempt.completion_tokens), else_=0)), 0),
+            func.count().filter(hit),
+            func.coalesce(func.sum(case((hit, Attempt.saved_usd), else_=None)), 0),
+            func.count().filter(
+                billed,
+                Attempt.cost_usd.is_(None),
+                (Attempt.prompt_tokens + Attempt.completion_tokens) > 0,
+            ),
+        )
+        .join(Job, Job.id == Attempt.job_id)
+        .where(Job.batch_id == batch_id)
+        .group_by(Attempt.provider)
+    )
+    out: dict[str, Any] = {"by_provider": {}, "prompt_tokens": 0, "completion_tokens": 0}
+    out |= {"cost_usd": zero, "cache_hits": 0, "cache_saved_usd": zero, "unpriced": 0}
+    for provider, n, cost, ptok, ctok, hits, saved, unpriced in session.execute(stmt):
+        cost, saved = _dec(cost), _dec(saved)
+        out["by_provider"][provider] = (n, cost)
+        out["prompt_tokens"] += int(ptok)
+        out["completion_tokens"] += int(ctok)
+        out["cost_usd"] += cost
+        out["cache_hits"] += hits
+        out["cache_saved_usd"] += saved
+        out["unpriced"] += unpriced
+    return out
+
+
+def iter_results(
+    session: Session, batch_id: uuid.UUID, chunk: int = 1000
+) -> Iterator[dict[str, Any]]:
+    """Yield one result dict per job in input order, streamed `chunk` rows at a time
+    (a server-side cursor on Postgres). The session must stay open while iterating."""
+    cost = (
+        select(Attempt.job_id, func.sum(Attempt.cost_usd).label("cost"))
+        .join(Job, Job.id == Attempt.job_id)
+        .where(Job.batch_id == batch_id)
+        .group_by(Attempt.job_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            Job.custom_id,
+            Job.id,
+            Job.state,
+            Job.result,
+            Job.error,
+            Job.provider,
+            Job.served_model,
+            Job.model,
+            Job.prompt_tokens,
+            Job.completion_tokens,
+            Job.attempts,
+            cost.c.cost,
+        )
+        .outerjoin(cost, cost.c.job_id == Job.id)
+        .where(Job.batch_id == batch_id)
+        .order_by(Job.line_no)
+        .execution_options(yield_per=chunk)
+    )
+    for row in session.execute(stmt):
+        yield _result_line(row)
+
+
+def _result_line(row: Any) -> dict[str, Any]:
+    (cid, jid, state, result, error, provider, served, model, ptok, ctok, attempts, cost) = row
+    response = None
+    if state == JobState.SUCCEEDED and result is not None:
+        response = {
+            "text": result.get("text"),
+            "model": served or result.get("model_id") or result.get("model") or model,
+            "provider": provider or result.get("provider"),
+            "finish_reason": result.get("finish_reason"),
+        }
+    usage = None
+    if response is not None or ptok or ctok:
+        usage = {
+            "prompt_tokens": ptok,
+            "completion_tokens": ctok,
+            "total_tokens": ptok + ctok,
+        }
+    return {
+        "custom_id": cid,
+        "job_id": str(jid),
+        "status": state,
+        "response": response,
+        "usage": usage,
+        "cost_usd": money_str(cost if cost is not None else Decimal(0)),
+        "attempts": attempts,
+        "error": {"type": error.get("type"), "message": error.get("message")} if error else None,
+    }
+
+
+_TIMELINE_JOB_FIELDS = (
+    "custom_id", "tenant", "model", "state", "attempts", "created_at", "enqueued_at",
+    "not_before", "finished_at", "provider", "served_model", "error",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class JobTimeline:
+    job: dict[str, Any]  # id, batch_id, custom_id, model, state, attempts, error, ...
+    attempts: list[dict[str, Any]]  # in attempt order; money as Decimal
+
+
+def job_timeline(session: Session, job_id: uuid.UUID) -> JobTimeline | None:
+    """One job and every attempt row it has, in order."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return None
+    info = {c: getattr(job, c) for c in _TIMELINE_JOB_FIELDS}
+    info |= {"id": str(job.id), "batch_id": str(job.batch_id)}
+    rows = session.scalars(
+        select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.attempt_no)
+    ).all()
+    cols = [c.key for c in Attempt.__table__.columns if c.key != "job_id"]
+    return JobTimeline(info, [{c: getattr(a, c) for c in cols} for a in rows])
+
+
+# --- user-requested state changes ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    cancelled: int  # jobs moved to cancelled now
+    running: int  # jobs still running; they finish (their results are kept)
+
+
+def cancel_batch(session: Session, batch_id: uuid.UUID, now: datetime) -> CancelResult | None:
+    """Queued, deferred and parked jobs become cancelled; running ones are left to finish.
+
+    A worker's claim is a conditional UPDATE on `queued`, so a job is either claimed first
+    (and finishes) or cancelled first (and the claim finds nothing): row locks serialise them.
+    """
+    batch = session.get(Batch, batch_id, with_for_update=True)
+    if batch is None:
+        return None
+    result = session.execute(
+        update(Job)
+        .where(Job.batch_id == batch_id, Job.state.in_(CANCELLABLE))
+        .values(state=JobState.CANCELLED.value, finished_at=now, lease_until=None),
+        execution_options=_NO_SYNC,
+    )
+    batch.state = BatchState.CANCELLED.value
+    running = session.scalar(
+        select(func.count()).where(Job.batch_id == batch_id, Job.state == JobState.RUNNING.value)
+    )
+    return CancelResult(result.rowcount or 0, int(running or 0))
+
+
+def resume_batch(session: Session, batch_id: uuid.UUID, now: datetime) -> list[uuid.UUID] | None:
+    """Parked (`quota_exceeded`) and `deferred` jobs go back to `queued`; returns their ids
+    for the caller to enqueue after commit. A cancelled batch stays cancelled (its parked jobs
+    were cancelled with it); None when the batch does not exist."""
+    batch = session.get(Batch, batch_id, with_for_update=True)
+    if batch is None:
+        return None
+    ids = session.scalars(
+        update(Job)
+        .where(Job.batch_id == batch_id, Job.state.in_(PARKED))
+        .values(state=JobState.QUEUED.value, not_before=None, error=None, enqueued_at=now)
+        .returning(Job.id),
+        execution_options=_NO_SYNC,
+    ).all()
+    if ids and batch.state != BatchState.CANCELLED:
+        batch.state = BatchState.ACTIVE.value
+        batch.finished_at = None
+    return list(ids)
