@@ -1,17 +1,15 @@
 """The nightly backlog run: exactly once per (name, UTC date), in phases, resumable.
 
-Owns: the order of a run, the inbox's file handling (hash, validate, record, move), the
-nightly budget, the Celery task `llmq.nightly_run` that beat sends (workers/beat.py) and the
-hand-sent variant `send_run` (`llmq nightly run`). Must not: write SQL (workers/ledger/
-nightly_repo.py and batches_repo do), process jobs itself (the normal workers do, from the
-ids published here), or import provider code (the CLI runs this module in-process).
+Owns: the order of a run, the nightly budget, the release/parked/retry/wait phases, the
+Celery task `llmq.nightly_run` that beat sends (workers/beat.py) and the hand-sent variant
+`send_run` (`llmq nightly run`). Must not: write SQL (workers/ledger/nightly_repo.py and
+batches_repo do), process jobs itself (the normal workers do, from the ids published here),
+or import provider code (the CLI runs this module in-process). The inbox's file handling
+(ingest) lives in workers/nightly_inbox.py, the report files in workers/nightly_report_phase.py.
 
 Phases, in order; `nightly_runs.phase` names the next one, so a crashed run resumes there:
-  ingest   each inbox *.jsonl: sha256 seen before -> just move it on (a crash struck between
-           commit and move); valid -> its batch (deferred, nightly tenant) and its inbox_files
-           row in one transaction, then moved to processed/; invalid -> recorded, then moved to
-           rejected/ beside `<name>.errors.txt` naming the bad lines. Files move only after the
-           commit, with os.replace inside the inbox folder, under a name nothing else uses.
+  ingest   each inbox *.jsonl -> a deferred batch under the nightly tenant, moved to
+           processed/ (or, invalid, to rejected/ with its errors); see workers/nightly_inbox.py.
   release  the nightly tenant's day quota becomes `nightly.budget_usd`; every deferred job
            (inbox batches included) -> queued under the nightly tenant, and published.
   parked   quota_exceeded jobs whose window has reset -> queued under the nightly tenant.
@@ -20,7 +18,7 @@ Phases, in order; `nightly_runs.phase` names the next one, so a crashed run resu
   wait     poll the ledger until none of the run's jobs is queued or running (parked ones
            count as settled), or until `wait_timeout_s`.
   report   figures from the ledger -> JSON and Markdown in `nightly.report_dir`, and the JSON
-           in `nightly_runs.report`; the row becomes `done`.
+           in `nightly_runs.report`; the row becomes `done` (workers/nightly_report_phase.py).
 
 Every phase is idempotent on its own (picking is by state, ingest by content hash), so a crash
 between a phase's work and its phase update only repeats what is left of that phase.
@@ -36,10 +34,7 @@ then show under the nightly tenant too (the budget windows keep them where they 
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -52,12 +47,25 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.config import LLMConfig
-from schemas.job import ErrorKind, JobState
-from workers import cache
+from schemas.job import ErrorKind
 from workers.app import app
-from workers.ledger import batches_repo, nightly_repo, quota_repo
+from workers.ledger import nightly_repo, quota_repo
 from workers.ledger.db import session_scope
-from workers.nightly_report import RunInfo, build_report, render_markdown
+from workers.nightly_inbox import (  # noqa: F401 - re-exported: workers.nightly's public names
+    HASH_BLOCK,
+    PROCESSED,
+    REJECTED,
+    free_path,
+    inbox_files,
+    ingest_file,
+    ingest_inbox,
+    sha256_of,
+)
+from workers.nightly_report_phase import (  # noqa: F401 - re-exported, as above
+    report_paths,
+    report_phase,
+    write_report_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +83,6 @@ RETRYABLE_KINDS = tuple(
     )
 )
 CHUNK = 2000  # jobs handed over per transaction (and per publish)
-HASH_BLOCK = 1 << 20
-PROCESSED, REJECTED = "processed", "rejected"
 
 Publish = Callable[[Sequence[uuid.UUID]], None]
 Status = Literal["done", "already_done", "busy", "stopped"]
@@ -132,33 +138,6 @@ def next_phase(phase: str) -> str:
     return PHASES[i + 1] if i + 1 < len(PHASES) else nightly_repo.DONE
 
 
-def free_path(folder: Path, name: str) -> Path:
-    """`folder/name`, or `folder/<stem>.<n><suffix>` if taken: a move never overwrites."""
-    candidate = folder / name
-    stem, suffix = Path(name).stem, Path(name).suffix
-    n = 0
-    while candidate.exists() or candidate.with_name(candidate.name + ".errors.txt").exists():
-        n += 1
-        candidate = folder / f"{stem}.{n}{suffix}"
-    return candidate
-
-
-def inbox_files(inbox: str) -> list[Path]:
-    """The *.jsonl files waiting in `inbox` (a folder, or a glob pattern), oldest name first.
-    Files already under a processed/ or rejected/ folder are never picked up again."""
-    root = Path(inbox)
-    found = root.glob("*.jsonl") if root.is_dir() else map(Path, glob.glob(inbox, recursive=True))
-    return sorted(p for p in found if p.is_file() and p.parent.name not in (PROCESSED, REJECTED))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # ---- the run -----------------------------------------------------------------------------
 
 
@@ -205,7 +184,7 @@ def _run_phases(ctx: NightlyContext, run: nightly_repo.RunRow, stop_after: str |
     for phase in PHASES[start:]:
         ctx.say(f"{run.run_date}: phase {phase}")
         if phase == "report":
-            result.report, result.paths = _report(ctx, run)
+            result.report, result.paths = report_phase(ctx, run)
             result.status = "done"
         else:
             _PHASES[phase](ctx, run)
@@ -215,71 +194,6 @@ def _run_phases(ctx: NightlyContext, run: nightly_repo.RunRow, stop_after: str |
         if phase == stop_after:
             break
     return result
-
-
-# ---- phase: ingest -----------------------------------------------------------------------
-
-
-def _ingest(ctx: NightlyContext, run: nightly_repo.RunRow) -> None:
-    inbox = ctx.config.nightly.inbox
-    if not inbox:
-        return
-    for path in inbox_files(inbox):
-        try:
-            outcome = ingest_file(ctx, run, path)
-        except OSError as exc:
-            # Unreadable, or the move failed after the commit: the file stays where it is and
-            # its hash (if recorded) moves it on next time; one file never blocks the night.
-            log.error("nightly: inbox file %s left in place: %s", path, exc)
-            continue
-        ctx.say(f"inbox {path.name}: {outcome}")
-
-
-def ingest_file(ctx: NightlyContext, run: nightly_repo.RunRow, path: Path) -> str:
-    """One inbox file -> 'ingested', 'rejected' or 'already seen'. See the module docstring."""
-    from producer.jsonl import InputError, parse_file
-
-    sha = sha256_of(path)
-    with session_scope(ctx.sessions) as s:
-        known = nightly_repo.inbox_state(s, sha)
-    if known == "ingested":
-        _move(path, path.parent / PROCESSED)
-        return "already seen (moved to processed/)"
-    try:
-        specs = parse_file(path, ctx.config)
-    except InputError as exc:
-        if known is None:
-            with session_scope(ctx.sessions) as s:
-                nightly_repo.record_inbox(s, sha, path.name, REJECTED, None, run.id, ctx.clock())
-        _move(path, path.parent / REJECTED, errors=exc.render() + "\n")
-        return f"rejected ({exc.bad_lines} bad line(s))"
-    dest = free_path(path.parent / PROCESSED, path.name)
-    batch = batches_repo.NewBatch(
-        tenant=ctx.config.nightly.tenant,
-        name=f"nightly {run.run_date} {path.name}"[:200],
-        nightly=True,  # deferred: the release phase queues them with the rest
-        source=str(dest.resolve()),
-    )
-    now = ctx.clock()
-    with session_scope(ctx.sessions) as s:
-        keys = cache.keys_for(specs, ctx.config)  # issue 11: repeated lines hit the cache
-        batch_id, _ = batches_repo.insert_batch_with_jobs(s, batch, specs, now, keys)
-        if known == REJECTED:  # rejected before, valid now (e.g. a model was added)
-            nightly_repo.forget_inbox(s, sha)
-        nightly_repo.record_inbox(s, sha, path.name, "ingested", batch_id, run.id, now)
-    _move(path, path.parent / PROCESSED, dest=dest)
-    return f"ingested {len(specs)} jobs as batch {batch_id}"
-
-
-def _move(path: Path, folder: Path, *, dest: Path | None = None, errors: str | None = None) -> Path:
-    """Move `path` into `folder` (same filesystem: os.replace is atomic), never overwriting;
-    with `errors`, write `<name>.errors.txt` beside it first."""
-    folder.mkdir(parents=True, exist_ok=True)
-    dest = dest or free_path(folder, path.name)
-    if errors is not None:
-        dest.with_name(dest.name + ".errors.txt").write_text(errors, encoding="utf-8")
-    os.replace(path, dest)
-    return dest
 
 
 # ---- phases: release, parked, retry, wait ------------------------------------------------
@@ -370,60 +284,12 @@ def _wait(ctx: NightlyContext, run: nightly_repo.RunRow) -> None:
 
 
 _PHASES: dict[str, Callable[[NightlyContext, nightly_repo.RunRow], None]] = {
-    "ingest": _ingest,
+    "ingest": ingest_inbox,
     "release": _release,
     "parked": _parked,
     "retry": _retry,
     "wait": _wait,
 }
-
-
-# ---- phase: report -----------------------------------------------------------------------
-
-
-def _report(ctx: NightlyContext, run: nightly_repo.RunRow) -> tuple[dict[str, Any], list[Path]]:
-    """Figures from the ledger -> files (rewritten whole on a resume) -> the row, done."""
-    now = ctx.clock()
-    nightly = ctx.config.nightly
-    with session_scope(ctx.sessions) as s:
-        figures = nightly_repo.run_figures(s, run.id, run.started_at)
-        complete = nightly_repo.open_jobs(s, run.id) == 0
-        previous = nightly_repo.latest_run(s, ctx.name, before=run.run_date)
-    info = RunInfo(
-        run.name, run.run_date, nightly.tenant, nightly.budget_usd, run.started_at, now, complete
-    )
-    states = [s.value for s in JobState]
-    report = build_report(info, figures, states, previous.report if previous else None)
-    try:
-        paths = write_report_files(Path(nightly.report_dir), report)
-    except OSError as exc:  # the ledger keeps the report: `llmq nightly report` shows it
-        log.error(
-            "nightly %s: report files not written to %s: %s", run.run_date, nightly.report_dir, exc
-        )
-        paths = []
-    with session_scope(ctx.sessions) as s:
-        nightly_repo.finish_run(s, run.id, report, now)
-    ctx.say(f"report: {', '.join(str(p) for p in paths) or 'in the ledger only'}")
-    return report, paths
-
-
-def report_paths(report_dir: Path, run_date: date) -> tuple[Path, Path]:
-    stem = f"nightly-{run_date.isoformat()}"
-    return report_dir / f"{stem}.json", report_dir / f"{stem}.md"
-
-
-def write_report_files(report_dir: Path, report: dict[str, Any]) -> list[Path]:
-    """`nightly-YYYY-MM-DD.json` and `.md`, each written whole then renamed into place."""
-    import json
-
-    report_dir.mkdir(parents=True, exist_ok=True)
-    paths = report_paths(report_dir, date.fromisoformat(report["run_date"]))
-    bodies = (json.dumps(report, indent=2) + "\n", render_markdown(report))
-    for path, body in zip(paths, bodies, strict=True):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(body, encoding="utf-8")
-        os.replace(tmp, path)
-    return list(paths)
 
 
 # ---- Celery ------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """`llmq demo` and `llmq run FILE.jsonl`: a whole batch in one command, with no servers.
 
 Owns: these two commands: choosing the config and the simulator, submitting through the
-producer `Client`, the progress bar, writing the results file, the summary (rich tables, or
-JSON with `--json`) and the exit code. Must not: run jobs itself or take a shortcut around the
-pipeline: the work happens in `workers.embedded`, which is the production worker on
-in-process parts (SQLite ledger, `memory://` broker, threads pool), or, with `run --external`,
-in the workers already serving LLMQ_DATABASE_URL / LLMQ_BROKER_URL.
+producer `Client`, the progress bar, writing the results file, printing the summary (rich
+tables, or JSON with `--json`; producer/demo_summary.py renders both) and the exit code.
+Must not: run jobs itself or take a shortcut around the pipeline: the work happens in
+`workers.embedded`, which is the production worker on in-process parts (SQLite ledger,
+`memory://` broker, threads pool), or, with `run --external`, in the workers already serving
+LLMQ_DATABASE_URL / LLMQ_BROKER_URL.
 
 `llmq run` is always embedded unless `--external` is given: an LLMQ_* variable exported for
 other commands never silently turns it into "submit and wait for workers that may not run".
@@ -19,20 +20,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from producer.demo_summary import Report, print_report, report_json
 
 if TYPE_CHECKING:
     from producer.client import Client
     from schemas.config import LLMConfig
     from simulator.config import SimConfig
     from workers.ledger.batches_repo import BatchStatus
-    from workers.ledger.usage_repo import UsageRow
 
 EXIT_UNFINISHED, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "demo_config.yaml"
@@ -49,22 +49,6 @@ def register(app: typer.Typer) -> None:
     """Add `demo` and `run` to the `llmq` app."""
     app.command("demo")(demo)
     app.command("run")(run)
-
-
-@dataclass
-class Report:
-    """What a finished run prints."""
-
-    title: str
-    status: BatchStatus
-    usage: list[UsageRow]  # attempts of this run by provider and model
-    results: Path
-    written: int
-    ledger: str  # a file path (embedded) or a database URL (external)
-    log: Path | None
-    simulator: dict[str, Any] | None  # the simulator's own counts, when it served the calls
-    elapsed_s: float  # submit to results written, seconds
-    startup_s: float = 0.0  # embedded: ledger migration, simulator, worker start
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -316,119 +300,3 @@ def _finish(report: Report, as_json: bool) -> None:
         print_report(report)
     if not report.status.all_succeeded:
         raise typer.Exit(EXIT_UNFINISHED)
-
-
-def report_json(report: Report) -> dict[str, Any]:
-    """The `--json` summary: the batch status (as `llmq status --json`) plus this run's
-    attempts by provider and model, the simulator's counts, and where everything is."""
-    from workers.ledger.batches_repo import money_str
-
-    counts = ("attempts", "succeeded", "failed", "cache_hits", "prompt_tokens", "completion_tokens")
-    by_provider_model = [
-        {**r.group, **{k: getattr(r, k) for k in counts}, "cost_usd": money_str(r.cost_usd)}
-        for r in report.usage
-    ]
-    return {
-        "batch": report.status.to_json(),
-        "by_provider_model": by_provider_model,
-        "simulator": report.simulator,
-        "results_file": str(report.results),
-        "results_written": report.written,
-        "ledger": report.ledger,
-        "log_file": str(report.log) if report.log else None,
-        "elapsed_s": round(report.elapsed_s, 3),
-        "startup_s": round(report.startup_s, 3),
-    }
-
-
-def print_report(report: Report) -> None:
-    """The human summary: jobs by state, attempts/tokens/cost by provider and model, paths."""
-    from rich.console import Console
-
-    # Not a terminal (a file, CI, cron mail): 120 columns, so model names are not cut.
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-    st = report.status
-    startup = f", start-up {report.startup_s:.1f} s" if report.startup_s else ""
-    console.print(
-        f"\n[bold]{report.title}[/]: {st.total} jobs in {report.elapsed_s:.1f} s{startup}  "
-        f"(batch {st.batch_id})"
-    )
-    console.print(_states_table(st))
-    console.print(_usage_table(report.usage))
-    console.print(_totals_line(report))
-    if report.simulator is not None:
-        console.print(_simulator_line(report.simulator))
-    paths = [f"results: {report.results}  ({report.written} lines, input order)"]
-    if report.log is not None:
-        url = f"sqlite:///{Path(report.ledger).resolve()}"
-        paths.append(f"ledger:  {report.ledger}  (LLMQ_DATABASE_URL={url} llmq status <batch>)")
-        paths.append(f"log:     {report.log}")
-    else:
-        paths.append(f"ledger:  {report.ledger}")
-    for line in paths:
-        console.print(line, soft_wrap=True)  # paths are copied: never broken across lines
-
-
-def _states_table(st: BatchStatus) -> Any:
-    from rich.table import Table
-
-    table = Table("jobs by state", "", box=None, title_justify="left")
-    styles = {"succeeded": "green", "failed": "red", "quota_exceeded": "yellow"}
-    for state, n in st.counts.items():
-        if n:
-            style = styles.get(state, "")
-            table.add_row(f"[{style}]{state}[/]" if style else state, str(n))
-    table.add_row("[bold]total", f"[bold]{st.total}")
-    return table
-
-
-def _usage_table(rows: list[UsageRow]) -> Any:
-    from rich.table import Table
-
-    from workers.ledger.batches_repo import money_str
-
-    table = Table(
-        "provider", "model", "attempts", "ok", "failed", "tokens in/out", "cost USD",
-        box=None, title="attempts by provider and model", title_justify="left",
-    )  # fmt: skip
-    for r in rows:
-        table.add_row(
-            r.group["provider"],
-            r.group["model"],
-            str(r.attempts),
-            str(r.succeeded + r.cache_hits),
-            f"[red]{r.failed}[/]" if r.failed else "0",
-            f"{r.prompt_tokens:,}/{r.completion_tokens:,}",
-            money_str(r.cost_usd),
-        )
-    return table
-
-
-def _totals_line(report: Report) -> str:
-    from workers.ledger.batches_repo import money_str
-
-    st = report.status
-    attempts = sum(r.attempts for r in report.usage)
-    extra = max(attempts - st.counts["succeeded"] - st.counts["failed"], 0)
-    line = (
-        f"{attempts} attempts for {st.total} jobs ({extra} retries and fallbacks); "
-        f"tokens {st.prompt_tokens:,} prompt + {st.completion_tokens:,} completion; "
-        f"cost ${money_str(st.cost_usd)}"
-    )
-    if st.cache_hits:
-        line += f"; cache hits {st.cache_hits} (saved ${money_str(st.cache_saved_usd)})"
-    if st.unpriced_attempts:
-        line += f"; {st.unpriced_attempts} attempts unpriced"
-    return line
-
-
-def _simulator_line(stats: dict[str, Any]) -> str:
-    by_status: dict[str, int] = {}
-    for provider in stats.get("providers", {}).values():
-        for code, n in provider.get("by_status", {}).items():
-            by_status[str(code)] = by_status.get(str(code), 0) + int(n)
-    codes = ", ".join(f"{code}: {n}" for code, n in sorted(by_status.items()))
-    return (
-        f"simulator: {stats.get('total_requests', 0)} requests, "
-        f"{stats.get('total_served', 0)} served ({codes})"
-    )

@@ -1,0 +1,143 @@
+"""The nightly report's figures, read from the ledger: jobs by state and source, attempts,
+tokens and cost by provider and model, failures by reason, the costliest jobs, inbox files.
+
+Owns: the read-only queries behind `RunFigures` (workers/nightly_report.py turns them into
+the report). Must not: write anything, open or commit transactions (callers pass a session
+inside `session_scope`), or read the clock (callers pass the run's start). The run's rows and
+the state changes that pick up work are workers/ledger/nightly_repo.py's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from schemas.job import JobState
+from workers.ledger.models import Attempt, Batch, InboxFile, Job, NightlyRunJob
+from workers.nightly_report import InboxEntry, JobCost, RunFigures, UsageFigures
+
+_jobs = Job.__table__
+_links = NightlyRunJob.__table__
+
+
+def _dec(value: Any) -> Decimal:
+    """SQLite hands sums back as floats; go through str so no binary noise creeps in."""
+    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
+
+
+def run_figures(session: Session, run_id: int, since: datetime) -> RunFigures:
+    """The report's figures for the run's jobs. Tokens and cost: their attempts started at or
+    after `since` (the run's start), with `llmq usage`'s definitions."""
+    linked = select(_links.c.job_id).where(_links.c.run_id == run_id)
+    return RunFigures(
+        by_state=_grouped(session, _jobs.c.state, _jobs.c.id.in_(linked)),
+        by_source=dict(
+            session.execute(
+                select(_links.c.source, func.count())
+                .where(_links.c.run_id == run_id)
+                .group_by(_links.c.source)
+            ).all()
+        ),
+        usage=_usage(session, linked, since),
+        failed_jobs_by_reason=_grouped(
+            session,
+            _jobs.c.error["type"].as_string(),
+            _jobs.c.id.in_(linked) & (_jobs.c.state == JobState.FAILED.value),
+        ),
+        failed_attempts_by_reason=_failed_attempts(session, linked, since),
+        costliest=_costliest(session, linked, since),
+        inbox=_inbox(session, run_id),
+    )
+
+
+def _grouped(session: Session, column: Any, where: Any) -> dict[str, int]:
+    stmt = select(column, func.count()).select_from(_jobs).where(where).group_by(column)
+    return {str(k): int(n) for k, n in session.execute(stmt)}
+
+
+def _usage(session: Session, linked: Any, since: datetime) -> list[UsageFigures]:
+    a = Attempt
+    stmt = (
+        select(
+            a.provider,
+            a.model,
+            func.count(),
+            func.count().filter(a.outcome == "succeeded"),
+            func.count().filter(a.outcome.in_(("failed", "lost"))),
+            func.count().filter(a.outcome == "cache_hit"),
+            func.coalesce(func.sum(a.prompt_tokens), 0),
+            func.coalesce(func.sum(a.completion_tokens), 0),
+            func.coalesce(func.sum(a.cost_usd), 0),
+            func.count().filter(a.outcome == "succeeded", a.cost_usd.is_(None)),
+        )
+        .where(a.job_id.in_(linked), a.started_at >= since)
+        .group_by(a.provider, a.model)
+        .order_by(a.provider, a.model)
+    )
+    return [
+        UsageFigures(p, m, int(n), int(ok), int(bad), int(hit), int(pt), int(ct), _dec(c), int(u))
+        for p, m, n, ok, bad, hit, pt, ct, c, u in session.execute(stmt)
+    ]
+
+
+def _failed_attempts(session: Session, linked: Any, since: datetime) -> dict[str, int]:
+    a = Attempt
+    kind = func.coalesce(a.error_kind, "unknown")
+    stmt = (
+        select(kind, func.count())
+        .where(a.job_id.in_(linked), a.started_at >= since, a.outcome.in_(("failed", "lost")))
+        .group_by(kind)
+    )
+    return {str(k): int(n) for k, n in session.execute(stmt)}
+
+
+def _costliest(session: Session, linked: Any, since: datetime, limit: int = 10) -> list[JobCost]:
+    a = Attempt
+    per_job = (
+        select(
+            a.job_id,
+            func.coalesce(func.sum(a.cost_usd), 0).label("cost"),
+            func.coalesce(func.sum(a.prompt_tokens), 0).label("pt"),
+            func.coalesce(func.sum(a.completion_tokens), 0).label("ct"),
+        )
+        .where(a.job_id.in_(linked), a.started_at >= since)
+        .group_by(a.job_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            _jobs.c.id,
+            _jobs.c.batch_id,
+            _jobs.c.custom_id,
+            _jobs.c.model,
+            _jobs.c.provider,
+            _jobs.c.state,
+            per_job.c.pt,
+            per_job.c.ct,
+            per_job.c.cost,
+        )  # fmt: skip
+        .join(per_job, per_job.c.job_id == _jobs.c.id)
+        .order_by(per_job.c.cost.desc(), (per_job.c.pt + per_job.c.ct).desc(), _jobs.c.id)
+        .limit(limit)
+    )
+    return [
+        JobCost(str(j), str(b), cid, m, p, s, int(pt), int(ct), _dec(c))
+        for j, b, cid, m, p, s, pt, ct, c in session.execute(stmt)
+    ]
+
+
+def _inbox(session: Session, run_id: int) -> list[InboxEntry]:
+    stmt = (
+        select(InboxFile.name, InboxFile.state, InboxFile.batch_id, Batch.total_jobs)
+        .outerjoin(Batch, Batch.id == InboxFile.batch_id)
+        .where(InboxFile.run_id == run_id)
+        .order_by(InboxFile.seen_at, InboxFile.name)
+    )
+    return [
+        InboxEntry(name, state, str(b) if b else None, int(n or 0))
+        for name, state, b, n in session.execute(stmt)
+    ]
