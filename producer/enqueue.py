@@ -9,8 +9,11 @@ Why not `app.send_task` in a loop: it costs ~0.4-0.7 ms per message (~40 s for 1
 measured), almost all of it Python overhead. On a Redis broker this module builds one message
 through Celery and kombu themselves (`app.amqp.as_task_v2`, the channel's `prepare_message`
 and `encode_body`, the routing that `basic_publish` applies), so headers, properties and body
-are exactly what `send_task` would produce; each job then gets its own task id, delivery tag
-and body, and the messages go out as multi-value LPUSHes over one connection (~30 us each).
+are what `send_task` produces; each job then gets its own task id (also its delivery tag) and
+body, and the messages go out as multi-value LPUSHes over one connection (~15-25 us each).
+Like `send_task` for a direct queue, messages use the anonymous exchange: they land in the
+`llmq` list even if kombu's binding keys were lost with a Redis restart. Unlike it, no
+`task-sent` event is emitted (Flower shows each task once a worker receives it).
 Other transports (``memory://`` in the embedded mode, AMQP) fall back to `send_task` inside a
 kombu publish batch. Either way a failure raises `EnqueueError` saying how many were sent.
 """
