@@ -21,10 +21,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, insert, literal, or_, select, update
+from sqlalchemy import and_, case, exists, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from schemas.job import AttemptOutcome, Completion, ErrorRecord, JobState
+from schemas.job import AttemptOutcome, BatchState, Completion, ErrorRecord, JobState
 from workers.ledger.models import Attempt, Batch, Job
 
 _jobs = Job.__table__
@@ -96,6 +96,15 @@ class AttemptClose:
     error_kind: str | None = None
     error_message: str | None = None
     request_id: str | None = None
+
+
+def _unless_cancelled(state: JobState) -> Any:
+    """`state`, or `cancelled` when the job's batch was cancelled while it was running: a
+    cancel leaves running jobs to finish, so their retries and parking must not revive them."""
+    batch_cancelled = exists().where(
+        _batches.c.id == _jobs.c.batch_id, _batches.c.state == BatchState.CANCELLED.value
+    )
+    return case((batch_cancelled, JobState.CANCELLED.value), else_=state.value)
 
 
 def _fence(job_id: uuid.UUID, attempt_no: int) -> Any:
@@ -308,7 +317,7 @@ def requeue_job(
     `enqueued_at` alone: no message is sent and the sweeper must send one).
     """
     values: dict[str, Any] = {
-        "state": JobState.QUEUED.value,
+        "state": _unless_cancelled(JobState.QUEUED),
         "not_before": not_before,
         "lease_until": None,
         "routing_state": _routing_state(job, wait_ms=wait_ms, excluded=excluded),
@@ -330,7 +339,7 @@ def park_job(session: Session, job: ClaimedJob, error: ErrorRecord, retry_at: da
         update(_jobs)
         .where(_fence(job.id, job.attempt_no))
         .values(
-            state=JobState.QUOTA_EXCEEDED.value,
+            state=_unless_cancelled(JobState.QUOTA_EXCEEDED),
             error=error.model_dump(mode="json"),
             not_before=retry_at,
             lease_until=None,
