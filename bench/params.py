@@ -1,0 +1,58 @@
+"""Sizes of a bench run: full (`make bench`) and quick (`--quick`, for iteration).
+
+Owns: every number that sets how long a scenario runs or how much it loads. Scenarios are
+time-boxed (a window in seconds), so a slow llmq makes a run report lower figures, not longer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Params:
+    mode: str
+    workers: int = 2  # worker processes, as recommended for a 2-core host (celery-notes.md)
+    # provider-bound: simulator latency and concurrency cap; threads per worker
+    pb_latency_ms: float = 500.0
+    pb_cap: int = 64
+    pb_threads: int = 48
+    pb_warm_s: float = 5.0
+    pb_window_s: float = 30.0
+    # CPU-bound: 0 ms simulator; threads per worker (the baselines use workers x threads)
+    cpu_threads: int = 16
+    cpu_warmup_jobs: int = 300
+    cpu_jobs: int = 12_000
+    cpu_warm_s: float = 3.0
+    cpu_window_s: float = 20.0
+    baseline_calls: int = 4_000
+    baseline_s: float = 20.0
+    # submit, memory, ledger
+    submit_lines: int = 100_000
+    memory_queued: tuple[int, int] = (1_000, 10_000)
+    memory_sample_s: float = 12.0
+    ledger_rows: int = 10_000
+    ledger_fill_s: float = 240.0  # at ~30 jobs/s the top-up is most of a full run
+
+    @property
+    def pb_ideal_rate(self) -> float:
+        """Jobs/s the cap allows: cap concurrent calls of `latency` seconds each."""
+        return self.pb_cap / (self.pb_latency_ms / 1000)
+
+
+FULL = Params(mode="full")
+QUICK = Params(
+    mode="quick",
+    pb_warm_s=3.0,
+    pb_window_s=10.0,
+    cpu_warmup_jobs=100,
+    cpu_jobs=3_000,
+    cpu_warm_s=2.0,
+    cpu_window_s=8.0,
+    baseline_calls=1_000,
+    baseline_s=8.0,
+    submit_lines=20_000,
+    memory_sample_s=6.0,
+    ledger_rows=2_000,
+    ledger_fill_s=40.0,
+)
