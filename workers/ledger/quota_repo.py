@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import BigInteger, Engine, and_, bindparam, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -70,6 +72,61 @@ def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+# Window row ids per engine, by key. Safe to keep for the life of the process: window rows are
+# never deleted (`quota set` changes limits on the row itself), and a statement that finds
+# fewer rows than ids it was given drops the engine's cache and redoes the missing part.
+_ID_CACHE: WeakKeyDictionary[Engine, dict[Key, int]] = WeakKeyDictionary()
+_CACHE_MAX = 50_000  # one entry per tenant-day/month and per capped batch; bounded anyway
+
+
+def _cache(session: Session) -> dict[Key, int]:
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    cache = _ID_CACHE.get(engine)
+    if cache is None or len(cache) > _CACHE_MAX:
+        cache = _ID_CACHE[engine] = {}
+    return cache
+
+
+_IDS = bindparam("ids", type_=ARRAY(BigInteger))
+
+# Postgres reserve, all-or-nothing in ONE statement: lock the rows in id order (the order that
+# keeps multi-window transactions from deadlocking), check on the locked (newest) versions that
+# every row is present and fits, and add the worst case only if all do.
+_PG_RESERVE = text("""
+WITH l AS (
+    SELECT id,
+           (limit_usd IS NULL OR spent_usd + reserved_usd + :usd <= limit_usd)
+           AND (limit_tokens IS NULL OR spent_tokens + reserved_tokens + :tokens <= limit_tokens)
+           AS fits
+    FROM budget_windows WHERE id = ANY(:ids) ORDER BY id FOR UPDATE
+), ok AS (
+    SELECT count(*) = :n AND coalesce(bool_and(fits), false) AS ok FROM l
+), u AS (
+    UPDATE budget_windows b
+    SET reserved_usd = b.reserved_usd + :usd, reserved_tokens = b.reserved_tokens + :tokens
+    FROM l, ok WHERE b.id = l.id AND ok.ok
+    RETURNING b.id
+)
+SELECT (SELECT count(*) FROM l) AS found, (SELECT count(*) FROM u) AS updated
+""").bindparams(_IDS)
+
+# Postgres settle/release in ONE statement: the rows by id plus the batch window by its key
+# (it may not exist: a batch without a max cost has none), locked in id order, then adjusted.
+_PG_ADD = text("""
+WITH l AS (
+    SELECT id FROM budget_windows
+    WHERE id = ANY(:ids) OR (scope = :bscope AND period = 'batch' AND window_start = :bstart)
+    ORDER BY id FOR UPDATE
+)
+UPDATE budget_windows b
+SET reserved_tokens = b.reserved_tokens + :rt, reserved_usd = b.reserved_usd + :ru,
+    spent_tokens = b.spent_tokens + :st, spent_usd = b.spent_usd + :su
+FROM l WHERE b.id = l.id
+RETURNING b.id
+""").bindparams(_IDS)
+
+
 def _find_ids(session: Session, keys: Sequence[Key]) -> dict[Key, int]:
     bw = BudgetWindow
     match = or_(*(and_(bw.scope == s, bw.period == p, bw.window_start == d) for s, p, d in keys))
@@ -85,6 +142,10 @@ def _ensure(
     ON CONFLICT DO NOTHING makes concurrent creators harmless: the loser waits for the winner's
     row and then simply finds it.
     """
+    # Postgres caches ids per process (see _ID_CACHE); SQLite looks them up every time.
+    cache = _cache(session) if _is_postgres(session) else {}
+    if all(k in cache for k in keys):
+        return sorted(cache[k] for k in keys)
     found = _find_ids(session, keys)
     missing = [k for k in keys if k not in found]
     if missing:
@@ -100,6 +161,7 @@ def _ensure(
             stmt.on_conflict_do_nothing(index_elements=["scope", "period", "window_start"])
         )
         found = _find_ids(session, keys)
+    cache.update((k, found[k]) for k in keys)
     return sorted(found[k] for k in keys)
 
 
@@ -155,6 +217,35 @@ def _add(
     session.execute(stmt)
 
 
+def _known_ids(session: Session, keys: Sequence[Key]) -> list[int]:
+    """Ids of the existing window rows for `keys` (Postgres: from the cache when all known)."""
+    cache = _cache(session)
+    if not all(k in cache for k in keys):
+        found = _find_ids(session, keys)
+        cache.update(found)
+        return sorted(found.values())
+    return sorted(cache[k] for k in keys)
+
+
+def _pg_add(
+    session: Session,
+    ids: Sequence[int],
+    batch_id: UUID | None,
+    reserved: tuple[int, Decimal],
+    spent: tuple[int, Decimal],
+) -> bool:
+    """Postgres: reserved += reserved, spent += spent on the rows `ids` and on the batch's
+    window if it exists, in one statement. False if some id no longer has a row: then those
+    ids got nothing and the others are done (a retry passes only the stale part again)."""
+    scope, _, start = _batch_key(batch_id) if batch_id is not None else (None, None, None)
+    params = {
+        "ids": list(ids), "bscope": scope, "bstart": start,
+        "rt": reserved[0], "ru": reserved[1], "st": spent[0], "su": spent[1],
+    }  # fmt: skip
+    done = set(session.connection().execute(_PG_ADD, params).scalars())
+    return done.issuperset(ids)
+
+
 # ---- reserve / settle / release ---------------------------------------------------------
 
 
@@ -179,11 +270,23 @@ def reserve(
         True if reserved. False if any window lacks room; then nothing stays reserved and the
         caller's transaction is still usable (e.g. to try a cheaper deployment).
     """
-    ids = _tenant_ids(session, tenant, now)
-    if batch_max_cost is not None:
-        key = _batch_key(batch_id)
-        ids += _ensure(session, [key], lambda: {key: (batch_max_cost, None)})
-    ids.sort()
+
+    def window_ids() -> list[int]:
+        ids = _tenant_ids(session, tenant, now)
+        if batch_max_cost is not None:
+            key = _batch_key(batch_id)
+            ids += _ensure(session, [key], lambda: {key: (batch_max_cost, None)})
+        return sorted(ids)
+
+    ids = window_ids()
+    if _is_postgres(session):
+        params = {"ids": ids, "n": len(ids), "usd": usd, "tokens": tokens}
+        row = session.connection().execute(_PG_RESERVE, params).one()
+        if row.found < len(ids):  # a cached id is gone (e.g. its creating txn rolled back)
+            _cache(session).clear()
+            params["ids"] = ids = window_ids()
+            row = session.connection().execute(_PG_RESERVE, params).one()
+        return row.updated == len(ids)
     _lock(session, ids)
     bw = BudgetWindow
     stmt = (
@@ -236,6 +339,13 @@ def settle(  # noqa: PLR0913 - the signature agreed in notes/contracts.md (issue
     # and `spent` already has 8 places, so windows and the attempts ledger agree to the unit.
     booked = reserved_usd if actual_usd is None else actual_usd
     # Tenant windows are created if missing, so spend is counted even without a reservation.
+    amounts = (-reserved_tokens, -reserved_usd), (actual_tokens, booked)
+    if _is_postgres(session):
+        tenant_ids = _tenant_ids(session, tenant, started_at)
+        if not _pg_add(session, tenant_ids, batch_id, *amounts):
+            _cache(session).clear()  # a cached id is gone: add to the re-created rows
+            _pg_add(session, _tenant_ids(session, tenant, started_at), None, *amounts)
+        return
     tenant_ids = _tenant_ids(session, tenant, started_at)
     batch = _find_ids(session, [_batch_key(batch_id)])
     ids = sorted([*tenant_ids, *batch.values()])
@@ -252,6 +362,13 @@ def release(
     reserved_usd: Decimal,
 ) -> None:
     """Give back a reservation that was never used (call not made, or its worker died)."""
+    amounts = (-reserved_tokens, -reserved_usd), (0, ZERO)
+    if _is_postgres(session):
+        keys = _tenant_keys(tenant, started_at)
+        if not _pg_add(session, _known_ids(session, keys), batch_id, *amounts):
+            _cache(session).clear()
+            _pg_add(session, _known_ids(session, keys), None, *amounts)
+        return
     ids = _existing_ids(session, tenant, batch_id, started_at)
     _lock(session, ids)
     _add(session, ids, reserved=(-reserved_tokens, -reserved_usd), spent=(0, ZERO))
