@@ -50,6 +50,10 @@ class _Superseded(Exception):
     """Raised inside a transaction to roll it back: another claim owns the job now."""
 
 
+class _Refused(Exception):
+    """Raised inside a transaction to roll it back: the quota reservation was refused."""
+
+
 def run_job(job_id: uuid.UUID, rt: Runtime, now: datetime) -> Outcome:
     """Run one attempt of one job: at most one provider call.
 
@@ -195,13 +199,17 @@ def _admit(
 
 
 def _reserve_and_start(rt: Runtime, claim: ClaimedJob, start: AttemptStart) -> bool | None:
-    """Reserve the worst case and insert the attempt row in one transaction.
+    """Insert the attempt row and reserve the worst case, in one transaction.
 
-    True = both done; False = no quota room (nothing reserved); None = the job is no longer
-    ours (rolled back, nothing reserved).
+    True = both done; False = no quota room (rolled back: no row, nothing reserved); None =
+    the job is no longer ours (rolled back, nothing reserved). The reservation goes LAST so
+    the tenant's quota window row stays locked only for that UPDATE and the commit, not for
+    the attempt insert too (issue 10: every job of a tenant queues on that row lock).
     """
     try:
         with session_scope(rt.sessions) as s:
+            if not jobs_repo.start_attempt(s, claim, start):
+                raise _Superseded
             ok = quota_repo.reserve(
                 s,
                 claim.tenant,
@@ -212,11 +220,11 @@ def _reserve_and_start(rt: Runtime, claim: ClaimedJob, start: AttemptStart) -> b
                 start.started_at,
             )
             if not ok:
-                return False
-            if not jobs_repo.start_attempt(s, claim, start):
-                raise _Superseded
+                raise _Refused
     except _Superseded:
         return None
+    except _Refused:
+        return False
     return True
 
 

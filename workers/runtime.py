@@ -36,7 +36,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_DB_POOL = 12  # per process; make_engine allows the same again as overflow
+MAX_DB_POOL = 12  # per process
+# Burst connections on top of the pool: small, so 2 workers x 48 threads (2 x (12 + 4)) stay
+# far inside Postgres's default max_connections of 100 (issue 10); a thread that finds the
+# pool busy waits for one of the millisecond-long transactions to end instead.
+DB_MAX_OVERFLOW = 4
 
 
 @dataclass
@@ -112,7 +116,9 @@ def build_runtime(
         if has_key[dep_id]
     }
     prices = {dep_id: price_for(m, when) for dep_id, m in deployments.items()}
-    engine = make_engine(settings.database_url, pool_size=db_pool_size(slots))
+    engine = make_engine(
+        settings.database_url, pool_size=db_pool_size(slots), max_overflow=DB_MAX_OVERFLOW
+    )
     return Runtime(
         settings=settings,
         config=config,
@@ -128,7 +134,7 @@ def build_runtime(
 
 
 def db_pool_size(threads: int) -> int:
-    """Postgres connections kept per process (as many again may open under bursts).
+    """Postgres connections kept per process (DB_MAX_OVERFLOW more may open under bursts).
 
     A thread holds a connection only for a short transaction (milliseconds), never across the
     provider call (seconds), so a quarter of the threads is plenty; the cap keeps several

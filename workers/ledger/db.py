@@ -13,9 +13,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, pool_size: int = 16) -> Engine:
+def make_engine(url: str, pool_size: int = 16, max_overflow: int | None = None) -> Engine:
     """Postgres gets a sized pool with pre-ping (restarts become retryable errors);
-    SQLite gets WAL and a busy timeout so the embedded worker threads can share it."""
+    SQLite gets WAL and a busy timeout so the embedded worker threads can share it.
+
+    `max_overflow`: extra connections opened under bursts (None = as many as `pool_size`)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -29,7 +31,11 @@ def make_engine(url: str, pool_size: int = 16) -> Engine:
 
         return engine
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
     )
 
 

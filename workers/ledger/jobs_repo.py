@@ -11,6 +11,10 @@ was superseded (its lease expired and another worker claimed the job) therefore 
 nothing on the job; its attempt row still records what the provider billed.
 
 Times are the caller's `now` (the worker's process clock, UTC); nothing here reads a clock.
+
+Why Core statements built once and run on `session.connection()` (issue 10): these run on every
+job, and building the statement tree plus the ORM execute path cost more CPU than the SQL; each
+statement is built once with bind parameters (SQLAlchemy's compiled cache then hits too).
 """
 
 from __future__ import annotations
@@ -19,9 +23,21 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, case, exists, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from schemas.job import AttemptOutcome, BatchState, Completion, ErrorRecord, JobState
@@ -98,6 +114,11 @@ class AttemptClose:
     request_id: str | None = None
 
 
+def _bind(table: Table, column: str) -> Any:
+    """A bind parameter `b_<column>` typed like the column (UPDATE reserves bare column names)."""
+    return bindparam(f"b_{column}", type_=table.c[column].type)
+
+
 def _unless_cancelled(state: JobState) -> Any:
     """`state`, or `cancelled` when the job's batch was cancelled while it was running: a
     cancel leaves running jobs to finish, so their retries and parking must not revive them."""
@@ -107,12 +128,59 @@ def _unless_cancelled(state: JobState) -> Any:
     return case((batch_cancelled, JobState.CANCELLED.value), else_=state.value)
 
 
-def _fence(job_id: uuid.UUID, attempt_no: int) -> Any:
-    return and_(
-        _jobs.c.id == job_id,
-        _jobs.c.attempts == attempt_no,
-        _jobs.c.state == JobState.RUNNING.value,
+# Parameters: b_id, b_attempts (the claim's attempt number).
+_FENCE: ColumnElement[bool] = and_(
+    _jobs.c.id == _bind(_jobs, "id"),
+    _jobs.c.attempts == _bind(_jobs, "attempts"),
+    _jobs.c.state == JobState.RUNNING.value,
+)
+
+
+def _fence_params(job: ClaimedJob) -> dict[str, Any]:
+    return {"b_id": job.id, "b_attempts": job.attempt_no}
+
+
+_CLAIM = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == _bind(_jobs, "id"),
+        or_(
+            and_(
+                _jobs.c.state == JobState.QUEUED.value,
+                or_(
+                    _jobs.c.not_before.is_(None),
+                    _jobs.c.not_before <= bindparam("b_due", type_=_jobs.c.not_before.type),
+                ),
+            ),
+            and_(
+                _jobs.c.state == JobState.RUNNING.value,
+                _jobs.c.lease_until < bindparam("b_now", type_=_jobs.c.lease_until.type),
+            ),
+        ),
     )
+    .values(
+        state=JobState.RUNNING.value,
+        attempts=_jobs.c.attempts + 1,
+        lease_until=_bind(_jobs, "lease_until"),
+        not_before=None,
+    )
+    .returning(
+        _jobs.c.id,
+        _jobs.c.batch_id,
+        _jobs.c.tenant,
+        _jobs.c.model,
+        _jobs.c.spec,
+        _jobs.c.attempts,
+        _jobs.c.routing_state,
+        _jobs.c.cache_key,
+        # A subquery, not UPDATE ... FROM batches: SQLite (embedded mode) refuses
+        # RETURNING columns of a FROM table; both databases accept this form.
+        select(_batches.c.max_cost_usd)
+        .where(_batches.c.id == _jobs.c.batch_id)
+        .scalar_subquery()
+        .label("max_cost_usd"),
+    )
+)
 
 
 def claim_job(
@@ -124,41 +192,13 @@ def claim_job(
     None means someone else holds it, it is finished, or it is not due (a duplicate or early
     message); the caller simply acknowledges the message.
     """
-    due = now + timedelta(seconds=CLAIM_EARLY_S)
-    runnable = or_(
-        and_(
-            _jobs.c.state == JobState.QUEUED.value,
-            or_(_jobs.c.not_before.is_(None), _jobs.c.not_before <= due),
-        ),
-        and_(_jobs.c.state == JobState.RUNNING.value, _jobs.c.lease_until < now),
-    )
-    stmt = (
-        update(_jobs)
-        .where(_jobs.c.id == job_id, runnable)
-        .values(
-            state=JobState.RUNNING.value,
-            attempts=_jobs.c.attempts + 1,
-            lease_until=now + timedelta(seconds=lease_s),
-            not_before=None,
-        )
-        .returning(
-            _jobs.c.id,
-            _jobs.c.batch_id,
-            _jobs.c.tenant,
-            _jobs.c.model,
-            _jobs.c.spec,
-            _jobs.c.attempts,
-            _jobs.c.routing_state,
-            _jobs.c.cache_key,
-            # A subquery, not UPDATE ... FROM batches: SQLite (embedded mode) refuses
-            # RETURNING columns of a FROM table; both databases accept this form.
-            select(_batches.c.max_cost_usd)
-            .where(_batches.c.id == _jobs.c.batch_id)
-            .scalar_subquery()
-            .label("max_cost_usd"),
-        )
-    )
-    row = session.execute(stmt).one_or_none()
+    params = {
+        "b_id": job_id,
+        "b_due": now + timedelta(seconds=CLAIM_EARLY_S),
+        "b_now": now,
+        "b_lease_until": now + timedelta(seconds=lease_s),
+    }
+    row = session.connection().execute(_CLAIM, params).one_or_none()
     if row is None:
         return None
     return ClaimedJob(
@@ -180,36 +220,45 @@ def start_attempt(session: Session, job: ClaimedJob, start: AttemptStart) -> boo
     INSERT ... SELECT over the fenced job row, so a superseded claim inserts nothing and the
     caller rolls back its reservation. Returns whether the row was written.
     """
-    fenced = select(
-        literal(job.id, _attempts.c.job_id.type),
-        literal(job.attempt_no, _attempts.c.attempt_no.type),
-        literal(start.provider, _attempts.c.provider.type),
-        literal(start.model, _attempts.c.model.type),
-        literal(start.deployment, _attempts.c.deployment.type),
-        literal(AttemptOutcome.STARTED.value, _attempts.c.outcome.type),
-        literal(start.started_at, _attempts.c.started_at.type),
-        literal(start.waited_ms, _attempts.c.waited_ms.type),
-        literal(start.reserved_tokens, _attempts.c.reserved_tokens.type),
-        literal(start.reserved_usd, _attempts.c.reserved_usd.type),
-        literal(0, _attempts.c.prompt_tokens.type),
-        literal(0, _attempts.c.completion_tokens.type),
-    ).where(_fence(job.id, job.attempt_no))
-    cols = [
-        "job_id",
-        "attempt_no",
-        "provider",
-        "model",
-        "deployment",
-        "outcome",
-        "started_at",
-        "waited_ms",
-        "reserved_tokens",
-        "reserved_usd",
-        "prompt_tokens",
-        "completion_tokens",
-    ]
-    stmt = insert(_attempts).from_select(cols, fenced).returning(_attempts.c.attempt_no)
-    return session.execute(stmt).one_or_none() is not None
+    params = {
+        **_fence_params(job),
+        "a_provider": start.provider,
+        "a_model": start.model,
+        "a_deployment": start.deployment,
+        "a_started_at": start.started_at,
+        "a_waited_ms": start.waited_ms,
+        "a_reserved_tokens": start.reserved_tokens,
+        "a_reserved_usd": start.reserved_usd,
+    }
+    return session.connection().execute(_START_ATTEMPT, params).one_or_none() is not None
+
+
+_START_COLS = (
+    "provider",
+    "model",
+    "deployment",
+    "started_at",
+    "waited_ms",
+    "reserved_tokens",
+    "reserved_usd",
+)
+# INSERT ... SELECT over the fenced job row; parameters: the fence and a_<column> for each of
+# _START_COLS. job_id and attempt_no come from the job row the fence matched.
+_START_ATTEMPT = (
+    insert(_attempts)
+    .from_select(
+        ["job_id", "attempt_no", "outcome", "prompt_tokens", "completion_tokens", *_START_COLS],
+        select(
+            _jobs.c.id,
+            _jobs.c.attempts,
+            bindparam("a_outcome", AttemptOutcome.STARTED.value, type_=_attempts.c.outcome.type),
+            bindparam("a_zero_p", 0, type_=_attempts.c.prompt_tokens.type),
+            bindparam("a_zero_c", 0, type_=_attempts.c.completion_tokens.type),
+            *(bindparam(f"a_{c}", type_=_attempts.c[c].type) for c in _START_COLS),
+        ).where(_FENCE),
+    )
+    .returning(_attempts.c.attempt_no)
+)
 
 
 def close_attempt(
@@ -222,54 +271,91 @@ def close_attempt(
     the actual spend. None: the row was already closed (nothing to do).
     """
     message = close.error_message[:ERROR_MESSAGE_MAX] if close.error_message else None
-    values = {
-        "outcome": close.outcome.value,
-        "latency_ms": close.latency_ms,
-        "prompt_tokens": close.prompt_tokens,
-        "completion_tokens": close.completion_tokens,
-        "cost_usd": close.cost_usd,
-        "http_status": close.http_status,
-        "error_kind": close.error_kind,
-        "error_message": message,
-        "request_id": close.request_id[:100] if close.request_id else None,
+    params = {
+        "b_job_id": job_id,
+        "b_attempt_no": attempt_no,
+        "b_outcome": close.outcome.value,
+        "b_latency_ms": close.latency_ms,
+        "b_prompt_tokens": close.prompt_tokens,
+        "b_completion_tokens": close.completion_tokens,
+        "b_cost_usd": close.cost_usd,
+        "b_http_status": close.http_status,
+        "b_error_kind": close.error_kind,
+        "b_error_message": message,
+        "b_request_id": close.request_id[:100] if close.request_id else None,
     }
-    for previous in (AttemptOutcome.STARTED, AttemptOutcome.LOST):
-        stmt = (
-            update(_attempts)
-            .where(
-                _attempts.c.job_id == job_id,
-                _attempts.c.attempt_no == attempt_no,
-                _attempts.c.outcome == previous.value,
-            )
-            .values(**values)
-        )
-        if session.execute(stmt).rowcount == 1:
-            return previous.value
+    conn = session.connection()
+    # Normally one statement: the row is still "started". Only an attempt the sweeper gave
+    # up ("lost", rare) takes the second; which one matched decides how the caller settles.
+    for previous, stmt in _CLOSE_ATTEMPT:
+        if conn.execute(stmt, {**params, "b_previous": previous}).rowcount == 1:
+            return previous
     return None
+
+
+_CLOSE_VALUES = (
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "http_status",
+    "error_kind",
+    "error_message",
+    "request_id",
+)
+_CLOSE = (
+    update(_attempts)
+    .where(
+        _attempts.c.job_id == _bind(_attempts, "job_id"),
+        _attempts.c.attempt_no == _bind(_attempts, "attempt_no"),
+        _attempts.c.outcome == bindparam("b_previous", type_=_attempts.c.outcome.type),
+    )
+    .values(
+        outcome=_bind(_attempts, "outcome"),
+        **{c: _bind(_attempts, c) for c in _CLOSE_VALUES},
+    )
+)
+_CLOSE_ATTEMPT = tuple((p.value, _CLOSE) for p in (AttemptOutcome.STARTED, AttemptOutcome.LOST))
 
 
 def complete_job(session: Session, job: ClaimedJob, completion: Completion, now: datetime) -> bool:
     """Write the result, usage and cost onto the job and mark it succeeded, if still ours."""
     usage = completion.usage
-    stmt = (
-        update(_jobs)
-        .where(_fence(job.id, job.attempt_no))
-        .values(
-            state=JobState.SUCCEEDED.value,
-            result=completion.model_dump(mode="json"),
-            error=None,
-            provider=completion.provider,
-            served_model=completion.model_id,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            # NOT NULL column: an unknown price books 0 here; the result keeps cost_usd None.
-            cost_usd=completion.cost_usd if completion.cost_usd is not None else Decimal(0),
-            lease_until=None,
-            finished_at=now,
-            routing_state=_routing_state(job, wait_ms=0),
-        )
+    params = {
+        **_fence_params(job),
+        "b_result": completion.model_dump(mode="json"),
+        "b_provider": completion.provider,
+        "b_served_model": completion.model_id,
+        "b_prompt_tokens": usage.prompt_tokens,
+        "b_completion_tokens": usage.completion_tokens,
+        # NOT NULL column: an unknown price books 0 here; the result keeps cost_usd None.
+        "b_cost_usd": completion.cost_usd if completion.cost_usd is not None else Decimal(0),
+        "b_finished_at": now,
+        "b_routing_state": _routing_state(job, wait_ms=0),
+    }
+    return session.connection().execute(_COMPLETE, params).rowcount == 1
+
+
+_COMPLETE_VALUES = (
+    "result",
+    "provider",
+    "served_model",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "finished_at",
+    "routing_state",
+)
+_COMPLETE = (
+    update(_jobs)
+    .where(_FENCE)
+    .values(
+        state=JobState.SUCCEEDED.value,
+        error=None,
+        lease_until=None,
+        **{c: _bind(_jobs, c) for c in _COMPLETE_VALUES},
     )
-    return session.execute(stmt).rowcount == 1
+)
 
 
 def fail_job(
@@ -286,17 +372,27 @@ def fail_job(
     `undo_claim` gives back the attempt this claim took when no provider call was made, so
     `attempts` keeps counting calls.
     """
+    params = {
+        **_fence_params(job),
+        "b_error": error.model_dump(mode="json"),
+        "b_finished_at": now,
+        "b_routing_state": _routing_state(job, wait_ms=0, excluded=excluded),
+    }
+    return session.connection().execute(_fail_stmt(undo_claim), params).rowcount == 1
+
+
+@cache
+def _fail_stmt(undo_claim: bool) -> Any:
     values: dict[str, Any] = {
         "state": JobState.FAILED.value,
-        "error": error.model_dump(mode="json"),
+        "error": _bind(_jobs, "error"),
         "lease_until": None,
-        "finished_at": now,
-        "routing_state": _routing_state(job, wait_ms=0, excluded=excluded),
+        "finished_at": _bind(_jobs, "finished_at"),
+        "routing_state": _bind(_jobs, "routing_state"),
     }
     if undo_claim:
         values["attempts"] = _jobs.c.attempts - 1
-    stmt = update(_jobs).where(_fence(job.id, job.attempt_no)).values(**values)
-    return session.execute(stmt).rowcount == 1
+    return update(_jobs).where(_FENCE).values(**values)
 
 
 def requeue_job(
@@ -316,18 +412,29 @@ def requeue_job(
     sweeper does not re-send a job whose countdown message is still pending (None = leave
     `enqueued_at` alone: no message is sent and the sweeper must send one).
     """
+    params = {
+        **_fence_params(job),
+        "b_not_before": not_before,
+        "b_routing_state": _routing_state(job, wait_ms=wait_ms, excluded=excluded),
+        "b_enqueued_at": message_due,
+    }
+    stmt = _requeue_stmt(undo_claim, message_due is not None)
+    return session.connection().execute(stmt, params).rowcount == 1
+
+
+@cache
+def _requeue_stmt(undo_claim: bool, set_enqueued: bool) -> Any:
     values: dict[str, Any] = {
         "state": _unless_cancelled(JobState.QUEUED),
-        "not_before": not_before,
+        "not_before": _bind(_jobs, "not_before"),
         "lease_until": None,
-        "routing_state": _routing_state(job, wait_ms=wait_ms, excluded=excluded),
+        "routing_state": _bind(_jobs, "routing_state"),
     }
     if undo_claim:
         values["attempts"] = _jobs.c.attempts - 1
-    if message_due is not None:
-        values["enqueued_at"] = message_due
-    stmt = update(_jobs).where(_fence(job.id, job.attempt_no)).values(**values)
-    return session.execute(stmt).rowcount == 1
+    if set_enqueued:
+        values["enqueued_at"] = _bind(_jobs, "enqueued_at")
+    return update(_jobs).where(_FENCE).values(**values)
 
 
 def park_job(session: Session, job: ClaimedJob, error: ErrorRecord, retry_at: datetime) -> bool:
@@ -335,19 +442,27 @@ def park_job(session: Session, job: ClaimedJob, error: ErrorRecord, retry_at: da
 
     No provider call was made, so the claim's attempt is given back.
     """
-    stmt = (
-        update(_jobs)
-        .where(_fence(job.id, job.attempt_no))
-        .values(
-            state=_unless_cancelled(JobState.QUOTA_EXCEEDED),
-            error=error.model_dump(mode="json"),
-            not_before=retry_at,
-            lease_until=None,
-            attempts=_jobs.c.attempts - 1,
-            routing_state=_routing_state(job, wait_ms=0),
-        )
+    params = {
+        **_fence_params(job),
+        "b_error": error.model_dump(mode="json"),
+        "b_not_before": retry_at,
+        "b_routing_state": _routing_state(job, wait_ms=0),
+    }
+    return session.connection().execute(_PARK, params).rowcount == 1
+
+
+_PARK = (
+    update(_jobs)
+    .where(_FENCE)
+    .values(
+        state=_unless_cancelled(JobState.QUOTA_EXCEEDED),
+        error=_bind(_jobs, "error"),
+        not_before=_bind(_jobs, "not_before"),
+        lease_until=None,
+        attempts=_jobs.c.attempts - 1,
+        routing_state=_bind(_jobs, "routing_state"),
     )
-    return session.execute(stmt).rowcount == 1
+)
 
 
 def _routing_state(

@@ -39,6 +39,12 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
     ),
     re.compile(r"(?i)([?&]key=)[^&\s\"']+"),
 )
+# A text containing none of these (case-insensitive) cannot match any pattern above, so the
+# filter skips the regexes for it: "sk-" (pattern 1), "bearer" (2), "key" / "authorization"
+# (3: x-api-key, x-goog-api-key, api_key, apikey, authorization), "key=" (4). Configured secret
+# values are replaced before this check, whatever they look like. Not "token": every
+# provider_call line has prompt_tokens, and no pattern keys on that word.
+_TRIGGERS: tuple[str, ...] = ("sk-", "bearer", "key", "authorization")
 # Records carry these standard attributes; anything else came in via `extra=`.
 _STD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
@@ -74,6 +80,9 @@ class RedactionFilter(logging.Filter):
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
+        lowered = text.lower()
+        if not any(t in lowered for t in _TRIGGERS):
+            return text  # fast path: no pattern can match (issue 10: regexes cost per line)
         return _pattern_sub(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -139,6 +148,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=_json_default, ensure_ascii=False)
 
 
+CELERY_QUIET_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
+PER_JOB_TASKS = frozenset({"llmq.process_job"})  # workers.tasks.TASK_NAME (not imported: no app)
+
+
+class PerJobTaskQuiet(logging.Filter):
+    """Drops Celery's INFO "Received task" / "Task ... succeeded" lines for the per-job task.
+
+    Why (issue 10): two lines per job cost ~3 ms CPU with redaction and repeat what our
+    provider_call line says. Warnings and errors (task failures) pass, and so do the lines of
+    the rare control tasks (sweep, nightly run), which operators and tests read. A logger
+    filter rather than level WARNING for that reason; the record is dropped before any handler
+    formats or scrubs it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        context = record.args
+        return not (isinstance(context, Mapping) and context.get("name") in PER_JOB_TASKS)
+
+
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -171,6 +201,10 @@ def setup_logging(
     # httpx logs every request URL at INFO; Google's URL may carry ?key=, so keep it at WARNING.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name in CELERY_QUIET_LOGGERS:
+        celery_logger = logging.getLogger(name)
+        if not any(isinstance(f, PerJobTaskQuiet) for f in celery_logger.filters):
+            celery_logger.addFilter(PerJobTaskQuiet())
     return redactor
 
 
