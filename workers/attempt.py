@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from schemas.job import AttemptOutcome, Completion, ErrorKind, ErrorRecord
+from schemas.job import AttemptOutcome, Completion, ErrorKind, ErrorRecord, Usage
 from workers import retry
 from workers.errors import LLMProviderError, LLMQError
 from workers.ledger import jobs_repo, quota_repo
@@ -160,22 +160,8 @@ def _finish_success(
         return won
 
     won = _finish_tx(rt, write)
-    log_provider_call(
-        log,
-        job_id=claim.id,
-        batch_id=claim.batch_id,
-        attempt_no=claim.attempt_no,
-        provider=start.provider,
-        model=start.model,
-        deployment=start.deployment,
-        status=200,
-        outcome="succeeded" if won else "superseded",
-        error_kind=None,
-        latency_ms=latency_ms,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        cost_usd=cost,
-    )
+    outcome = "succeeded" if won else "superseded"
+    _log_call(claim, start, 200, outcome, None, latency_ms, usage, cost)
     return Outcome("succeeded") if won else Outcome("superseded")
 
 
@@ -226,22 +212,8 @@ def _finish_failure(
         return won
 
     won = _finish_tx(rt, write)
-    log_provider_call(
-        log,
-        job_id=claim.id,
-        batch_id=claim.batch_id,
-        attempt_no=claim.attempt_no,
-        provider=start.provider,
-        model=start.model,
-        deployment=start.deployment,
-        status=status,
-        outcome="failed" if won else "superseded",
-        error_kind=str(kind),
-        latency_ms=int(elapsed * 1000),
-        prompt_tokens=0,
-        completion_tokens=0,
-        cost_usd=None,
-    )
+    outcome = "failed" if won else "superseded"
+    _log_call(claim, start, status, outcome, str(kind), int(elapsed * 1000), None, None)
     if not won:
         return Outcome("superseded")
     log.info(
@@ -287,6 +259,35 @@ def _settle(
         reserved_usd,
         tokens,
         usd,
+    )
+
+
+def _log_call(  # noqa: PLR0913 - the fields of the one log line per provider call
+    claim: ClaimedJob,
+    start: AttemptStart,
+    status: int | None,
+    outcome: str,
+    error_kind: str | None,
+    latency_ms: int,
+    usage: Usage | None,
+    cost: Decimal | None,
+) -> None:
+    """The one structured log line per provider call (issue 7)."""
+    log_provider_call(
+        log,
+        job_id=claim.id,
+        batch_id=claim.batch_id,
+        attempt_no=claim.attempt_no,
+        provider=start.provider,
+        model=start.model,
+        deployment=start.deployment,
+        status=status,
+        outcome=outcome,
+        error_kind=error_kind,
+        latency_ms=latency_ms,
+        prompt_tokens=usage.prompt_tokens if usage else 0,
+        completion_tokens=usage.completion_tokens if usage else 0,
+        cost_usd=cost,
     )
 
 
