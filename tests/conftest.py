@@ -15,7 +15,23 @@ from collections.abc import Iterator
 import pytest
 
 PG_ADMIN_URL = os.environ.get("LLMQ_TEST_PG_ADMIN", "postgresql+psycopg://127.0.0.1/postgres")
-REDIS_TEST_URL = os.environ.get("LLMQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+# One Redis server for the run (LLMQ_TEST_REDIS, default the local one) and, under
+# pytest-xdist, databases of its own per test worker: gw0 gets 9 (jobs) and 10 (a second
+# suite-private db), gw1 gets 11 and 12, ... so parallel workers never flush each other.
+REDIS_TEST_BASE = os.environ.get("LLMQ_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
+_WORKER_INDEX = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
+def redis_db_url(slot: int = 0) -> str:
+    """The test worker's own Redis db number `slot` (0 or 1)."""
+    db = 9 + 2 * _WORKER_INDEX + slot
+    if db > 15:  # Redis has 16 databases by default; more workers than that wrap around
+        db = 2 + (db - 2) % 14
+    return f"{REDIS_TEST_BASE}/{db}"
+
+
+REDIS_TEST_URL = os.environ.get("LLMQ_TEST_REDIS_URL") or redis_db_url(0)
+REDIS_TEST_URL_2 = redis_db_url(1)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 _real_connect = socket.socket.connect

@@ -33,10 +33,11 @@ from sqlalchemy import create_engine, text
 
 from simulator.config import SimConfig
 from simulator.server import start_in_thread
+from tests.conftest import REDIS_TEST_URL_2
 
 from .test_monitor_cli import free_port, parse, scrape
 
-BROKER = "redis://127.0.0.1:6379/13"  # a db of our own: other suites flush db 9
+BROKER = REDIS_TEST_URL_2  # a db of our own: other suites flush the first one
 AUTH = ("watcher", "flower-SECRET-pw-42")
 KEYS = {
     "openai": "bad-openai-SECRET-111",  # 401, echoed back in the error body

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from producer.enqueue import enqueue_job_ids
 from schemas.config import LLMConfig
 from simulator.server import RunningSimulator, start_in_thread
+from tests.conftest import REDIS_TEST_URL
 from workers.ledger.db import make_engine, make_sessionmaker
 from workers.nightly import NightlyContext
 
@@ -146,4 +147,4 @@ def ledger_night(
 
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
         upgrade(url)
-    yield from _rig(sim, url, "redis://127.0.0.1:6379/9", tmp_path)
+    yield from _rig(sim, url, REDIS_TEST_URL, tmp_path)

@@ -18,6 +18,7 @@ from helpers.worker import WorkerProcess, start_workers, worker_env
 
 from schemas.settings import Settings
 from simulator.server import RunningSimulator, start_in_thread
+from tests.conftest import REDIS_TEST_URL
 from workers.runtime import Runtime, build_runtime
 
 MakeRuntime = Callable[..., Runtime]
@@ -54,7 +55,7 @@ def make_runtime(sim: RunningSimulator, clean_db: str, tmp_path: Path) -> Iterat
         )
         settings = Settings(
             database_url=clean_db,
-            broker_url=redis_url or "redis://127.0.0.1:6379/9",
+            broker_url=redis_url or REDIS_TEST_URL,
             lease_s=lease_s,
             embedded=redis_url is None,  # no Redis given: in-memory health store
         )
