@@ -36,7 +36,7 @@ LIBRARIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("redis-py", ("redis/",)),
     ("pydantic", ("pydantic/", "pydantic_core/")),
     ("json", ("json/",)),
-    ("llmq: ledger repos", ("workers/ledger/",)),
+    ("llmq: ledger repos", ("core/ledger/",)),
     ("llmq: providers", ("workers/providers/",)),
     ("llmq: routing+health", ("workers/routing/",)),
     ("llmq: pipeline+tasks", ("workers/pipeline.py", "workers/tasks.py", "workers/runtime.py")),
@@ -53,7 +53,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("  provider call (adapter.complete)", r"complete \(workers/providers"),
     ("  finish: health record_success", r"record_success \(workers/routing"),
     ("  finish: transaction", r"^_finish_tx \("),
-    ("    of which quota settle", r"^settle \(workers/ledger/quota_repo"),
+    ("    of which quota settle", r"^settle \(core/ledger/quota_repo"),
     ("  begin/commit/close (session_scope)", r"^session_scope \("),
 )
 OUTSIDE = "celery outside the task (consume, ack, events, logs)"

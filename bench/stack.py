@@ -127,7 +127,7 @@ class Stack:
 
     def open(self, latency_ms: float = 0.0) -> Stack:
         """Create and migrate the database, flush the Redis db, start the simulator."""
-        from workers.ledger.migrate import upgrade
+        from core.ledger.migrate import upgrade
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.flush_redis()
@@ -261,7 +261,7 @@ class Stack:
         return proc
 
     def llmq_argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "producer.cli", *args]
+        return [sys.executable, "-m", "llmq.cli", *args]
 
     def start_workers(self, count: int, concurrency: int, **env: str) -> list[Proc]:
         """`llmq worker -c N` processes (threads pool), waited on until each consumes."""

@@ -21,10 +21,10 @@ from pathlib import Path
 import redis
 from sqlalchemy import create_engine, text
 
+from core.ledger.migrate import upgrade
+from core.publish import QUEUE
 from producer.client import Client
-from producer.enqueue import QUEUE
 from schemas.config import LLMConfig
-from workers.ledger.migrate import upgrade
 
 CONFIG = LLMConfig.model_validate(
     {

@@ -1,4 +1,4 @@
-"""Alembic environment: metadata from workers.ledger.models; URL from the caller or LLMQ_DATABASE_URL."""
+"""Alembic environment: metadata from core.ledger.models; URL from the caller or LLMQ_DATABASE_URL."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 from alembic import context
 from sqlalchemy import create_engine
 
+from core.ledger.models import Base
 from schemas.settings import DEFAULT_DATABASE_URL
-from workers.ledger.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -31,15 +31,15 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer import jsonl
+from core import cache_key as cache
+from core import jsonl
+from core.ledger import batches_repo
+from core.ledger.batches_repo import BatchStatus, CancelResult, JobTimeline, NewBatch
+from core.ledger.db import make_engine, make_sessionmaker, session_scope
 from producer.submit import EnqueueFailed, SubmitResult, publish_or_mark, store_and_enqueue
 from schemas.config import LLMConfig
 from schemas.job import JobSpec
 from schemas.settings import Settings, load_settings
-from workers import cache
-from workers.ledger import batches_repo
-from workers.ledger.batches_repo import BatchStatus, CancelResult, JobTimeline, NewBatch
-from workers.ledger.db import make_engine, make_sessionmaker, session_scope
 
 __all__ = [
     "BatchStatus",
@@ -67,7 +67,7 @@ class Client:
         database_url: the ledger; defaults to LLMQ_DATABASE_URL.
         broker_url: the Celery broker; defaults to LLMQ_BROKER_URL.
         config: the `llm_config.yaml` model; by default loaded on first need (submit only)
-            with `producer.config_file.load_config` from LLMQ_CONFIG / ./llm_config.yaml.
+            with `core.config_file.load_config` from LLMQ_CONFIG / ./llm_config.yaml.
         env: the environment to read LLMQ_* from (default `os.environ`).
 
     Close it (or use it as a context manager) to release database connections.
@@ -107,7 +107,7 @@ class Client:
     @property
     def config(self) -> LLMConfig:
         if self._config is None:
-            from producer.config_file import load_config
+            from core.config_file import load_config
 
             self._config = load_config(self._config_path, self._env)
         return self._config

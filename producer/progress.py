@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from workers.ledger.batches_repo import BatchStatus, money_str
+from core.ledger.batches_repo import BatchStatus, money_str
 
 
 class BatchProgress:

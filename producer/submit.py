@@ -5,7 +5,7 @@ jobs exist, so the commit comes first; only then are ids published. If publishin
 batch is still stored: the unsent jobs are marked never-sent (`enqueued_at` NULL) and the
 sweeper publishes them (after its `requeue_after_s`) once the broker is back. `EnqueueFailed`
 says exactly that, and the CLI exits 3 rather than 0 so scripts notice.
-Must not: write SQL itself (workers.ledger.batches_repo does) or import provider code.
+Must not: write SQL itself (core.ledger.batches_repo does) or import provider code.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.enqueue import EnqueueError, enqueue_job_ids
+from core.ledger import batches_repo
+from core.ledger.batches_repo import NewBatch
+from core.ledger.db import session_scope
+from core.publish import EnqueueError, enqueue_job_ids
 from schemas.job import JobSpec, JobState
-from workers.ledger import batches_repo
-from workers.ledger.batches_repo import NewBatch
-from workers.ledger.db import session_scope
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def store_and_enqueue(
 ) -> SubmitResult:
     """Insert the batch and its jobs in one transaction, then enqueue the ids (not for nightly).
 
-    `cache_keys`: one per spec (`workers.cache.keys_for`), stored on the jobs (issue 11).
+    `cache_keys`: one per spec (`core.cache_key.keys_for`), stored on the jobs (issue 11).
 
     Raises:
         EnqueueFailed: committed, but publishing failed part-way (see the module docstring).

@@ -2,7 +2,7 @@
 
 Owns: pydantic v2 models and their validation rules. Must not: read files or the environment,
 or import anything from `workers/` or `producer/` (YAML and env loading live in
-`producer/config_file.py`). API keys are `SecretStr` and are never serialised in clear.
+`core/config_file.py`). API keys are `SecretStr` and are never serialised in clear.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ class BatchState(StrEnum):
 
 
 class ErrorKind(StrEnum):
-    """Stable strings stored in the ledger; they mirror the leaves of workers.errors."""
+    """Stable strings stored in the ledger; they mirror the leaves of core.errors."""
 
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"

@@ -67,7 +67,7 @@ def pg_url() -> Iterator[str]:
     """A fresh database, migrated to head, dropped at the end of the session."""
     from sqlalchemy import create_engine, text
 
-    from workers.ledger.migrate import upgrade
+    from core.ledger.migrate import upgrade
 
     name = f"llmq_test_{uuid.uuid4().hex[:8]}"
     try:
@@ -86,7 +86,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def engine(pg_url: str):  # type: ignore[no-untyped-def]
-    from workers.ledger.db import make_engine
+    from core.ledger.db import make_engine
 
     eng = make_engine(pg_url, pool_size=8)
     yield eng

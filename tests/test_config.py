@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from producer.config_file import API_KEY_ENV, BUILTIN, config_source, load_config
+from core.config_file import API_KEY_ENV, BUILTIN, config_source, load_config
+from core.errors import ConfigError
 from schemas import LLMProvider
-from workers.errors import ConfigError
 from workers.providers import REGISTRY
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,5 +1,5 @@
 """The models and the migrations agree: a database built by the migrations has no drift
-against workers.ledger.models (Alembic's autogenerate comparison finds nothing)."""
+against core.ledger.models (Alembic's autogenerate comparison finds nothing)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from workers.ledger.migrate import current_heads, upgrade
-from workers.ledger.models import Base
+from core.ledger.migrate import current_heads, upgrade
+from core.ledger.models import Base
 
 
 def _diff(url: str) -> list:

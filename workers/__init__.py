@@ -1,7 +1,7 @@
 """Everything behind the queue: the Celery app, tasks, providers, routing, ledger and quota.
 
 `celery -A workers worker` finds the app here. It is imported lazily so that code which only
-needs, say, `workers.errors` (the producer's config loader) does not pay for Celery at start.
+needs, say, `core.errors` (the producer's config loader) does not pay for Celery at start.
 """
 
 from __future__ import annotations

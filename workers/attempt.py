@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from core.errors import LLMProviderError, LLMQError
+from core.ledger import jobs_repo, quota_repo
+from core.ledger.db import session_scope
+from core.ledger.jobs_repo import AttemptClose, AttemptStart, ClaimedJob
 from schemas.job import AttemptOutcome, Completion, ErrorKind, ErrorRecord, Usage
 from workers import retry
-from workers.errors import LLMProviderError, LLMQError
-from workers.ledger import jobs_repo, quota_repo
-from workers.ledger.db import session_scope
-from workers.ledger.jobs_repo import AttemptClose, AttemptStart, ClaimedJob
 from workers.observability.logs import log_provider_call
 from workers.pricing import cost as priced
 from workers.providers.base import ProviderReply, ProviderRequest

@@ -2,7 +2,7 @@
 
 Owns: the order of a run, the nightly budget, the release/parked/retry/wait phases, the
 Celery task `llmq.nightly_run` that beat sends (workers/beat.py) and the hand-sent variant
-`send_run` (`llmq nightly run`). Must not: write SQL (workers/ledger/nightly_repo.py and
+`send_run` (`llmq nightly run`). Must not: write SQL (core/ledger/nightly_repo.py and
 batches_repo do), process jobs itself (the normal workers do, from the ids published here),
 or import provider code (the CLI runs this module in-process). The inbox's file handling
 (ingest) lives in workers/nightly_inbox.py, the report files in workers/nightly_report_phase.py.
@@ -46,11 +46,11 @@ from typing import Any, Literal
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.ledger import nightly_repo, quota_repo
+from core.ledger.db import session_scope
 from schemas.config import LLMConfig
 from schemas.job import ErrorKind
 from workers.app import app
-from workers.ledger import nightly_repo, quota_repo
-from workers.ledger.db import session_scope
 from workers.nightly_inbox import (  # noqa: F401 - re-exported: workers.nightly's public names
     HASH_BLOCK,
     PROCESSED,

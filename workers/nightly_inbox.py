@@ -1,7 +1,7 @@
 """The nightly run's ingest phase: the inbox folder's *.jsonl files -> deferred batches.
 
 Owns: finding inbox files, hashing, validating and recording them, and moving them on to
-processed/ or rejected/. Must not: write SQL (workers/ledger/nightly_repo.py and batches_repo
+processed/ or rejected/. Must not: write SQL (core/ledger/nightly_repo.py and batches_repo
 do), decide the order of the run's phases (workers/nightly.py does), or import provider code.
 
 Each inbox *.jsonl: sha256 seen before -> just move it on (a crash struck between commit and
@@ -21,9 +21,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workers import cache
-from workers.ledger import batches_repo, nightly_repo
-from workers.ledger.db import session_scope
+from core import cache_key as cache
+from core.ledger import batches_repo, nightly_repo
+from core.ledger.db import session_scope
 
 if TYPE_CHECKING:
     from workers.nightly import NightlyContext
@@ -79,7 +79,7 @@ def ingest_inbox(ctx: NightlyContext, run: nightly_repo.RunRow) -> None:
 
 def ingest_file(ctx: NightlyContext, run: nightly_repo.RunRow, path: Path) -> str:
     """One inbox file -> 'ingested', 'rejected' or 'already seen'. See the module docstring."""
-    from producer.jsonl import InputError, parse_file
+    from core.jsonl import InputError, parse_file
 
     sha = sha256_of(path)
     with session_scope(ctx.sessions) as s:

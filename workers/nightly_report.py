@@ -2,7 +2,7 @@
 
 Owns: the report's shape (`build_report`), the comparison with the previous night (`compare`)
 and the Markdown rendering (`render_markdown`), plus the figure records the ledger query
-(`workers.ledger.nightly_repo.run_figures`) fills. Must not: do any I/O, read the clock or
+(`core.ledger.nightly_repo.run_figures`) fills. Must not: do any I/O, read the clock or
 compute a figure the ledger did not give it: every number comes from SQL, so the report
 agrees with `llmq usage` for the same jobs.
 

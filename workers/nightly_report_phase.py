@@ -2,7 +2,7 @@
 
 Owns: gathering the run's figures through the ledger (nightly_report_repo), the report files
 `nightly-YYYY-MM-DD.json` and `.md` in `nightly.report_dir` (each written whole, then renamed
-into place), and marking the run `done` with its report. Must not: write SQL (workers/ledger/
+into place), and marking the run `done` with its report. Must not: write SQL (core/ledger/
 does), build or render the report itself (workers/nightly_report.py, pure, does), or decide
 the order of the run's phases (workers/nightly.py does).
 """
@@ -16,9 +16,9 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.ledger import nightly_repo, nightly_report_repo
+from core.ledger.db import session_scope
 from schemas.job import JobState
-from workers.ledger import nightly_repo, nightly_report_repo
-from workers.ledger.db import session_scope
 from workers.nightly_report import RunInfo, build_report, render_markdown
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ functions in their own modules), write SQL (the ledger repos do), sleep on a wai
 
 Transactions per job run: at most three (claim; reserve + attempt insert; finish), plus one
 more per extra candidate whose quota reservation was refused, plus one for the cache lookup of
-a job with a cache key (a hit finishes the job in that one; workers/ledger/cache_repo.py).
+a job with a cache key (a hit finishes the job in that one; core/ledger/cache_repo.py).
 
 Time: `now` is the worker's process clock (UTC), passed in by the task; every later instant
 is `now` plus the monotonic time elapsed since (`Clock`), so the ledger, the health store (unix
@@ -26,12 +26,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from core import quota
+from core.ledger import cache_repo, jobs_repo, quota_repo
+from core.ledger.db import session_scope
+from core.ledger.jobs_repo import AttemptStart, ClaimedJob
 from schemas.job import ChatMessage, ErrorKind, ErrorRecord
-from workers import quota
 from workers.attempt import NOOP, Clock, Job, Outcome, Slot, call_and_finish
-from workers.ledger import cache_repo, jobs_repo, quota_repo
-from workers.ledger.db import session_scope
-from workers.ledger.jobs_repo import AttemptStart, ClaimedJob
 from workers.routing.health import HealthSnapshot
 from workers.routing.select import Candidate, RouteRequest, rank_candidates
 

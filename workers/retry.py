@@ -37,9 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from schemas.config import RoutingSettings
-from schemas.job import ErrorKind
-from workers.errors import (
+from core.errors import (
     ContextTooLong,
     LLMProviderError,
     MalformedReply,
@@ -48,6 +46,8 @@ from workers.errors import (
     RateLimited,
     RequestRejected,
 )
+from schemas.config import RoutingSettings
+from schemas.job import ErrorKind
 
 Action = Literal["retry_later", "fallback", "fail"]
 

@@ -25,9 +25,9 @@ import httpx
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.ledger.db import make_engine, make_sessionmaker
 from schemas.config import LLMConfig, LLMModelConfig
 from schemas.settings import Settings, load_settings
-from workers.ledger.db import make_engine, make_sessionmaker
 
 if TYPE_CHECKING:
     from workers.pricing import Price
@@ -97,7 +97,7 @@ def build_runtime(
             None = settings.worker_concurrency.
         now: the time prices are looked up for (None = now, UTC).
     """
-    from producer.config_file import load_config
+    from core.config_file import load_config
     from workers.pricing import price_for
     from workers.providers import build_adapter, has_credentials
     from workers.providers.http import make_client

@@ -1,7 +1,7 @@
 """The sweeper: finds work that Redis or a dead worker lost, and hands it back to the queue.
 
 Owns: the order of one sweep and the Celery task `llmq.sweep` that celery beat sends every
-`settings.sweep_interval_s` (workers/beat.py). Must not: write SQL (workers/ledger/sweep_repo.py
+`settings.sweep_interval_s` (workers/beat.py). Must not: write SQL (core/ledger/sweep_repo.py
 does), decide retries or quota (the pipeline does), or run for long: every step is bounded.
 
 One sweep, in this order (the log line reports the letters):
@@ -32,10 +32,10 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.ledger import sweep_repo
+from core.ledger.db import session_scope
 from schemas.settings import Settings
 from workers.app import app
-from workers.ledger import sweep_repo
-from workers.ledger.db import session_scope
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def publish_ids(broker_url: str) -> Publish:
     """The publish function: the producer's pipelined enqueue of `llmq.process_job` ids."""
 
     def publish(ids: Sequence[uuid.UUID]) -> None:
-        from producer.enqueue import enqueue_job_ids
+        from core.publish import enqueue_job_ids
 
         enqueue_job_ids(broker_url, list(ids))
 

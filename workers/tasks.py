@@ -23,8 +23,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from core.errors import InfraError
 from workers.app import app
-from workers.errors import InfraError
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ def questions(n: int, **fields: Any) -> list[dict[str, Any]]:
 def llmq(rig, *args: str) -> str:  # type: ignore[no-untyped-def]
     """Run the `llmq` CLI as a user would, against the test's ledger, broker and config."""
     done = subprocess.run(
-        [sys.executable, "-m", "producer.cli", *args],
+        [sys.executable, "-m", "llmq.cli", *args],
         env=rig.env,
         cwd=rig.tmp_path,
         capture_output=True,

@@ -1,4 +1,4 @@
-"""The cache key and the cacheability rule (workers/cache.py): pure, table-driven."""
+"""The cache key and the cacheability rule (core/cache_key.py): pure, table-driven."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from core.cache_key import cache_key, effective_max_tokens, is_cacheable, key_for, keys_for
 from schemas.config import LLMConfig
 from schemas.job import ChatMessage, JobSpec
-from workers.cache import cache_key, effective_max_tokens, is_cacheable, key_for, keys_for
 
 
 def msgs(*pairs: tuple[str, str]) -> list[ChatMessage]:
@@ -162,9 +162,9 @@ def test_the_producer_can_import_the_key_without_worker_code() -> None:
     import sys
 
     code = (
-        "import sys, workers.cache\n"
+        "import sys, core.cache_key\n"
         "heavy = ('workers.providers', 'workers.routing', 'workers.pipeline', 'workers.runtime',"
-        " 'workers.ledger', 'celery', 'sqlalchemy', 'httpx')\n"
+        " 'core.ledger', 'celery', 'sqlalchemy', 'httpx')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

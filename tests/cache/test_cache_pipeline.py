@@ -2,7 +2,7 @@
 a hit makes no provider call and takes no quota reservation; misses run normally.
 
 Jobs are stored the way submit stores them (`batches_repo.insert_batch_with_jobs` with keys from
-`workers.cache.keys_for`); no broker here: the test calls `run_job` as the task would.
+`core.cache_key.keys_for`); no broker here: the test calls `run_job` as the task would.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from helpers.llm_config import model
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import cache_key as cache
+from core.ledger import batches_repo, quota_repo
+from core.ledger.batches_repo import NewBatch
+from core.ledger.db import session_scope
+from core.ledger.models import Attempt, BudgetWindow, Job
 from schemas.job import ChatMessage, JobSpec
-from workers import cache
-from workers.ledger import batches_repo, quota_repo
-from workers.ledger.batches_repo import NewBatch
-from workers.ledger.db import session_scope
-from workers.ledger.models import Attempt, BudgetWindow, Job
 from workers.pipeline import Outcome, run_job
 
 DETERMINISTIC = {"temperature": 0, "input_cost_per_mtok": "1", "output_cost_per_mtok": "2"}

@@ -1,4 +1,4 @@
-"""`workers.ledger.cache_repo` on a real ledger (Postgres, and SQLite for the embedded mode):
+"""`core.ledger.cache_repo` on a real ledger (Postgres, and SQLite for the embedded mode):
 which rows are entries, and what recording a hit writes. Rows that stand for earlier runs are
 written directly as test data; claims go through the real `jobs_repo.claim_job`."""
 
@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from workers.ledger import cache_repo, jobs_repo
-from workers.ledger.db import make_engine, make_sessionmaker, session_scope
-from workers.ledger.models import Attempt, Batch, BudgetWindow, Job
+from core.ledger import cache_repo, jobs_repo
+from core.ledger.db import make_engine, make_sessionmaker, session_scope
+from core.ledger.models import Attempt, Batch, BudgetWindow, Job
 
 KEY = "k" * 64
 TTL_S = 3600.0
@@ -28,7 +28,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path) -> Iterator[sessionmaker[Se
     if request.param == "postgres":
         url = request.getfixturevalue("clean_db")
     else:
-        from workers.ledger.migrate import upgrade
+        from core.ledger.migrate import upgrade
 
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
         upgrade(url)

@@ -61,7 +61,7 @@ def chaos_redis() -> Iterator[tuple[str, bool]]:
 @pytest.fixture(scope="session")
 def chaos_pg(request: pytest.FixtureRequest) -> Iterator[tuple[str, PrivatePostgres | None]]:
     """(database url at head, private cluster or None)."""
-    from workers.ledger.migrate import upgrade
+    from core.ledger.migrate import upgrade
 
     if not PrivatePostgres.available():
         yield request.getfixturevalue("pg_url"), None

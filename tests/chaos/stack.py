@@ -124,7 +124,7 @@ class Stack:
 
     def start_beat(self) -> None:
         """`llmq beat` (the real scheduler) sending `llmq.sweep` every second."""
-        argv = [sys.executable, "-m", "producer.cli", "beat", "-l", "INFO"]
+        argv = [sys.executable, "-m", "llmq.cli", "beat", "-l", "INFO"]
         argv += ["--schedule-file", str(self.workdir / "beat-schedule")]
         with open(self.beat_log, "wb") as out:
             self.beat_proc = subprocess.Popen(

@@ -58,7 +58,7 @@ def _settle(engine: Engine) -> tuple[int, int, int]:
 
 def _kill_submit(stack: Stack, path: Path, when: str, ready: Callable[[], bool]) -> str:
     """Run `llmq submit`, SIGKILL it as soon as `ready()` holds; returns the phase hit."""
-    argv = [sys.executable, "-m", "producer.cli", "submit", str(path), "--model", MODEL]
+    argv = [sys.executable, "-m", "llmq.cli", "submit", str(path), "--model", MODEL]
     proc = subprocess.Popen(
         argv,
         env=stack.env,

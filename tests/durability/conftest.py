@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.ledger.db import make_sessionmaker
 from tests.durability.ledger_rows import Ledger
-from workers.ledger.db import make_sessionmaker
 
 
 @pytest.fixture()

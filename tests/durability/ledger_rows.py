@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from workers.ledger import quota_repo
-from workers.ledger.db import session_scope
-from workers.ledger.models import Attempt, Batch, BudgetWindow, Job
+from core.ledger import quota_repo
+from core.ledger.db import session_scope
+from core.ledger.models import Attempt, Batch, BudgetWindow, Job
 
 NOW = datetime(2026, 5, 14, 12, 0, tzinfo=UTC)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from producer.commands.service import beat_argv
-from producer.enqueue import enqueue_job_ids
+from core.publish import enqueue_job_ids
+from llmq.commands.service import beat_argv
 from schemas.settings import Settings
 from tests.chaos.services import PrivateRedis, free_port
 from workers import celeryconfig
@@ -80,7 +80,7 @@ def test_beat_sends_sweeps_to_the_control_queue(
 ) -> None:
     client = redis.Redis.from_url(private_redis)
     client.flushall()
-    head = [sys.executable, "-m", "producer.cli", "beat"]
+    head = [sys.executable, "-m", "llmq.cli", "beat"]
     if command == "celery":
         head = [sys.executable, "-m", "celery", "-A", "workers", "beat"]
     argv = [*head, "-s", str(tmp_path / "schedule"), "-l", "INFO"]

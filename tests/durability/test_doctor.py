@@ -13,7 +13,7 @@ import yaml
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
-from producer.cli import app
+from llmq.cli import app
 from tests.chaos.services import free_port
 from tests.conftest import PG_ADMIN_URL
 from tests.helpers.llm_config import model, write_llm_config

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.ledger.db import session_scope
+from core.ledger.sweep_repo import SWEEP_LOCK_KEY
 from schemas.settings import Settings
 from tests.durability.ledger_rows import NOW, Ledger
-from workers.ledger.db import session_scope
-from workers.ledger.sweep_repo import SWEEP_LOCK_KEY
 from workers.sweeper import REQUEUE_LIMIT, SweepCounts, requeue_room, sweep_once
 
 LEASE_S = 10.0
@@ -254,8 +254,8 @@ def test_concurrent_sweeps_act_on_each_row_once(sessions, ledger: Ledger, sweepe
 
 def test_the_same_sweep_runs_on_sqlite(tmp_path) -> None:
     """Embedded mode: no advisory lock, FOR UPDATE compiles away, the CTEs still hold."""
-    from workers.ledger.db import make_engine, make_sessionmaker
-    from workers.ledger.migrate import upgrade
+    from core.ledger.db import make_engine, make_sessionmaker
+    from core.ledger.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     upgrade(url)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from producer.config_file import API_KEY_ENV
+from core.config_file import API_KEY_ENV
 
 LLMQ = str(Path(sys.executable).with_name("llmq"))
 KEY_VARS = {name for names in API_KEY_ENV.values() for name in names}

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from core.ledger.db import make_engine, make_sessionmaker, session_scope
+from core.ledger.usage_repo import UsageRow, usage_report
 from tests.embedded.clean_env import llmq, read_jsonl, write_jsonl
-from workers.ledger.db import make_engine, make_sessionmaker, session_scope
-from workers.ledger.usage_repo import UsageRow, usage_report
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]

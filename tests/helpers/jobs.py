@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from producer.enqueue import enqueue_job_ids
+from core.ledger.models import Attempt, Batch, Job
+from core.publish import enqueue_job_ids
 from schemas.job import ChatMessage, JobSpec
-from workers.ledger.models import Attempt, Batch, Job
 
 
 def spec_for(prompt: str, **fields: Any) -> JobSpec:

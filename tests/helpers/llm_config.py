@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from producer.config_file import load_config
+from core.config_file import load_config
 from schemas.config import LLMConfig
 from simulator.server import API_BASES
 

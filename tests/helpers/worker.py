@@ -78,7 +78,7 @@ class WorkerProcess:
             concurrency: threads, i.e. provider calls in flight.
             name: node name prefix (`name@%h`), distinct per worker of one test.
             command: "celery" (`python -m celery -A workers worker ...`) or "llmq"
-                (`python -m producer.cli worker ...`, which execs the same celery command).
+                (`python -m llmq.cli worker ...`, which execs the same celery command).
             loglevel: must be INFO or lower: readiness is read from the log.
             queues: what to consume; "llmq,llmq.control" also runs periodic tasks (sweep).
             extra_args: more worker options.
@@ -97,7 +97,7 @@ class WorkerProcess:
     def argv(self) -> list[str]:
         node = f"{self.name}@%h"
         if self.command == "llmq":
-            head = [sys.executable, "-m", "producer.cli", "worker"]
+            head = [sys.executable, "-m", "llmq.cli", "worker"]
             opts = ["-c", str(self.concurrency), "-l", self.loglevel, "-n", node, "-Q", self.queues]
             return head + opts + self.extra_args
         return [

@@ -13,8 +13,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.orm import Session
 
-from workers.ledger import quota_repo
-from workers.ledger.models import Attempt, Batch, Job
+from core.ledger import quota_repo
+from core.ledger.models import Attempt, Batch, Job
 
 NOW = datetime.now(UTC)
 D = Decimal

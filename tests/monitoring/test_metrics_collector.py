@@ -76,8 +76,8 @@ def test_collector_matches_rows(ledger) -> None:  # type: ignore[no-untyped-def]
 
 def test_circuit_state_from_memory_health_store(ledger) -> None:  # type: ignore[no-untyped-def]
     health = pytest.importorskip("workers.routing.health")
+    from core.errors import AuthFailed
     from schemas.config import RoutingSettings
-    from workers.errors import AuthFailed
 
     store = health.MemoryHealthStore()
     store.record_failure("openai/gpt-a", AuthFailed("bad key", provider="openai", status=401),

@@ -32,7 +32,7 @@ def free_port() -> int:
 
 def llmq(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "producer.cli", *args],
+        [sys.executable, "-m", "llmq.cli", *args],
         env=env, capture_output=True, text=True, timeout=timeout,
         cwd=Path(env["LLMQ_CONFIG"]).parent,
     )  # fmt: skip
@@ -70,8 +70,8 @@ def _env(tmp_path: Path, pg: str, redis_url: str, monitoring: dict) -> dict[str,
 
 
 def test_providers_json_and_check(ledger, clean_db, redis_url, tmp_path, hook) -> None:  # type: ignore[no-untyped-def]
+    from core.errors import AuthFailed
     from schemas.config import RoutingSettings
-    from workers.errors import AuthFailed
     from workers.routing.health import RedisHealthStore
 
     store = RedisHealthStore(redis.Redis.from_url(redis_url))
@@ -128,7 +128,7 @@ def test_metrics_endpoint_equals_ledger(ledger, clean_db, redis_url, tmp_path) -
     env = _env(tmp_path, clean_db, redis_url, {})
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "producer.cli", "metrics", "--port", str(port)],
+        [sys.executable, "-m", "llmq.cli", "metrics", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     try:

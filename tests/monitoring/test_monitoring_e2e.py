@@ -119,7 +119,7 @@ def run(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     )
     env = worker_env(pg_url, BROKER, cfg, LLMQ_LOG_JSON="1")
     flower_port, metrics_port = free_port(), free_port()
-    cli = [sys.executable, "-m", "producer.cli"]
+    cli = [sys.executable, "-m", "llmq.cli"]
     flower = _spawn([*cli, "flower", "--port", str(flower_port), "--basic-auth", ":".join(AUTH)],
                     env, tmp / "flower.log")  # fmt: skip
     metrics = _spawn([*cli, "metrics", "--port", str(metrics_port)], env, tmp / "metrics.log")
@@ -227,7 +227,7 @@ def test_flower_ui_shows_ids_only(run: Run) -> None:
 def test_metrics_equal_the_ledger(run: Run) -> None:
     from sqlalchemy.orm import Session
 
-    from workers.ledger.usage_repo import usage_report
+    from core.ledger.usage_repo import usage_report
 
     samples = parse(run.metrics_text)
     engine = create_engine(run.pg_url)

@@ -13,7 +13,7 @@ from helpers.jobs import seed
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from workers.ledger.models import Batch, Job, NightlyRun, NightlyRunJob
+from core.ledger.models import Batch, Job, NightlyRun, NightlyRunJob
 
 
 def write_jsonl(path: Path, n: int, prefix: str = "line") -> Path:

@@ -21,11 +21,11 @@ from helpers.worker import WorkerProcess, start_workers, worker_env
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.enqueue import enqueue_job_ids
+from core.ledger.db import make_engine, make_sessionmaker
+from core.publish import enqueue_job_ids
 from schemas.config import LLMConfig
 from simulator.server import RunningSimulator, start_in_thread
 from tests.conftest import REDIS_TEST_URL
-from workers.ledger.db import make_engine, make_sessionmaker
 from workers.nightly import NightlyContext
 
 PRICED = {"input_cost_per_mtok": "2", "output_cost_per_mtok": "8"}
@@ -143,7 +143,7 @@ def ledger_night(
     if request.param == "postgres":
         url = request.getfixturevalue("clean_db")
     else:
-        from workers.ledger.migrate import upgrade
+        from core.ledger.migrate import upgrade
 
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
         upgrade(url)

@@ -15,6 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from core.ledger import nightly_repo
+from core.ledger.models import BudgetWindow, NightlyRun
+from core.ledger.usage_repo import usage_report
+from llmq.cli import app as cli
 from nightly.backlog import (
     batch_ids,
     failed,
@@ -26,11 +30,7 @@ from nightly.backlog import (
     write_jsonl,
 )
 from nightly.conftest import PRICED
-from producer.cli import app as cli
 from producer.client import Client
-from workers.ledger import nightly_repo
-from workers.ledger.models import BudgetWindow, NightlyRun
-from workers.ledger.usage_repo import usage_report
 from workers.nightly import report_paths, run_nightly, send_run
 
 WAIT_S = 120.0

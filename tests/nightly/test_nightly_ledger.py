@@ -11,6 +11,8 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.ledger import nightly_repo, quota_repo
+from core.ledger.models import Batch, InboxFile, Job
 from nightly.backlog import (
     batch_ids,
     count,
@@ -23,8 +25,6 @@ from nightly.backlog import (
     write_bad_jsonl,
     write_jsonl,
 )
-from workers.ledger import nightly_repo, quota_repo
-from workers.ledger.models import Batch, InboxFile, Job
 from workers.nightly import run_nightly
 
 D1, D2, D3 = date(2026, 5, 1), date(2026, 5, 2), date(2026, 5, 3)
@@ -206,7 +206,7 @@ def test_a_run_held_by_another_process_is_left_alone(night) -> None:  # type: ig
 def test_report_command_says_when_there_is_nothing_to_show(night) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
-    from producer.cli import app as cli
+    from llmq.cli import app as cli
 
     rig = night
     rig.configure()

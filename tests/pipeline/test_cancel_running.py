@@ -9,9 +9,9 @@ from helpers.jobs import seed
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.ledger import batches_repo, jobs_repo
+from core.ledger.models import Job
 from schemas.job import ErrorRecord
-from workers.ledger import batches_repo, jobs_repo
-from workers.ledger.models import Job
 
 
 @pytest.mark.parametrize("step", ["requeue", "park"])

@@ -21,15 +21,15 @@ from helpers.llm_config import load_test_config, model, write_llm_config
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.errors import InfraError
+from core.ledger import jobs_repo, quota_repo
+from core.ledger.db import session_scope
+from core.ledger.jobs_repo import AttemptStart
+from core.ledger.migrate import upgrade
+from core.ledger.models import Attempt, BudgetWindow, Job
+from core.quota import next_reset
 from schemas.settings import Settings
-from workers.errors import InfraError
-from workers.ledger import jobs_repo, quota_repo
-from workers.ledger.db import session_scope
-from workers.ledger.jobs_repo import AttemptStart
-from workers.ledger.migrate import upgrade
-from workers.ledger.models import Attempt, BudgetWindow, Job
 from workers.pipeline import NOOP, Outcome, run_job
-from workers.quota import next_reset
 from workers.routing.health import RedisHealthStore
 from workers.runtime import build_runtime
 

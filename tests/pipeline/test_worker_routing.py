@@ -14,7 +14,7 @@ from helpers.llm_config import model
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from workers.ledger.models import Attempt, Job
+from core.ledger.models import Attempt, Job
 
 # Requests already dispatched when a 429 came back may still arrive just after it: the
 # admission checks ran before the cooldown existed. Everything later must respect it.

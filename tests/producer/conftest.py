@@ -69,7 +69,7 @@ def llmq(
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "producer.cli", *args],
+            [sys.executable, "-m", "llmq.cli", *args],
             env=cli_env,
             cwd=tmp_path,
             capture_output=True,

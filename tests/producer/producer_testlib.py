@@ -9,7 +9,7 @@ from typing import Any
 import redis
 from sqlalchemy import Engine, text
 
-from producer.enqueue import QUEUE
+from core.publish import QUEUE
 
 MODELS = [
     {"name": "m-default", "provider": "openai", "is_default": True},

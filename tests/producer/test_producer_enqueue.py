@@ -1,4 +1,4 @@
-"""producer.enqueue publishes real Celery protocol-2 messages: a real Celery worker consumes
+"""core.publish publishes real Celery protocol-2 messages: a real Celery worker consumes
 them (in order, honouring a countdown), other transports take the send_task path, a dead
 broker fails fast with a count, and the names match the worker's."""
 
@@ -15,7 +15,7 @@ from celery.contrib.testing.worker import start_worker
 from kombu import Connection
 from producer_testlib import decode, queued_messages
 
-from producer.enqueue import QUEUE, TASK_NAME, EnqueueError, enqueue_job_ids
+from core.publish import QUEUE, TASK_NAME, EnqueueError, enqueue_job_ids
 
 
 class Recorder:

@@ -1,4 +1,4 @@
-"""producer.jsonl: both line formats normalise to JobSpec; every bad-line class is reported
+"""core.jsonl: both line formats normalise to JobSpec; every bad-line class is reported
 with its line number; any bad line rejects the file. Pure: no database or broker."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.jsonl import MAX_LINE_BYTES, InputError, parse_file
+from core.jsonl import MAX_LINE_BYTES, InputError, parse_file
 from schemas.config import LLMConfig
 from schemas.job import ChatMessage
 
@@ -294,7 +294,7 @@ def test_crlf_line_endings_and_escaped_emoji_are_fine(tmp_path: Path, cfg: LLMCo
 
 
 def test_example_backlog_is_valid_and_mixes_both_formats() -> None:
-    from producer.config_file import load_config
+    from core.config_file import load_config
 
     root = Path(__file__).resolve().parents[2]
     config = load_config(

@@ -15,8 +15,8 @@ from producer_testlib import decode, queued_messages
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from core.ledger.models import Attempt, Batch, Job
 from producer.client import Client, NotFound
-from workers.ledger.models import Attempt, Batch, Job
 
 WriteJsonl = Callable[..., Path]
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

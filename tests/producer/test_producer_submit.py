@@ -15,11 +15,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from test_producer_jsonl import BAD_LINES
 
+from core.ledger.models import Batch, Job
+from core.publish import TASK_NAME
 from producer.client import Client, EnqueueFailed, InputError
-from producer.enqueue import TASK_NAME
 from schemas.config import LLMConfig
 from schemas.job import ChatMessage, JobSpec
-from workers.ledger.models import Batch, Job
 
 WriteJsonl = Callable[..., Path]
 

@@ -6,8 +6,7 @@ import socket
 
 import pytest
 
-from schemas.job import ChatMessage
-from workers.errors import (
+from core.errors import (
     AuthFailed,
     BadRequest,
     ContextTooLong,
@@ -17,6 +16,7 @@ from workers.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from schemas.job import ChatMessage
 
 from .simhelp import FLAVOURS, adapter_for, request, sim_config
 

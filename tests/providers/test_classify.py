@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from schemas.config import LLMConfig, LLMModelConfig, LLMProvider
-from workers.errors import (
+from core.errors import (
     AuthFailed,
     BadRequest,
     ContentFiltered,
@@ -21,6 +20,7 @@ from workers.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from schemas.config import LLMConfig, LLMModelConfig, LLMProvider
 from workers.providers import build_adapter
 from workers.providers.base import ProviderAdapter
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
-from producer.cli import app
+from llmq.cli import app
 from schemas import LLMConfig, LLMModelConfig
 from workers.providers import build_adapter
 
@@ -76,7 +76,7 @@ def test_simulate_serves_until_terminated():
         [
             sys.executable,
             "-m",
-            "producer.cli",
+            "llmq.cli",
             "simulate",
             "--port",
             str(port),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from core.errors import ModelUnavailable, ProviderTimeout, ProviderUnavailable
 from schemas.job import ChatMessage
-from workers.errors import ModelUnavailable, ProviderTimeout, ProviderUnavailable
 from workers.providers.base import ProviderRequest, estimated_usage, status_class
 from workers.providers.http import (
     go_duration_s,

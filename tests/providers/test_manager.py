@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import AuthFailed, BadRequest, ConfigError, RateLimited
 from schemas import LLMConfig, LLMModelConfig, LLMProvider
-from workers.errors import AuthFailed, BadRequest, ConfigError, RateLimited
 from workers.providers import LLMProviderError, LLMProviderManager
 
 KEY = "sk-manager-test-42"

@@ -9,9 +9,9 @@ import pickle
 
 import pytest
 
-from producer.config_file import load_config
+from core import errors
+from core.config_file import load_config
 from schemas import LLMConfig, LLMModelConfig
-from workers import errors
 from workers.providers import LLMProviderManager
 
 PROVIDER_KEY = "sk-provider-SECRET-0001"

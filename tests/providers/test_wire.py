@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from core.errors import ContentFiltered
 from schemas.config import LLMConfig, LLMModelConfig, LLMProvider
 from schemas.job import ChatMessage
-from workers.errors import ContentFiltered
 from workers.providers import REGISTRY, build_adapter, has_credentials
 from workers.providers.base import ProviderAdapter, ProviderRequest
 

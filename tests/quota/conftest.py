@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from workers.ledger.db import make_engine, make_sessionmaker
+from core.ledger.db import make_engine, make_sessionmaker
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
@@ -16,7 +16,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path) -> Iterator[sessionmaker[Se
     if request.param == "postgres":
         url = request.getfixturevalue("clean_db")
     else:
-        from workers.ledger.migrate import upgrade
+        from core.ledger.migrate import upgrade
 
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
         upgrade(url)

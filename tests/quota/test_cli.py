@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from workers.ledger.db import make_engine, make_sessionmaker, session_scope
-from workers.ledger.models import Attempt
-from workers.ledger.quota_repo import release, reserve, settle
+from core.ledger.db import make_engine, make_sessionmaker, session_scope
+from core.ledger.models import Attempt
+from core.ledger.quota_repo import release, reserve, settle
 
 from .checks import assert_budget_holds, seed_batch
 

@@ -19,13 +19,13 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.orm import Session
 
+from core.ledger.db import make_engine, make_sessionmaker, session_scope
+from core.ledger.models import Attempt
+from core.ledger.quota_repo import reserve, set_limits, settle
+from core.quota import prompt_token_bound, worst_case
 from schemas.job import ChatMessage, Usage
 from simulator.textgen import count_prompt_tokens, natural_completion_tokens
-from workers.ledger.db import make_engine, make_sessionmaker, session_scope
-from workers.ledger.models import Attempt
-from workers.ledger.quota_repo import reserve, set_limits, settle
 from workers.pricing import Price, cost
-from workers.quota import prompt_token_bound, worst_case
 
 from .checks import assert_budget_holds, race, seed_batch
 
@@ -203,7 +203,7 @@ def test_batch_max_cost_is_never_overshot(clean_db: str) -> None:
 
 def test_embedded_sqlite_budget_is_never_overshot(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The embedded mode's worker threads share one SQLite file: same guarantee."""
-    from workers.ledger.migrate import upgrade
+    from core.ledger.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     upgrade(url)

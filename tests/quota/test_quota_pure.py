@@ -1,4 +1,4 @@
-"""workers.quota: the prompt bound, the worst case, and the UTC windows (pure, table-driven)."""
+"""core.quota: the prompt bound, the worst case, and the UTC windows (pure, table-driven)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from schemas.job import ChatMessage
-from simulator.textgen import count_prompt_tokens
-from workers.ledger import quota_repo
-from workers.pricing import Price
-from workers.quota import (
+from core.ledger import quota_repo
+from core.quota import (
     money_up,
     next_reset,
     prompt_token_bound,
@@ -19,6 +16,9 @@ from workers.quota import (
     windows,
     worst_case,
 )
+from schemas.job import ChatMessage
+from simulator.textgen import count_prompt_tokens
+from workers.pricing import Price
 
 
 def _user(*texts: str) -> list[ChatMessage]:

@@ -1,4 +1,4 @@
-"""workers.ledger.quota_repo on Postgres and SQLite: limits in USD and tokens, day and month
+"""core.ledger.quota_repo on Postgres and SQLite: limits in USD and tokens, day and month
 rollover, per-batch max cost, settle and release, limits changed on a live window."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from workers.ledger.db import session_scope
-from workers.ledger.models import BudgetWindow, QuotaLimit
-from workers.ledger.quota_repo import (
+from core.ledger.db import session_scope
+from core.ledger.models import BudgetWindow, QuotaLimit
+from core.ledger.quota_repo import (
     BATCH_WINDOW_START,
     batch_scope,
     explain_refusal,

@@ -13,8 +13,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from schemas.config import RoutingSettings
-from workers.errors import (
+from core.errors import (
     AuthFailed,
     BadRequest,
     ContentFiltered,
@@ -27,6 +26,7 @@ from workers.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from schemas.config import RoutingSettings
 from workers.providers.base import RateLimitInfo
 from workers.routing._health_model import PROBE_LEASE_S, RATE_WINDOW_S, RECENT_CALLS
 from workers.routing.health import (

@@ -6,9 +6,7 @@ import itertools
 
 import pytest
 
-from schemas.config import RoutingSettings
-from schemas.job import ErrorKind
-from workers.errors import (
+from core.errors import (
     AuthFailed,
     BadRequest,
     ConfigError,
@@ -28,6 +26,8 @@ from workers.errors import (
     RequestRejected,
     TransientProviderError,
 )
+from schemas.config import RoutingSettings
+from schemas.job import ErrorKind
 from workers.retry import Decision, backoff_s, decide
 
 POLICY = RoutingSettings(max_attempts=6, backoff_base_s=0.5, backoff_max_s=30.0)

@@ -31,8 +31,8 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy import Connection, Engine, and_, case, func, select
 from sqlalchemy.orm import Session
 
+from core.ledger.models import Attempt, Job
 from schemas.job import AttemptOutcome, JobState
-from workers.ledger.models import Attempt, Job
 from workers.observability.alerts import QuotaUse
 
 log = logging.getLogger("llmq.metrics")
@@ -172,7 +172,7 @@ def jobs_by_state(conn: Connection) -> dict[str, int]:
 def quota_uses(conn: Connection, now: datetime) -> list[QuotaUse]:
     """Every known tenant's current day and month window, as `llmq quota show` reports them
     (quota_repo's read; a window's own limits are what reservations check)."""
-    from workers.ledger.quota_repo import quota_report
+    from core.ledger.quota_repo import quota_report
 
     with Session(bind=conn) as session:
         reports = quota_report(session, None, now)

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from core.errors import LLMProviderError
 from schemas.config import LLMConfig, LLMModelConfig, LLMProvider
-from workers.errors import LLMProviderError
 from workers.providers.anthropic import AnthropicAdapter
 from workers.providers.base import (
     AdapterTarget,

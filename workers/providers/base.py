@@ -22,9 +22,7 @@ from typing import Any, ClassVar, NamedTuple
 import httpx
 from pydantic import SecretStr
 
-from schemas.config import LLMModelConfig, LLMProvider, ProviderSettings
-from schemas.job import ChatMessage, Usage
-from workers.errors import (
+from core.errors import (
     AuthFailed,
     BadRequest,
     ContentFiltered,
@@ -37,6 +35,8 @@ from workers.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from schemas.config import LLMModelConfig, LLMProvider, ProviderSettings
+from schemas.job import ChatMessage, Usage
 from workers.providers.http import CONNECT_TIMEOUT_S, retry_after_s, translate_transport_errors
 
 MAX_ERROR_MESSAGE = 500  # characters of the provider's message kept in our exception

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import httpx
 
+from core.errors import AuthFailed, LLMProviderError
 from schemas.config import LLMProvider
 from schemas.job import Usage
-from workers.errors import AuthFailed, LLMProviderError
 from workers.providers.base import ErrorDetails, ProviderAdapter, ProviderReply, ProviderRequest
 from workers.providers.openai import openai_messages
 

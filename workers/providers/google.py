@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 import httpx
 
+from core.errors import AuthFailed, ContentFiltered, InsufficientCredit, LLMProviderError
 from schemas.config import LLMProvider
 from schemas.job import Usage
-from workers.errors import AuthFailed, ContentFiltered, InsufficientCredit, LLMProviderError
 from workers.providers.base import (
     ErrorDetails,
     ProviderAdapter,

@@ -19,7 +19,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from workers.errors import ModelUnavailable, ProviderTimeout, ProviderUnavailable
+from core.errors import ModelUnavailable, ProviderTimeout, ProviderUnavailable
 
 CONNECT_TIMEOUT_S = 10.0
 

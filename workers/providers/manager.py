@@ -24,10 +24,8 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from producer.config_file import load_config, with_env_keys
-from schemas.config import LLMConfig, LLMModelConfig, LLMProvider, ProviderSettings
-from schemas.job import ChatMessage
-from workers.errors import (
+from core.config_file import load_config, with_env_keys
+from core.errors import (
     AuthFailed,
     BadRequest,
     ConfigError,
@@ -36,6 +34,8 @@ from workers.errors import (
     RequestRejected,
     TransientProviderError,
 )
+from schemas.config import LLMConfig, LLMModelConfig, LLMProvider, ProviderSettings
+from schemas.job import ChatMessage
 from workers.pricing import Price, cost, price_for
 from workers.providers import REGISTRY, build_adapter, has_credentials
 from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest

@@ -13,8 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from schemas.config import RoutingSettings
-from workers.errors import (
+from core.errors import (
     AuthFailed,
     InsufficientCredit,
     LLMProviderError,
@@ -23,6 +22,7 @@ from workers.errors import (
     RateLimited,
     RequestRejected,
 )
+from schemas.config import RoutingSettings
 from workers.providers.base import RateLimitInfo
 
 Circuit = Literal["closed", "open", "half_open"]

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import LLMProviderError
 from schemas.config import RoutingSettings
-from workers.errors import LLMProviderError
 from workers.providers.base import RateLimitInfo
 from workers.routing._health_model import (
     CIRCUIT_WINDOW_S,

@@ -14,8 +14,8 @@ from typing import Any
 
 import redis
 
+from core.errors import InfraError, LLMProviderError
 from schemas.config import RoutingSettings
-from workers.errors import InfraError, LLMProviderError
 from workers.providers.base import RateLimitInfo
 from workers.routing._health_model import (
     CIRCUIT_WINDOW_S,

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from core.ledger.batches_repo import BatchStatus, JobTimeline
     from producer.client import Client
-    from workers.ledger.batches_repo import BatchStatus, JobTimeline
 
 EXIT_UNFINISHED, EXIT_INPUT, EXIT_NOT_ENQUEUED = 1, 2, 3
 
@@ -42,8 +42,8 @@ def _client() -> Iterator[Client]:
     """A Client whose expected failures become a message and an exit code, not a traceback."""
     from sqlalchemy.exc import OperationalError
 
+    from core.errors import ConfigError
     from producer.client import Client, EnqueueFailed, InputError, NotFound
-    from workers.errors import ConfigError
 
     handlers: list[tuple[type[BaseException], int, Callable[[Any], str]]] = [
         (InputError, EXIT_INPUT, str),
@@ -195,7 +195,7 @@ def job(
 def _jsonable(value: Any) -> Any:
     from decimal import Decimal
 
-    from workers.ledger.batches_repo import money_str
+    from core.ledger.batches_repo import money_str
 
     if isinstance(value, Decimal):
         return money_str(value)

@@ -56,8 +56,8 @@ def _short(exc: BaseException) -> str:
 
 
 def check_config(settings: Settings, env: Mapping[str, str]) -> tuple[Check, LLMConfig | None]:
-    from producer.config_file import config_source, load_config
-    from workers.errors import ConfigError
+    from core.config_file import config_source, load_config
+    from core.errors import ConfigError
 
     source = config_source(settings.config_path, env)
     try:
@@ -119,7 +119,7 @@ def check_database(url: str, timeout_s: float) -> tuple[Check, Engine | None]:
 def check_migrations(engine: Engine) -> Check:
     from alembic.runtime.migration import MigrationContext
 
-    from workers.ledger.migrate import current_heads
+    from core.ledger.migrate import current_heads
 
     heads = set(current_heads())
     with engine.connect() as conn:
@@ -136,7 +136,7 @@ def check_migrations(engine: Engine) -> Check:
 def _known_revision(rev: str) -> bool:
     from alembic.script import ScriptDirectory
 
-    from workers.ledger.migrate import alembic_config
+    from core.ledger.migrate import alembic_config
 
     try:
         return (
@@ -162,7 +162,7 @@ def check_broker(url: str, timeout_s: float) -> Check:
 def check_keys(config: LLMConfig, source: str) -> list[Check]:
     """Per provider in use: is its key present? A missing key only disables that provider's
     deployments (warn), unless it leaves the default model with none usable (fail)."""
-    from producer.config_file import API_KEY_ENV
+    from core.config_file import API_KEY_ENV
     from workers.providers import has_credentials
 
     usable = {m.name for m in config.models if has_credentials(m, config)}
@@ -226,7 +226,7 @@ def check_reachable(config: LLMConfig, timeout_s: float) -> list[Check]:
 
 def run_checks(env: Mapping[str, str], timeout_s: float, probe: bool) -> list[Check]:
     """Every check, in order; later checks are skipped when what they need failed."""
-    from producer.config_file import config_source
+    from core.config_file import config_source
     from schemas.settings import load_settings
 
     settings = load_settings(env)

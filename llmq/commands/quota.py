@@ -1,7 +1,7 @@
 """`llmq quota set|show` and `llmq usage`: tenant budgets and what was spent, from the ledger.
 
 Owns: parsing these commands' options and printing their tables / JSON. Must not: compute or
-write anything itself (workers.ledger.quota_repo and usage_repo do), or import provider code.
+write anything itself (core.ledger.quota_repo and usage_repo do), or import provider code.
 JSON money values are strings with 8 decimals, so they keep the ledger's exact NUMERIC value.
 """
 
@@ -23,8 +23,8 @@ from schemas.settings import load_settings
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from workers.ledger.quota_repo import WindowReport
-    from workers.ledger.usage_repo import UsageRow
+    from core.ledger.quota_repo import WindowReport
+    from core.ledger.usage_repo import UsageRow
 
 NO_LIMIT = ("none", "off", "unlimited", "-")
 SINCE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -36,7 +36,7 @@ def _ledger() -> Iterator[Session]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import OperationalError
 
-    from workers.ledger.db import make_engine, make_sessionmaker, session_scope
+    from core.ledger.db import make_engine, make_sessionmaker, session_scope
 
     url = load_settings(os.environ).database_url
     engine = make_engine(url, pool_size=1)
@@ -166,7 +166,7 @@ def quota_set(
     tokens_per_month: Annotated[str | None, typer.Option(help="Tokens per UTC month.")] = None,
 ) -> None:
     """Set a tenant's limits; options not given keep their value. Applies to the current window."""
-    from workers.ledger.quota_repo import get_limits, set_limits
+    from core.ledger.quota_repo import get_limits, set_limits
 
     given = {
         "day": (
@@ -202,7 +202,7 @@ def quota_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Limit, used, reserved and remaining for each tenant's current day and month windows."""
-    from workers.ledger.quota_repo import quota_report
+    from core.ledger.quota_repo import quota_report
 
     now = datetime.now(UTC)
     with _ledger() as session:
@@ -225,7 +225,7 @@ def usage(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Tokens, cost, attempts, cache hits and saved cost, from the attempts ledger."""
-    from workers.ledger.usage_repo import USAGE_DIMENSIONS, usage_report
+    from core.ledger.usage_repo import USAGE_DIMENSIONS, usage_report
 
     dims = [d.strip() for d in by.split(",") if d.strip()]
     bad = [d for d in dims if d not in USAGE_DIMENSIONS]

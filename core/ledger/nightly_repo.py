@@ -36,9 +36,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from core.ledger.models import Batch, InboxFile, Job, NightlyRun, NightlyRunJob
+from core.ledger.nightly_report_repo import run_figures  # noqa: F401 - re-exported
 from schemas.job import BatchState, JobState
-from workers.ledger.models import Batch, InboxFile, Job, NightlyRun, NightlyRunJob
-from workers.ledger.nightly_report_repo import run_figures  # noqa: F401 - re-exported
 
 _jobs = Job.__table__
 _batches = Batch.__table__

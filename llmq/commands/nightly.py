@@ -1,7 +1,7 @@
 """`llmq nightly run [--now] [--date D]` and `llmq nightly report [--date D] [--json]`.
 
 Owns: these commands' options and output. Must not: run any phase or query itself (workers/
-nightly.py runs the night, workers/ledger/nightly_repo.py reads it), or import provider code
+nightly.py runs the night, core/ledger/nightly_repo.py reads it), or import provider code
 (workers.nightly does not).
 
 `run --now` runs the night here, in this process, and waits for the workers to finish its
@@ -48,7 +48,7 @@ def _parse_date(text: str | None) -> date:
 
 @contextmanager
 def _engine(settings: Settings) -> Iterator[Engine]:
-    from workers.ledger.db import make_engine
+    from core.ledger.db import make_engine
 
     engine = make_engine(settings.database_url, pool_size=2)
     try:
@@ -64,8 +64,8 @@ def run(
     when: DateOption = None,
 ) -> None:
     """Trigger the nightly run: deferred jobs, the inbox, parked jobs, retryable failures."""
-    from producer.config_file import load_config
-    from workers.errors import ConfigError
+    from core.config_file import load_config
+    from core.errors import ConfigError
 
     settings = load_settings(os.environ)
     day = _parse_date(when)
@@ -80,7 +80,7 @@ def run(
         task_id = send_run(settings.broker_url, day)
         typer.echo(f"nightly run {day} sent to the workers (task {task_id})")
         return
-    from workers.ledger.db import make_sessionmaker
+    from core.ledger.db import make_sessionmaker
     from workers.nightly import NightlyContext, run_nightly
 
     with _engine(settings) as engine:
@@ -104,7 +104,7 @@ def run(
 
 
 def _publish(broker_url: str, ids: Sequence[uuid.UUID]) -> None:
-    from producer.enqueue import enqueue_job_ids
+    from core.publish import enqueue_job_ids
 
     enqueue_job_ids(broker_url, ids)
 
@@ -125,8 +125,8 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Show a night's report (default: the latest finished run)."""
-    from workers.ledger import nightly_repo
-    from workers.ledger.db import make_sessionmaker, session_scope
+    from core.ledger import nightly_repo
+    from core.ledger.db import make_sessionmaker, session_scope
     from workers.nightly import RUN_NAME
     from workers.nightly_report import render_markdown
 

@@ -39,7 +39,7 @@ def build_registry(settings: Settings, config: Any) -> Any:
     process's own counters would say nothing about the workers)."""
     from prometheus_client import CollectorRegistry
 
-    from workers.ledger.db import make_engine
+    from core.ledger.db import make_engine
     from workers.observability.metrics import LedgerCollector
 
     engine = make_engine(settings.database_url, pool_size=2)
@@ -153,7 +153,7 @@ class ProviderRow:
 
 
 def _load() -> tuple[Settings, Any]:
-    from producer.config_file import load_config
+    from core.config_file import load_config
     from workers.observability.logs import config_secrets, env_secrets, setup_logging
 
     settings = load_settings(os.environ)
@@ -176,9 +176,9 @@ def _stat(stats: Any, name: str, default: Any = None) -> Any:
 def _today(settings: Settings, now: datetime) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
-    from workers.ledger.db import make_engine
-    from workers.ledger.usage_repo import usage_report
-    from workers.quota import windows
+    from core.ledger.db import make_engine
+    from core.ledger.usage_repo import usage_report
+    from core.quota import windows
 
     day = windows(now)["day"]
     since = datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -273,7 +273,7 @@ def provider_rates(rows: list[ProviderRow]) -> list[Any]:
 
 
 def _quota_uses(settings: Settings, now: datetime) -> list[Any]:
-    from workers.ledger.db import make_engine
+    from core.ledger.db import make_engine
     from workers.observability.metrics import quota_uses
 
     engine = make_engine(settings.database_url, pool_size=1)

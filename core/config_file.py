@@ -1,7 +1,7 @@
 """`llm_config.yaml` -> `LLMConfig`, with API keys from the environment.
 
 Owns: finding the file (`path`, else `$LLMQ_CONFIG`, else `./llm_config.yaml`, else the built-in
-`producer/default_config.yaml`), YAML parsing, turning validation failures into one
+`core/default_config.yaml`), YAML parsing, turning validation failures into one
 `ConfigError` that names the file, the field path (`models[2].provider`) and the problem,
 upgrading retired endpoints (with a warning saying what to write instead), and filling
 provider keys from OPENAI_API_KEY & co. (environment first, then `./.env` or $LLMQ_DOTENV).
@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import SecretStr, ValidationError
 
+from core.errors import ConfigError
 from schemas.config import LLMConfig, LLMProvider, ProviderSettings
-from workers.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

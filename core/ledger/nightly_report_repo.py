@@ -4,7 +4,7 @@ tokens and cost by provider and model, failures by reason, the costliest jobs, i
 Owns: the read-only queries behind `RunFigures` (workers/nightly_report.py turns them into
 the report). Must not: write anything, open or commit transactions (callers pass a session
 inside `session_scope`), or read the clock (callers pass the run's start). The run's rows and
-the state changes that pick up work are workers/ledger/nightly_repo.py's.
+the state changes that pick up work are core/ledger/nightly_repo.py's.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.ledger.models import Attempt, Batch, InboxFile, Job, NightlyRunJob
 from schemas.job import JobState
-from workers.ledger.models import Attempt, Batch, InboxFile, Job, NightlyRunJob
 from workers.nightly_report import InboxEntry, JobCost, RunFigures, UsageFigures
 
 _jobs = Job.__table__

@@ -40,8 +40,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from core.ledger.models import Attempt, Batch, Job
 from schemas.job import AttemptOutcome, BatchState, Completion, ErrorRecord, JobState
-from workers.ledger.models import Attempt, Batch, Job
 
 _jobs = Job.__table__
 _attempts = Attempt.__table__

@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from workers.ledger.models import Attempt, Job
+from core.ledger.models import Attempt, Job
 
 ZERO = Decimal(0)
 

@@ -3,7 +3,7 @@ behind `llmq quota show` (`llmq usage` reads the attempts ledger: usage_repo.py)
 
 Owns: every write to `budget_windows` and `quota_limits`. Each function works inside the
 caller's open transaction and never commits. Must not: decide anything about routing or
-pricing (the worst case comes from `workers.quota`), or read the clock (callers pass `now`).
+pricing (the worst case comes from `core.quota`), or read the clock (callers pass `now`).
 
 Why overshoot is impossible: `reserve` adds the worst case to every applicable window in ONE
 conditional UPDATE whose WHERE clause re-checks `spent + reserved + worst <= limit` on each row.
@@ -35,10 +35,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from core.ledger.models import Batch, BudgetWindow, QuotaLimit
+from core.quota import PERIODS, window_end, windows
+from core.quota import next_reset as next_reset  # re-exported: part of this module's contract
 from schemas.job import BatchState
-from workers.ledger.models import Batch, BudgetWindow, QuotaLimit
-from workers.quota import PERIODS, window_end, windows
-from workers.quota import next_reset as next_reset  # re-exported: part of this module's contract
 
 BATCH_WINDOW_START = date(1970, 1, 1)  # a batch has one window for its whole life
 ZERO = Decimal(0)
@@ -262,7 +262,7 @@ def reserve(
     window when the batch has a max cost: all of them or none.
 
     Args:
-        tokens: worst-case tokens (prompt bound + max_tokens), from `workers.quota.worst_case`.
+        tokens: worst-case tokens (prompt bound + max_tokens), from `core.quota.worst_case`.
         usd: worst-case cost (USD).
         now: the attempt's start; store the same value in `attempts.started_at`.
 

@@ -1,11 +1,11 @@
-"""The one `llmq` command. Each command group lives in producer/commands/<group>.py and
+"""The one `llmq` command. Each command group lives in llmq/commands/<group>.py and
 registers itself here with one line; heavy imports happen inside the commands, not at start."""
 
 from __future__ import annotations
 
 import typer
 
-from producer.commands import (
+from llmq.commands import (
     batch,
     cache,
     db,

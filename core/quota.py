@@ -2,7 +2,7 @@
 
 Owns: `prompt_token_bound`, `worst_case`, `windows`, `next_reset`, `money_up`. Pure functions of
 their arguments (the clock is passed in as `now`). Must not: touch the database, Redis, the clock
-or any provider; reserving and settling live in `workers.ledger.quota_repo`.
+or any provider; reserving and settling live in `core.ledger.quota_repo`.
 
 Why the prompt bound holds (the reservation is only safe if the real count never exceeds it):
 

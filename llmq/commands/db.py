@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @db_app.command("upgrade")
     def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
         """Apply the Alembic migrations to LLMQ_DATABASE_URL."""
-        from workers.ledger.migrate import upgrade as run_upgrade
+        from core.ledger.migrate import upgrade as run_upgrade
 
         url = load_settings(os.environ).database_url
         run_upgrade(url, revision)

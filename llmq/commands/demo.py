@@ -2,9 +2,9 @@
 
 Owns: these two commands: choosing the config and the simulator, submitting through the
 producer `Client`, the progress bar, writing the results file, printing the summary (rich
-tables, or JSON with `--json`; producer/demo_summary.py renders both) and the exit code.
+tables, or JSON with `--json`; llmq/demo_summary.py renders both) and the exit code.
 Must not: run jobs itself or take a shortcut around the pipeline: the work happens in
-`workers.embedded`, which is the production worker on in-process parts (SQLite ledger,
+`llmq.embedded`, which is the production worker on in-process parts (SQLite ledger,
 `memory://` broker, threads pool), or, with `run --external`, in the workers already serving
 LLMQ_DATABASE_URL / LLMQ_BROKER_URL.
 
@@ -26,17 +26,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from producer.demo_summary import Report, print_report, report_json
+from llmq.demo_summary import Report, print_report, report_json
 
 if TYPE_CHECKING:
+    from core.ledger.batches_repo import BatchStatus
     from producer.client import Client
     from schemas.config import LLMConfig
     from simulator.config import SimConfig
-    from workers.ledger.batches_repo import BatchStatus
 
 EXIT_UNFINISHED, EXIT_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "demo_config.yaml"
-DEFAULT_LEDGER = Path(".llmq") / "ledger.db"  # = workers.embedded.DEFAULT_LEDGER
+DEFAULT_LEDGER = Path(".llmq") / "ledger.db"  # = llmq.embedded.DEFAULT_LEDGER
 LOG_NAME = "llmq.log"
 
 Ledger = Annotated[
@@ -66,7 +66,7 @@ def demo(
     The simulator takes one provider down and injects 429s and 500s, so the summary shows
     cost-based routing, retries and fallback. Input, results and ledger go to ./.llmq/.
     """
-    from producer.demo_data import write_demo_file
+    from llmq.demo_data import write_demo_file
 
     config, sim_config = _load_demo_config()
     source = ledger.parent / "demo.jsonl"
@@ -163,7 +163,7 @@ def _run_embedded(  # noqa: PLR0913 - the run's whole description, passed throug
     tenant: str | None = None,
     max_cost: str | None = None,
 ) -> Report:
-    from workers.embedded import start_embedded
+    from llmq.embedded import start_embedded
 
     log = _log_to_file(ledger.parent / LOG_NAME, config)
     started = time.monotonic()
@@ -186,9 +186,9 @@ def _run_embedded(  # noqa: PLR0913 - the run's whole description, passed throug
 def _run_external(
     source: Path, output: Path, model: str | None, tenant: str | None, max_cost: str | None
 ) -> Report:
+    from core.ledger.db import session_scope
+    from core.ledger.usage_repo import usage_report
     from producer.client import Client
-    from workers.ledger.db import session_scope
-    from workers.ledger.usage_repo import usage_report
 
     with Client() as client:
         status, written, took = _submit_wait_write(client, source, output, model, tenant, max_cost)
@@ -229,8 +229,8 @@ def _guarded(work: Any) -> Report:
     """Run `work`; expected failures become a message and an exit code, not a traceback."""
     from sqlalchemy.exc import OperationalError
 
+    from core.errors import ConfigError
     from producer.client import EnqueueFailed, InputError
-    from workers.errors import ConfigError
 
     handlers: list[tuple[type[BaseException], int, str]] = [
         (InputError, EXIT_INPUT, "{}"),
@@ -252,8 +252,8 @@ def _guarded(work: Any) -> Report:
 
 
 def _load_demo_config(path: Path = DEMO_CONFIG) -> tuple[LLMConfig, SimConfig]:
-    """producer/demo_config.yaml: its `config` (an llm_config) and its `simulator` section."""
-    from producer.config_file import read_yaml, validate
+    """llmq/demo_config.yaml: its `config` (an llm_config) and its `simulator` section."""
+    from core.config_file import read_yaml, validate
     from simulator.config import SimConfig
 
     data = read_yaml(path)
@@ -261,7 +261,7 @@ def _load_demo_config(path: Path = DEMO_CONFIG) -> tuple[LLMConfig, SimConfig]:
 
 
 def _load_user_config() -> LLMConfig:
-    from producer.config_file import load_config
+    from core.config_file import load_config
 
     return load_config()
 

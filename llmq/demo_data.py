@@ -1,7 +1,7 @@
 """The demo's input: a small, varied, deterministic JSONL batch (`llmq demo` writes it to disk).
 
 Owns: `demo_lines()` and `write_demo_file(path)`. Must not: know about providers or routing;
-the lines only name the models in producer/demo_config.yaml.
+the lines only name the models in llmq/demo_config.yaml.
 
 The mix: both accepted line formats (native and OpenAI Batch), prompts and chat messages,
 system prompts, per-line max_tokens and metadata, most lines on the default model and some on

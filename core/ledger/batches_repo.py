@@ -3,7 +3,7 @@ timeline, cancel and resume.
 
 Owns: these reads, and the state changes on `batches`/`jobs` that a user asks for (never the
 `attempts` table, which only the pipeline writes). Must not: commit or open transactions (every
-function takes an open Session, normally inside `workers.ledger.db.session_scope`), decide
+function takes an open Session, normally inside `core.ledger.db.session_scope`), decide
 routing or quota, or import provider code.
 
 Conventions:
@@ -30,8 +30,8 @@ from typing import Any
 from sqlalchemy import String, case, cast, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from core.ledger.models import Attempt, Batch, Job
 from schemas.job import AttemptOutcome, BatchState, JobSpec, JobState
-from workers.ledger.models import Attempt, Batch, Job
 
 Q8 = Decimal("0.00000001")
 PARKED = (JobState.QUOTA_EXCEEDED.value, JobState.DEFERRED.value)
@@ -152,7 +152,7 @@ def insert_batch_with_jobs(
     """Insert the batch row and one job per spec (in order), in the caller's transaction.
 
     Every spec must have `model` resolved. Postgres uses COPY; other dialects executemany.
-    `cache_keys` (one per spec, from `workers.cache.keys_for`; None = no key) are stored only
+    `cache_keys` (one per spec, from `core.cache_key.keys_for`; None = no key) are stored only
     when the batch uses the cache. Returns the batch id and the job ids in input order.
     """
     batch_id = uuid.uuid4()

@@ -40,10 +40,10 @@ from schemas.settings import Settings
 if TYPE_CHECKING:
     from celery import Celery
 
+    from core.ledger.usage_repo import UsageRow
     from producer.client import Client
     from simulator.config import SimConfig
     from simulator.server import RunningSimulator
-    from workers.ledger.usage_repo import UsageRow
     from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,8 @@ class Embedded:
 
     def usage(self, since: datetime) -> list[UsageRow]:
         """Attempts since `since`, grouped by provider and model (read-only)."""
-        from workers.ledger.db import session_scope
-        from workers.ledger.usage_repo import usage_report
+        from core.ledger.db import session_scope
+        from core.ledger.usage_repo import usage_report
 
         with session_scope(self.runtime.sessions) as session:
             return usage_report(session, since, by=("provider", "model"))
@@ -183,7 +183,7 @@ def sqlite_url(path: Path) -> str:
 
 def prepare_ledger(path: Path) -> str:
     """Create `path`'s folder and migrate the SQLite ledger to head; returns its URL."""
-    from workers.ledger.migrate import upgrade
+    from core.ledger.migrate import upgrade
 
     path.parent.mkdir(parents=True, exist_ok=True)
     url = sqlite_url(path)

@@ -7,7 +7,7 @@ serves them all), `is_cacheable(spec, config)` and `keys_for` (the producer comp
 submit and stores it on the job; NULL = never looked up and never an entry). Must not: do I/O,
 read a clock, or import provider, routing or ledger code: the producer imports this module.
 
-Where the rest lives: the lookup and the recording of a hit in `workers.ledger.cache_repo`; the
+Where the rest lives: the lookup and the recording of a hit in `core.ledger.cache_repo`; the
 call of both, right after the claim and before routing and quota, in `workers.pipeline`.
 
 Only deterministic requests are cached: effective temperature 0, i.e. the job's own

@@ -5,7 +5,7 @@ provider call within the TTL, joined to the attempt that produced it) and `recor
 job succeeds with the entry's result, fenced like every finishing write in `jobs_repo`, and
 one attempt row with outcome `cache_hit`: cost 0, 0 tokens billed, the original call's cost
 and tokens noted as saved). Must not: open or commit transactions (the caller passes a session
-inside `session_scope`), decide whether a job is cacheable (`workers.cache` did, at submit),
+inside `session_scope`), decide whether a job is cacheable (`core.cache_key` did, at submit),
 or touch quota windows: a hit reserves and spends nothing.
 
 What an entry is: a job row with a `cache_key` whose own answer came from a provider, i.e. its
@@ -27,9 +27,9 @@ from typing import Any
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.orm import Session
 
+from core.ledger.jobs_repo import ClaimedJob
+from core.ledger.models import Attempt, Job
 from schemas.job import AttemptOutcome, JobState
-from workers.ledger.jobs_repo import ClaimedJob
-from workers.ledger.models import Attempt, Job
 
 _jobs = Job.__table__
 _attempts = Attempt.__table__

@@ -101,8 +101,8 @@ def check_config(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Load llm_config.yaml and show each deployment: configured, key present, price known."""
-    from producer.config_file import config_source, load_config
-    from workers.errors import ConfigError
+    from core.config_file import config_source, load_config
+    from core.errors import ConfigError
 
     try:
         loaded = load_config(config)

@@ -2,7 +2,7 @@
 
 Owns: `Report` (what a finished run prints) and its two renderings: the `--json` dict
 (`report_json`) and the rich tables for humans (`print_report`). Must not: run, submit or
-wait for anything, choose the exit code (producer/commands/demo.py does), or import worker
+wait for anything, choose the exit code (llmq/commands/demo.py does), or import worker
 or provider code at import time (the CLI imports this module).
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from workers.ledger.batches_repo import BatchStatus
-    from workers.ledger.usage_repo import UsageRow
+    from core.ledger.batches_repo import BatchStatus
+    from core.ledger.usage_repo import UsageRow
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Report:
 def report_json(report: Report) -> dict[str, Any]:
     """The `--json` summary: the batch status (as `llmq status --json`) plus this run's
     attempts by provider and model, the simulator's counts, and where everything is."""
-    from workers.ledger.batches_repo import money_str
+    from core.ledger.batches_repo import money_str
 
     counts = ("attempts", "succeeded", "failed", "cache_hits", "prompt_tokens", "completion_tokens")
     by_provider_model = [
@@ -101,7 +101,7 @@ def _states_table(st: BatchStatus) -> Any:
 def _usage_table(rows: list[UsageRow]) -> Any:
     from rich.table import Table
 
-    from workers.ledger.batches_repo import money_str
+    from core.ledger.batches_repo import money_str
 
     table = Table(
         "provider", "model", "attempts", "ok", "failed", "tokens in/out", "cost USD",
@@ -121,7 +121,7 @@ def _usage_table(rows: list[UsageRow]) -> Any:
 
 
 def _totals_line(report: Report) -> str:
-    from workers.ledger.batches_repo import money_str
+    from core.ledger.batches_repo import money_str
 
     st = report.status
     attempts = sum(r.attempts for r in report.usage)

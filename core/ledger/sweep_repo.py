@@ -28,9 +28,9 @@ from typing import Any
 from sqlalchemy import and_, case, exists, false, func, not_, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from core.ledger import quota_repo
+from core.ledger.models import Attempt, Batch, Job
 from schemas.job import TERMINAL_STATES, AttemptOutcome, BatchState, ErrorKind, JobState
-from workers.ledger import quota_repo
-from workers.ledger.models import Attempt, Batch, Job
 
 _jobs = Job.__table__
 _attempts = Attempt.__table__
