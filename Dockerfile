@@ -3,8 +3,10 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY schemas schemas
+COPY core core
 COPY workers workers
 COPY producer producer
+COPY llmq llmq
 COPY simulator simulator
 COPY migrations migrations
 RUN pip install --no-cache-dir .

@@ -22,7 +22,7 @@ demo: $(BIN)/llmq  ## run a real batch on embedded defaults: SQLite, in-process 
 test: $(VENV)/.dev  ## install dev extras, find or start Postgres and Redis, run the whole suite
 	bash scripts/services.sh
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $${LLMQ_TEST_WORKERS:-4}
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

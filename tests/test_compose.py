@@ -53,5 +53,5 @@ def test_llmq_services_are_wired_to_postgres_and_redis(name: str) -> None:
 
 def test_dockerfile_copies_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for package in ("schemas", "workers", "producer", "simulator", "migrations"):
+    for package in ("schemas", "core", "workers", "producer", "llmq", "simulator", "migrations"):
         assert f"COPY {package} {package}" in dockerfile

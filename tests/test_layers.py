@@ -74,3 +74,17 @@ def test_the_rule_catches_a_lazy_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from producer.client import Client\n    return Client\n")
     assert _imports(module) == [(2, "producer.client")]
+
+
+MAX_LINES = 400
+SOURCE_PACKAGES = ("schemas", "core", "workers", "producer", "llmq", "simulator", "bench")
+
+
+def test_no_hand_written_module_is_over_400_lines() -> None:
+    long = [
+        f"{path.relative_to(REPO)}: {n} lines"
+        for package in SOURCE_PACKAGES
+        for path in sorted((REPO / package).rglob("*.py"))
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    ]
+    assert long == []
