@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.request import ContentPart, Features, ImageUrl, TextPart, ToolCall
+
 
 class JobState(StrEnum):
     QUEUED = "queued"
@@ -60,14 +62,34 @@ class AttemptOutcome(StrEnum):
     SUPERSEDED = "superseded"  # finished after another attempt took the job over
 
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 class ChatMessage(BaseModel):
+    """One turn. `content` is text, or content parts (text and images); an assistant turn may
+    carry `tool_calls` (then content may be None); a `tool` turn answers `tool_call_id`."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Role
-    content: str
+    content: str | tuple[ContentPart, ...] | None
+    tool_calls: tuple[ToolCall, ...] | None = None
+    tool_call_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The text of the turn: the string, or its text parts joined with newlines."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @property
+    def images(self) -> tuple[ImageUrl, ...]:
+        if self.content is None or isinstance(self.content, str):
+            return ()
+        return tuple(p.image_url for p in self.content if not isinstance(p, TextPart))
 
 
 class JobSpec(BaseModel):
@@ -83,6 +105,7 @@ class JobSpec(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     metadata: dict[str, Any] = Field(default_factory=dict)
     cache: bool = True  # per-job opt-out of the response cache
+    features: Features = Features()  # output format, tools, sampling (schemas/request.py)
 
 
 class Usage(BaseModel):
