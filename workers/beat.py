@@ -1,7 +1,9 @@
 """celery beat's schedule: what runs periodically, and how often.
 
-Owns: `build_schedule(settings, config)`, the dict celeryconfig sets as `beat_schedule` (so
-both `llmq beat` and `celery -A workers beat` use it). Must not: do I/O at import or run any
+Owns: `build_schedule(settings, config)`, the entries beat runs, and `LlmqScheduler`, the
+scheduler class celeryconfig names as `beat_scheduler` (so both `llmq beat` and
+`celery -A workers beat` use it), which builds those entries when beat starts. Must not: do
+I/O at import (the config is read only by a starting scheduler, for `nightly.time`) or run any
 task itself; the tasks live in workers/sweeper.py and workers/nightly/task.py.
 
 Entries run on the workers, from the control queue (celeryconfig `task_routes`), so a long
@@ -12,10 +14,13 @@ up, beat's ticks do not pile up into a burst of sweeps when one starts.
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
+from celery.beat import PersistentScheduler
+
 from core.names import CONTROL_QUEUE, NIGHTLY_RUN_TASK, SWEEP_TASK
-from schemas.settings import Settings
+from schemas.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from schemas.config import LLMConfig
@@ -86,3 +91,28 @@ def build_schedule(settings: Settings, config: LLMConfig | None = None) -> dict[
     """The whole `beat_schedule`: the sweeper plus the nightly run."""
     return {**sweep_entries(settings), **nightly_entries(settings, config)}
 
+
+class LlmqScheduler(PersistentScheduler):
+    """celery's PersistentScheduler (last-run times in the `--schedule` file) whose entries are
+    built as beat starts: `build_schedule` from the environment's settings and the config's
+    `nightly.time`, read then and not when celeryconfig is imported. Entries already in
+    `beat_schedule` (none by default) are kept and win on a name clash.
+
+    `setup_schedule` runs once per started beat; celery's `lazy` instances (the start banner)
+    never call it, so they read nothing.
+    """
+
+    def setup_schedule(self) -> None:
+        entries = build_schedule(load_settings(os.environ))
+        self.app.conf.beat_schedule = {**entries, **(self.app.conf.beat_schedule or {})}
+        log.info("beat schedule: %s", describe(self.app.conf.beat_schedule))
+        super().setup_schedule()
+
+
+def describe(schedule: dict[str, Any]) -> str:
+    """One line naming each entry, its task and when it runs (for beat's start-up log)."""
+    return "; ".join(f"{name} ({e['task']}) {_when(e['schedule'])}" for name, e in schedule.items())
+
+
+def _when(schedule: Any) -> str:
+    return f"every {schedule} s" if isinstance(schedule, int | float) else str(schedule)

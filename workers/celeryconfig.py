@@ -3,7 +3,10 @@
 Postgres is the record of which jobs exist; Redis only carries job ids. These settings make
 delivery at-least-once; the claim in the ledger makes the effect exactly-once.
 
-Task and queue names come from core/names.py.
+Must not: read `llm_config.yaml` or anything but the environment at import (every process
+that touches the Celery app imports this, the producer's tools included). Beat's schedule
+needs the config's `nightly.time`, so it is built when beat starts, by `beat_scheduler`
+(workers/beat.py), not here. Task and queue names come from core/names.py.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from kombu import Exchange, Queue
 
 from core.names import CONTROL_QUEUE, JOB_QUEUE, QUEUES, SWEEP_TASK
 from schemas.settings import load_settings
-from workers.beat import build_schedule
 
 _settings = load_settings(os.environ)
 
@@ -70,5 +72,7 @@ task_send_sent_event = True
 timezone = "UTC"
 enable_utc = True
 
-# celery beat (`llmq beat` or `celery -A workers beat`): the sweeper, plus the nightly run.
-beat_schedule = build_schedule(_settings)
+# celery beat (`llmq beat` or `celery -A workers beat`): the sweeper, plus the nightly run at
+# the config's `nightly.time`. The scheduler builds those entries as beat starts (reading the
+# config then); entries set in `beat_schedule` are kept beside them.
+beat_scheduler = "workers.beat:LlmqScheduler"
