@@ -29,8 +29,8 @@ from typing import Any
 from celery import Celery
 from kombu.serialization import dumps as kombu_dumps
 
-TASK_NAME = "llmq.process_job"
-QUEUE = "llmq"  # must equal workers.celeryconfig.task_default_queue (a test checks it)
+from core.names import JOB_QUEUE, PROCESS_JOB_TASK
+
 CHUNK = 1000  # messages per LPUSH / publish batch
 _TASK, _JOB, _TAG, _BODY = "@@TASK_ID@@", "@@JOB_ID@@", "@@DELIVERY_TAG@@", "@@BODY@@"
 # Fail fast instead of kombu's default of retrying the connection forever: the ledger already
@@ -99,7 +99,7 @@ def _app(broker_url: str) -> Celery:
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
-        task_default_queue=QUEUE,
+        task_default_queue=JOB_QUEUE,
         broker_transport_options=TRANSPORT_OPTIONS,
         broker_connection_timeout=5,
         timezone="UTC",
@@ -125,7 +125,7 @@ class _RedisPublisher:
     def __init__(self, app: Celery, channel: Any, countdown: float | None) -> None:
         self.channel = channel
         task = app.amqp.as_task_v2(
-            _TASK, TASK_NAME, args=[_JOB], argsrepr=_JOB, countdown=countdown
+            _TASK, PROCESS_JOB_TASK, args=[_JOB], argsrepr=_JOB, countdown=countdown
         )
         ctype, cenc, body = kombu_dumps(task.body, serializer="json")
         self.body_head, self.body_tail = body.split(_JOB)
@@ -134,12 +134,12 @@ class _RedisPublisher:
         # What virtual.Channel.basic_publish adds for the default (anonymous) exchange:
         _, self.body_encoding = channel.encode_body(body, channel.body_encoding)
         message["properties"]["body_encoding"] = self.body_encoding
-        message["properties"]["delivery_info"] = {"exchange": "", "routing_key": QUEUE}
+        message["properties"]["delivery_info"] = {"exchange": "", "routing_key": JOB_QUEUE}
         message["properties"]["delivery_tag"] = _TAG  # kombu keys unacked messages by it
         # Placeholders are substituted as text: every value is a UUID or base64, both of
         # which are JSON-safe, and each placeholder occurs only where a value belongs.
         self.template = json.dumps(message)
-        self.key = channel._q_for_pri(QUEUE, 0)  # priority 0 -> the plain queue list
+        self.key = channel._q_for_pri(JOB_QUEUE, 0)  # priority 0 -> the plain queue list
 
     def _message(self, job_id: str) -> str:
         # One fresh uuid4 serves as task id and delivery tag: both only need to be unique per
@@ -181,10 +181,10 @@ class _SendTaskPublisher:
     def _send(self, job_ids: list[str]) -> None:
         for job_id in job_ids:
             self.app.send_task(
-                TASK_NAME,
+                PROCESS_JOB_TASK,
                 args=[job_id],
                 argsrepr=job_id,
-                queue=QUEUE,
+                queue=JOB_QUEUE,
                 countdown=self.countdown,
                 producer=self.producer,
             )

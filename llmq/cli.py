@@ -36,7 +36,8 @@ def _setup(
     import os
 
     from schemas.settings import load_settings
-    from workers.observability.logs import env_secrets, setup_logging
+    from workers.observability.logs import setup_logging
+    from workers.observability.redaction import env_secrets
 
     setup_logging(
         json_lines=load_settings(os.environ).log_json,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from workers.observability.logs import install_worker_signals
+from workers.observability.worker_signals import install_worker_signals
 
 app = Celery("llmq")
 app.config_from_object("workers.celeryconfig")

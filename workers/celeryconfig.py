@@ -2,6 +2,11 @@
 
 Postgres is the record of which jobs exist; Redis only carries job ids. These settings make
 delivery at-least-once; the claim in the ledger makes the effect exactly-once.
+
+Must not: read `llm_config.yaml` or anything but the environment at import (every process
+that touches the Celery app imports this, the producer's tools included). Beat's schedule
+needs the config's `nightly.time`, so it is built when beat starts, by `beat_scheduler`
+(workers/beat.py), not here. Task and queue names come from core/names.py.
 """
 
 from __future__ import annotations
@@ -10,8 +15,8 @@ import os
 
 from kombu import Exchange, Queue
 
+from core.names import CONTROL_QUEUE, JOB_QUEUE, QUEUES, SWEEP_TASK
 from schemas.settings import load_settings
-from workers.beat import build_schedule
 
 _settings = load_settings(os.environ)
 
@@ -45,16 +50,13 @@ task_ignore_result = True  # results live in Postgres; no result backend
 task_store_errors_even_if_ignored = False
 task_serializer = "json"
 accept_content = ["json"]
-task_default_queue = "llmq"
+task_default_queue = JOB_QUEUE
 # Periodic tasks (sweep, nightly run) get their own queue, so a long job backlog never delays
 # them; a worker started without -Q consumes both.
-_control_queue = "llmq.control"
 # Each queue has its own direct exchange and routing key (Celery would otherwise bind every
 # queue to the default exchange with the default routing key, delivering jobs to both).
-task_queues = tuple(
-    Queue(q, Exchange(q), routing_key=q) for q in (task_default_queue, _control_queue)
-)
-task_routes = {"llmq.sweep": {"queue": _control_queue}}
+task_queues = tuple(Queue(q, Exchange(q), routing_key=q) for q in QUEUES)
+task_routes = {SWEEP_TASK: {"queue": CONTROL_QUEUE}}
 worker_eta_task_limit = 200  # bounds countdown messages held in memory
 
 worker_pool = "threads"
@@ -70,5 +72,7 @@ task_send_sent_event = True
 timezone = "UTC"
 enable_utc = True
 
-# celery beat (`llmq beat` or `celery -A workers beat`): the sweeper, plus the nightly run.
-beat_schedule = build_schedule(_settings)
+# celery beat (`llmq beat` or `celery -A workers beat`): the sweeper, plus the nightly run at
+# the config's `nightly.time`. The scheduler builds those entries as beat starts (reading the
+# config then); entries set in `beat_schedule` are kept beside them.
+beat_scheduler = "workers.beat:LlmqScheduler"

@@ -26,7 +26,7 @@ def _ids_only(text: str | None) -> str | None:
 
 def format_task(task: Any) -> Any:
     """Called by Flower's UI with a copy of each task before it is shown."""
-    from workers.observability.logs import RedactionFilter
+    from workers.observability.redaction import RedactionFilter
 
     scrub = RedactionFilter().scrub
     task.args = _ids_only(getattr(task, "args", None))

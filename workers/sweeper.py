@@ -34,12 +34,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.ledger import sweep_repo
 from core.ledger.db import session_scope
+from core.names import SWEEP_TASK
 from schemas.settings import Settings
 from workers.app import app
 
 log = logging.getLogger(__name__)
 
-TASK_NAME = "llmq.sweep"
 STEP_LIMIT = 500  # rows per step per sweep: a sweep stays short however much is pending
 REQUEUE_LIMIT = 2000  # re-sends per sweep, below the backlog room
 
@@ -193,7 +193,7 @@ def publish_ids(broker_url: str) -> Publish:
     return publish
 
 
-@app.task(name=TASK_NAME, ignore_result=True, acks_late=False)
+@app.task(name=SWEEP_TASK, ignore_result=True, acks_late=False)
 def sweep() -> dict[str, Any]:
     """Celery task run by beat every few seconds (acked at start: a lost sweep is harmless,
     the next one comes `sweep_interval_s` later)."""

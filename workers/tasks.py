@@ -24,11 +24,11 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from core.errors import InfraError
+from core.names import PROCESS_JOB_TASK
 from workers.app import app
 
 log = logging.getLogger(__name__)
 
-TASK_NAME = "llmq.process_job"
 # Our own Postgres/Redis failing: retry the message with back-off; the job row is untouched
 # (or handed back), and the sweeper re-sends whatever these retries do not cover.
 INFRA_ERRORS = (
@@ -43,7 +43,7 @@ INFRA_MAX_RETRIES = 8
 INFRA_BACKOFF_MAX_S = 60.0
 
 
-@app.task(name=TASK_NAME, bind=True, ignore_result=True, acks_late=True)
+@app.task(name=PROCESS_JOB_TASK, bind=True, ignore_result=True, acks_late=True)
 def process_job(self: Task, job_id: str) -> str:
     """Run one attempt of job `job_id`; re-send the id when the job must run again later."""
     from workers.pipeline import run_job
@@ -79,5 +79,5 @@ def _build_runtime_at_start(sender: object = None, **_: object) -> None:
     get_runtime(concurrency=threads if isinstance(threads, int) else None)
 
 
-from workers import nightly as _nightly  # noqa: E402, F401 - registers `llmq.nightly_run`
 from workers import sweeper as _sweeper  # noqa: E402, F401 - registers the `llmq.sweep` task
+from workers.nightly import task as _nightly  # noqa: E402, F401 - registers `llmq.nightly_run`

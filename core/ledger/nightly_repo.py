@@ -1,6 +1,5 @@
 """The nightly run's ledger side: the exactly-once row, phase progress, inbox records and
-picking up due work. The figures behind the report are read by nightly_report_repo.py
-(`run_figures`, re-exported here).
+picking up due work. The figures behind the report are read by nightly_figures_repo.py.
 
 Owns: every write to `nightly_runs`, `inbox_files` and `nightly_run_jobs`, and the state
 changes that hand due work to the run (deferred, parked and retryable failed jobs -> queued
@@ -37,7 +36,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.ledger.models import Batch, InboxFile, Job, NightlyRun, NightlyRunJob
-from core.ledger.nightly_report_repo import run_figures  # noqa: F401 - re-exported
 from schemas.job import BatchState, JobState
 
 _jobs = Job.__table__

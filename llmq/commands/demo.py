@@ -268,7 +268,8 @@ def _load_user_config() -> LLMConfig:
 
 def _log_to_file(path: Path, config: LLMConfig) -> Path:
     """Worker logs (retries, failures) go to a file: the terminal keeps the progress bar."""
-    from workers.observability.logs import config_secrets, env_secrets, setup_logging
+    from workers.observability.logs import setup_logging
+    from workers.observability.redaction import config_secrets, env_secrets
 
     path.parent.mkdir(parents=True, exist_ok=True)
     secrets = [*env_secrets(os.environ), *config_secrets(config)]

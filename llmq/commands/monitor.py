@@ -154,7 +154,8 @@ class ProviderRow:
 
 def _load() -> tuple[Settings, Any]:
     from core.config_file import load_config
-    from workers.observability.logs import config_secrets, env_secrets, setup_logging
+    from workers.observability.logs import setup_logging
+    from workers.observability.redaction import config_secrets, env_secrets
 
     settings = load_settings(os.environ)
     config = load_config(settings.config_path)

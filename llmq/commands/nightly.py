@@ -1,7 +1,7 @@
 """`llmq nightly run [--now] [--date D]` and `llmq nightly report [--date D] [--json]`.
 
 Owns: these commands' options and output. Must not: run any phase or query itself (workers/
-nightly.py runs the night, core/ledger/nightly_repo.py reads it), or import provider code
+nightly/ runs the night, core/ledger/nightly_repo.py reads it), or import provider code
 (workers.nightly does not).
 
 `run --now` runs the night here, in this process, and waits for the workers to finish its
@@ -75,13 +75,14 @@ def run(
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None
     if not now:
-        from workers.nightly import send_run
+        from workers.nightly.task import send_run
 
         task_id = send_run(settings.broker_url, day)
         typer.echo(f"nightly run {day} sent to the workers (task {task_id})")
         return
     from core.ledger.db import make_sessionmaker
-    from workers.nightly import NightlyContext, run_nightly
+    from workers.nightly.context import NightlyContext
+    from workers.nightly.run import run_nightly
 
     with _engine(settings) as engine:
         ctx = NightlyContext(
@@ -127,8 +128,8 @@ def report(
     """Show a night's report (default: the latest finished run)."""
     from core.ledger import nightly_repo
     from core.ledger.db import make_sessionmaker, session_scope
-    from workers.nightly import RUN_NAME
-    from workers.nightly_report import render_markdown
+    from workers.nightly.context import RUN_NAME
+    from workers.nightly.report import render_markdown
 
     settings = load_settings(os.environ)
     day = None if when is None else _parse_date(when)

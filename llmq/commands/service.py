@@ -14,6 +14,7 @@ import tempfile
 
 import typer
 
+from core.names import CONTROL_QUEUE, JOB_QUEUE
 from schemas.settings import load_settings
 
 
@@ -70,8 +71,9 @@ def beat_schedule_path(path: str | None) -> str:
 
 
 def beat_argv(loglevel: str, schedule_file: str, extra: list[str] | None = None) -> list[str]:
-    """The celery command line `llmq beat` runs. The entries are celeryconfig's
-    `beat_schedule` (workers/beat.py), so `celery -A workers beat` runs the same ones."""
+    """The celery command line `llmq beat` runs. The entries come from celeryconfig's
+    `beat_scheduler` (workers/beat.py, built as beat starts), so `celery -A workers beat`
+    runs the same ones."""
     argv = [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", loglevel]
     return argv + ["--schedule", schedule_file] + list(extra or [])
 
@@ -121,7 +123,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--queues",
             "-Q",
-            help="Comma-separated queues. Default: jobs (llmq) and periodic tasks (llmq.control).",
+            help=f"Comma-separated queues. Default: jobs ({JOB_QUEUE}) and periodic tasks "
+            f"({CONTROL_QUEUE}).",
         ),
     ) -> None:
         """Run a worker: pulls job ids from Redis, calls providers, writes the ledger. Same as `celery -A workers worker --pool threads -c N`; further options go to celery unchanged."""

@@ -1,5 +1,6 @@
-"""The Celery settings issue 8 asks for, the beat schedule, `llmq beat` / `celery -A workers beat`
-sending real sweep messages, and the broker backlog the sweeper reads."""
+"""The Celery settings issue 8 asks for, the beat schedule (built when beat starts, never when
+the settings are imported), `llmq beat` / `celery -A workers beat` sending real sweep messages,
+and the broker backlog the sweeper reads."""
 
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ from pathlib import Path
 
 import pytest
 import redis
+from celery import Celery
+from celery.schedules import crontab
 
 from core.publish import enqueue_job_ids
 from llmq.commands.service import beat_argv
 from schemas.settings import Settings
 from tests.chaos.services import PrivateRedis, free_port
-from workers import celeryconfig
 from workers.app import app
-from workers.beat import build_schedule
+from workers.beat import LlmqScheduler, build_schedule
 from workers.sweeper import broker_backlog
 
 
@@ -51,11 +53,92 @@ def test_the_schedule_sweeps_every_interval_from_the_control_queue() -> None:
     sweep = schedule["llmq-sweep"]
     assert sweep["task"] == "llmq.sweep" and sweep["schedule"] == 2.5
     assert sweep["options"]["expires"] >= 5  # ticks with no worker up do not pile up
-    assert app.conf.beat_schedule == celeryconfig.beat_schedule
-    assert "llmq-sweep" in app.conf.beat_schedule
+    assert app.conf.beat_scheduler == "workers.beat:LlmqScheduler"
     route = app.amqp.router.route({}, "llmq.sweep")
     assert route["queue"].name == "llmq.control"
     assert app.amqp.router.route({}, "llmq.process_job")["queue"].name == "llmq"
+
+
+# Run in a fresh interpreter: imports the worker's settings, app and tasks the way a worker
+# or the producer's tools do, and reports whether the config file was opened or loaded.
+_IMPORT_PROBE = """
+import sys
+
+path = sys.argv[1]
+opened = []
+sys.addaudithook(lambda event, args: event == "open" and str(args[0]) == path and opened.append(1))
+
+import core.config_file
+
+loads = []
+real_load = core.config_file.load_config
+core.config_file.load_config = lambda *a, **k: loads.append(a) or real_load(*a, **k)
+
+import workers.celeryconfig
+import workers.tasks
+from workers.app import app
+
+assert app.conf.beat_scheduler == "workers.beat:LlmqScheduler", app.conf.beat_scheduler
+assert app.conf.beat_schedule == {}, app.conf.beat_schedule  # built by the scheduler instead
+print(len(opened), len(loads))
+"""
+
+
+@pytest.mark.parametrize("config", ["missing", "broken"])
+def test_importing_the_celery_settings_does_not_read_the_config(
+    config: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "llm_config.yaml"
+    if config == "broken":
+        path.write_text("models: [\n  nightly: {time: 'x\n", encoding="utf-8")
+    env = {**os.environ, "LLMQ_CONFIG": str(path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_PROBE, str(path)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "0"], done.stderr  # never opened, never loaded
+
+
+def _started_scheduler(tmp_path: Path) -> LlmqScheduler:
+    """What `celery -A workers beat` starts, on a fresh app with the workers' settings."""
+    probe = Celery("probe", set_as_current=False)
+    probe.config_from_object("workers.celeryconfig")
+    return LlmqScheduler(app=probe, schedule_filename=str(tmp_path / "schedule"))
+
+
+def test_a_starting_beat_builds_the_schedule_from_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "llm_config.yaml"
+    path.write_text("models: []\nnightly:\n  time: '4:05'\n", encoding="utf-8")
+    monkeypatch.setenv("LLMQ_CONFIG", str(path))
+    monkeypatch.setenv("LLMQ_SWEEP_INTERVAL_S", "0.5")
+    scheduler = _started_scheduler(tmp_path)
+    try:
+        entries = scheduler.schedule
+        assert entries["llmq-sweep"].task == "llmq.sweep"
+        assert entries["llmq-sweep"].schedule.run_every.total_seconds() == 0.5
+        nightly = entries["llmq-nightly"]
+        assert nightly.task == "llmq.nightly_run"
+        assert nightly.options["queue"] == "llmq.control"
+        assert isinstance(nightly.schedule, crontab)
+        assert nightly.schedule.hour == {4} and nightly.schedule.minute == {5}
+    finally:
+        scheduler.close()
+
+
+def test_a_broken_config_still_starts_beat_at_the_default_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMQ_CONFIG", str(tmp_path / "missing.yaml"))
+    scheduler = _started_scheduler(tmp_path)
+    try:
+        nightly = scheduler.schedule["llmq-nightly"].schedule
+        assert nightly.hour == {2} and nightly.minute == {0}  # NightlySettings' default
+        assert "llmq-sweep" in scheduler.schedule
+    finally:
+        scheduler.close()
 
 
 def test_llmq_beat_runs_celery_beat_with_a_schedule_file(tmp_path: Path) -> None:
@@ -98,6 +181,7 @@ def test_beat_sends_sweeps_to_the_control_queue(
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
         assert client.llen("llmq") == 0  # nothing lands on the job queue
+        assert "llmq-nightly (llmq.nightly_run)" in log.read_text()  # and the nightly run
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)

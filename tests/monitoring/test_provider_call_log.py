@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from workers.observability.logs import JsonFormatter, RedactionFilter, log_provider_call
+from workers.observability.logs import JsonFormatter, log_provider_call
+from workers.observability.redaction import RedactionFilter
 
 JOB, BATCH = uuid.uuid4(), uuid.uuid4()
 

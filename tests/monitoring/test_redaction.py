@@ -8,13 +8,8 @@ import logging
 
 import pytest
 
-from workers.observability.logs import (
-    REDACTED,
-    JsonFormatter,
-    RedactionFilter,
-    env_secrets,
-    setup_logging,
-)
+from workers.observability.logs import JsonFormatter, setup_logging
+from workers.observability.redaction import REDACTED, RedactionFilter, env_secrets
 
 KEY = "sk-test-SECRET-123"
 PLAIN_KEY = (

@@ -26,7 +26,7 @@ from core.publish import enqueue_job_ids
 from schemas.config import LLMConfig
 from simulator.server import RunningSimulator, start_in_thread
 from tests.conftest import REDIS_TEST_URL
-from workers.nightly import NightlyContext
+from workers.nightly.context import NightlyContext
 
 PRICED = {"input_cost_per_mtok": "2", "output_cost_per_mtok": "8"}
 

@@ -31,7 +31,9 @@ from nightly.backlog import (
 )
 from nightly.conftest import PRICED
 from producer.client import Client
-from workers.nightly import report_paths, run_nightly, send_run
+from workers.nightly.phases import report_paths
+from workers.nightly.run import run_nightly
+from workers.nightly.task import send_run
 
 WAIT_S = 120.0
 

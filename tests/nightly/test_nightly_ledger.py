@@ -25,7 +25,7 @@ from nightly.backlog import (
     write_bad_jsonl,
     write_jsonl,
 )
-from workers.nightly import run_nightly
+from workers.nightly.run import run_nightly
 
 D1, D2, D3 = date(2026, 5, 1), date(2026, 5, 2), date(2026, 5, 3)
 

@@ -11,20 +11,14 @@ import pytest
 from celery.beat import BeatLazyFunc
 from celery.schedules import crontab
 
+from core.ledger.nightly_figures_repo import InboxEntry, JobCost, RunFigures, UsageFigures
 from schemas.config import LLMConfig, NightlySettings
 from schemas.job import JobState
 from schemas.settings import Settings
 from workers.beat import build_schedule
-from workers.nightly import PHASES, free_path, inbox_files, next_phase, scheduled_date
-from workers.nightly_report import (
-    InboxEntry,
-    JobCost,
-    RunFigures,
-    RunInfo,
-    UsageFigures,
-    build_report,
-    render_markdown,
-)
+from workers.nightly.inbox import free_path, inbox_files
+from workers.nightly.report import RunInfo, build_report, render_markdown
+from workers.nightly.run import PHASES, next_phase, scheduled_date
 
 STATES = [s.value for s in JobState]
 

@@ -9,7 +9,7 @@ from typing import Any
 import redis
 from sqlalchemy import Engine, text
 
-from core.publish import QUEUE
+from core.names import JOB_QUEUE
 
 MODELS = [
     {"name": "m-default", "provider": "openai", "is_default": True},
@@ -29,7 +29,7 @@ def queued_messages(redis_url: str) -> list[bytes]:
     """Raw messages on the broker's `llmq` list, oldest (next to be consumed) first."""
     r = redis.Redis.from_url(redis_url)
     try:
-        return list(reversed(r.lrange(QUEUE, 0, -1)))
+        return list(reversed(r.lrange(JOB_QUEUE, 0, -1)))
     finally:
         r.close()
 

@@ -15,7 +15,8 @@ from celery.contrib.testing.worker import start_worker
 from kombu import Connection
 from producer_testlib import decode, queued_messages
 
-from core.publish import QUEUE, TASK_NAME, EnqueueError, enqueue_job_ids
+from core.names import JOB_QUEUE, PROCESS_JOB_TASK
+from core.publish import EnqueueError, enqueue_job_ids
 
 
 class Recorder:
@@ -40,12 +41,12 @@ def consumer(redis_url: str) -> Iterator[Recorder]:
     """A Celery worker thread (its own app, same broker) whose `llmq.process_job` records ids."""
     app = Celery("llmq-test-consumer", broker=redis_url, set_as_current=False)
     app.conf.update(
-        task_default_queue=QUEUE, task_ignore_result=True, worker_hijack_root_logger=False
+        task_default_queue=JOB_QUEUE, task_ignore_result=True, worker_hijack_root_logger=False
     )
     recorder = Recorder()
 
     class Record(Task):  # type: ignore[misc]
-        name = TASK_NAME
+        name = PROCESS_JOB_TASK
 
         def run(self, job_id: str) -> None:
             recorder.record(job_id)
@@ -102,14 +103,14 @@ def test_other_transports_use_send_task() -> None:
     ids = [str(uuid.uuid4()) for _ in range(3)]
     got = []
     # the memory transport keeps one process-wide queue per name: start from an empty one
-    with Connection("memory://") as conn, conn.SimpleQueue(QUEUE) as queue:
+    with Connection("memory://") as conn, conn.SimpleQueue(JOB_QUEUE) as queue:
         queue.clear()
         assert enqueue_job_ids("memory://", ids) == 3
         for _ in ids:
             message = queue.get(timeout=5)
             got.append((message.headers["task"], message.headers["argsrepr"], message.payload[0]))
             message.ack()
-    assert got == [(TASK_NAME, i, [i]) for i in ids]
+    assert got == [(PROCESS_JOB_TASK, i, [i]) for i in ids]
 
 
 def test_non_uuid_ids_are_refused_before_publishing(redis_url: str) -> None:
@@ -126,8 +127,10 @@ def test_unreachable_broker_fails_fast_with_a_count() -> None:
     assert "broker error" in str(info.value)
 
 
-def test_names_match_the_worker_side() -> None:
+def test_the_worker_consumes_what_the_producer_publishes() -> None:
+    """Both sides take the names from core.names; this checks the worker really uses them."""
     from workers import celeryconfig, tasks
 
-    assert celeryconfig.task_default_queue == QUEUE
-    assert tasks.TASK_NAME == TASK_NAME
+    assert celeryconfig.task_default_queue == JOB_QUEUE
+    assert tasks.process_job.name == PROCESS_JOB_TASK
+    assert tasks.app.amqp.router.route({}, PROCESS_JOB_TASK)["queue"].name == JOB_QUEUE

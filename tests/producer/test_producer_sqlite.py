@@ -10,7 +10,7 @@ from kombu import Connection
 from producer_testlib import MODELS
 
 from core.ledger.migrate import upgrade
-from core.publish import QUEUE
+from core.names import JOB_QUEUE
 from producer.client import Client
 from schemas.config import LLMConfig
 
@@ -29,7 +29,7 @@ def test_sqlite_ledger_with_an_in_memory_broker(tmp_path: Path) -> None:
         lines = list(client.iter_results(result.batch_id, chunk=3))
         assert client.cancel(result.batch_id).cancelled == 7
 
-    with Connection("memory://") as conn, conn.SimpleQueue(QUEUE) as queue:
+    with Connection("memory://") as conn, conn.SimpleQueue(JOB_QUEUE) as queue:
         assert len(queue) == 7  # the in-process broker got every id
         queue.clear()
     assert (result.jobs, result.enqueued) == (7, 7)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from test_producer_jsonl import BAD_LINES
 
 from core.ledger.models import Batch, Job
-from core.publish import TASK_NAME
+from core.names import PROCESS_JOB_TASK
 from producer.client import Client, EnqueueFailed, InputError
 from schemas.config import LLMConfig
 from schemas.job import ChatMessage, JobSpec
@@ -125,7 +125,7 @@ def test_broker_messages_carry_only_the_job_id(
         args, kwargs, _embed = env["body"]
         assert (args, kwargs) == ([job_id], {})
         headers = env["headers"]
-        assert headers["task"] == TASK_NAME
+        assert headers["task"] == PROCESS_JOB_TASK
         assert headers["argsrepr"] == job_id and headers["kwargsrepr"] == "{}"
         assert headers["id"] == headers["root_id"] == env["properties"]["correlation_id"]
         assert env["properties"]["delivery_info"] == {"exchange": "", "routing_key": "llmq"}

@@ -2,7 +2,8 @@
 
 Owns: finding inbox files, hashing, validating and recording them, and moving them on to
 processed/ or rejected/. Must not: write SQL (core/ledger/nightly_repo.py and batches_repo
-do), decide the order of the run's phases (workers/nightly.py does), or import provider code.
+do), decide the order of the run's phases (workers/nightly/run.py does), or import provider
+code.
 
 Each inbox *.jsonl: sha256 seen before -> just move it on (a crash struck between commit and
 move); valid -> its batch (deferred, nightly tenant) and its inbox_files row in one
@@ -19,14 +20,11 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from core import cache_key as cache
 from core.ledger import batches_repo, nightly_repo
 from core.ledger.db import session_scope
-
-if TYPE_CHECKING:
-    from workers.nightly import NightlyContext
+from workers.nightly.context import NightlyContext
 
 log = logging.getLogger("workers.nightly")  # the run's log lines stay under one logger
 

@@ -1,10 +1,10 @@
 """The nightly run's report: ledger figures in, a JSON-ready dict and a Markdown page out.
 
 Owns: the report's shape (`build_report`), the comparison with the previous night (`compare`)
-and the Markdown rendering (`render_markdown`), plus the figure records the ledger query
-(`core.ledger.nightly_repo.run_figures`) fills. Must not: do any I/O, read the clock or
-compute a figure the ledger did not give it: every number comes from SQL, so the report
-agrees with `llmq usage` for the same jobs.
+and the Markdown rendering (`render_markdown`). The figures come in as the records the ledger
+query returns (`core.ledger.nightly_figures_repo.RunFigures`). Must not: do any I/O, read the
+clock or compute a figure the ledger did not give it: every number comes from SQL, so the
+report agrees with `llmq usage` for the same jobs.
 
 Money is `Decimal` in the figures and an exact string with 8 decimals in the report (as in
 `llmq status --json` and `llmq usage --json`); durations are seconds.
@@ -30,10 +30,12 @@ Report shape (JSON; the same dict is stored in `nightly_runs.report`)::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+
+from core.ledger.nightly_figures_repo import JobCost, RunFigures, UsageFigures
 
 Q8 = Decimal("0.00000001")
 ZERO = Decimal(0)
@@ -50,57 +52,7 @@ USAGE_KEYS = (
 COMPARED = ("jobs_total", "succeeded", "failed", "total_tokens", "cost_usd", "duration_s")
 
 
-# ---- figures: what the ledger query returns ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class UsageFigures:
-    """Attempts ledger totals for one (provider, model), defined exactly as `llmq usage`."""
-
-    provider: str
-    model: str
-    attempts: int
-    succeeded: int
-    failed: int  # outcomes failed + lost
-    cache_hits: int
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: Decimal  # known costs only
-    unpriced: int  # succeeded calls with no known price
-
-
-@dataclass(frozen=True)
-class JobCost:
-    job_id: str
-    batch_id: str
-    custom_id: str
-    model: str
-    provider: str | None
-    state: str
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: Decimal
-
-
-@dataclass(frozen=True)
-class InboxEntry:
-    name: str
-    state: str  # ingested | rejected
-    batch_id: str | None
-    jobs: int
-
-
-@dataclass(frozen=True)
-class RunFigures:
-    """Everything the report says about one run's jobs, from the ledger."""
-
-    by_state: Mapping[str, int]
-    by_source: Mapping[str, int]
-    usage: Sequence[UsageFigures]
-    failed_jobs_by_reason: Mapping[str, int]
-    failed_attempts_by_reason: Mapping[str, int]
-    costliest: Sequence[JobCost]
-    inbox: Sequence[InboxEntry] = field(default_factory=list)
+# ---- building ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -114,9 +66,6 @@ class RunInfo:
     started_at: datetime
     finished_at: datetime
     complete: bool
-
-
-# ---- building ----------------------------------------------------------------------------
 
 
 def money(value: Decimal | None) -> str | None:

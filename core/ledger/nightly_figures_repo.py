@@ -1,14 +1,17 @@
 """The nightly report's figures, read from the ledger: jobs by state and source, attempts,
 tokens and cost by provider and model, failures by reason, the costliest jobs, inbox files.
 
-Owns: the read-only queries behind `RunFigures` (workers/nightly_report.py turns them into
-the report). Must not: write anything, open or commit transactions (callers pass a session
-inside `session_scope`), or read the clock (callers pass the run's start). The run's rows and
-the state changes that pick up work are core/ledger/nightly_repo.py's.
+Owns: the read-only queries behind `RunFigures` and the figure records they return
+(workers/nightly/report.py turns them into the report). Must not: write anything, open or
+commit transactions (callers pass a session inside `session_scope`), or read the clock
+(callers pass the run's start). The run's rows and the state changes that pick up work are
+core/ledger/nightly_repo.py's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,10 +21,59 @@ from sqlalchemy.orm import Session
 
 from core.ledger.models import Attempt, Batch, InboxFile, Job, NightlyRunJob
 from schemas.job import JobState
-from workers.nightly_report import InboxEntry, JobCost, RunFigures, UsageFigures
 
 _jobs = Job.__table__
 _links = NightlyRunJob.__table__
+
+
+@dataclass(frozen=True)
+class UsageFigures:
+    """Attempts ledger totals for one (provider, model), defined exactly as `llmq usage`."""
+
+    provider: str
+    model: str
+    attempts: int
+    succeeded: int
+    failed: int  # outcomes failed + lost
+    cache_hits: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: Decimal  # known costs only
+    unpriced: int  # succeeded calls with no known price
+
+
+@dataclass(frozen=True)
+class JobCost:
+    job_id: str
+    batch_id: str
+    custom_id: str
+    model: str
+    provider: str | None
+    state: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: Decimal
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    name: str
+    state: str  # ingested | rejected
+    batch_id: str | None
+    jobs: int
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """Everything the report says about one run's jobs, from the ledger."""
+
+    by_state: Mapping[str, int]
+    by_source: Mapping[str, int]
+    usage: Sequence[UsageFigures]
+    failed_jobs_by_reason: Mapping[str, int]
+    failed_attempts_by_reason: Mapping[str, int]
+    costliest: Sequence[JobCost]
+    inbox: Sequence[InboxEntry] = field(default_factory=list)
 
 
 def _dec(value: Any) -> Decimal:
