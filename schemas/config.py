@@ -10,14 +10,17 @@ from __future__ import annotations
 import ipaddress
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
+    StringConstraints,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -25,7 +28,12 @@ from pydantic import (
 
 
 class LLMProvider(StrEnum):
-    """The six wire formats llmq speaks."""
+    """The six providers llmq ships with, as the seed API names them (`LLMProvider.OPENAI`).
+
+    Not the list of what exists: that is `workers.providers.REGISTRY`. A config may name any
+    registered provider; these six come back as members of this enum, any other as a
+    `ProviderName`. Both are `str` and have `.value`.
+    """
 
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
@@ -33,6 +41,42 @@ class LLMProvider(StrEnum):
     COHERE = "cohere"
     GOOGLE = "google"
     LOCAL = "local"
+
+
+class ProviderName(str):
+    """A registered provider's name that is not one of `LLMProvider`'s members."""
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
+
+
+PROVIDERS_CONTEXT = "providers"  # validation context key: the registered names, if checked
+
+
+def provider_name(value: str, info: ValidationInfo) -> LLMProvider | ProviderName:
+    """`value` as a provider name. When validated with a context holding the registered names
+    (`{"providers": [...]}`, see `workers.providers.config`), an unregistered one is an error;
+    without it (the producer, which never calls a provider) any well-formed name passes."""
+    known = (info.context or {}).get(PROVIDERS_CONTEXT)
+    if known is not None and value not in known:
+        expected = ", ".join(repr(str(n)) for n in known)
+        raise ValueError(f"unknown provider {value!r}; expected one of {expected}")
+    try:
+        return LLMProvider(value)
+    except ValueError:
+        return ProviderName(value)
+
+
+# A provider field: lower-case letters, digits, `_` and `-`, checked against the registry when
+# the loader passes it (the schema itself must not import provider code).
+Provider = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$"),
+    AfterValidator(provider_name),
+]
 
 
 def _is_private_host(host: str) -> bool:
@@ -89,7 +133,7 @@ class LLMModelConfig(_Strict):
     """One deployment: a model `name` served by one provider. Names may repeat across providers."""
 
     name: str = Field(min_length=1)
-    provider: LLMProvider
+    provider: Provider
     model_id: str | None = None  # the provider's own id; defaults to name
     api_url: str | None = None  # replaces the provider's api_base for this deployment
     api_key: SecretStr | None = None
@@ -174,8 +218,8 @@ class MonitoringSettings(_Strict):
 class LLMConfig(_Strict):
     """The whole `llm_config.yaml`."""
 
-    default_provider: LLMProvider = LLMProvider.OPENAI
-    providers: dict[LLMProvider, ProviderSettings] = Field(default_factory=dict)
+    default_provider: Provider = LLMProvider.OPENAI
+    providers: dict[Provider, ProviderSettings] = Field(default_factory=dict)
     models: list[LLMModelConfig] = Field(default_factory=list)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
@@ -212,7 +256,7 @@ class LLMConfig(_Strict):
                 raise ValueError(f"models: more than one default model: {defaults}")
         return self
 
-    def provider_settings(self, provider: LLMProvider) -> ProviderSettings:
+    def provider_settings(self, provider: str) -> ProviderSettings:
         return self.providers.get(provider) or ProviderSettings()
 
     def model_names(self) -> list[str]:
