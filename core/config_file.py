@@ -13,7 +13,7 @@ log or serialise a key, or touch the network.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from core.errors import ConfigError
-from schemas.config import PROVIDERS_CONTEXT, LLMConfig
+from schemas.config import LLMConfig
 
 DEFAULT_FILE = "llm_config.yaml"
 BUILTIN = Path(__file__).with_name("default_config.yaml")
@@ -82,13 +82,12 @@ def read_yaml(source: Path) -> dict[str, Any]:
 
 
 def validate(
-    data: dict[str, Any], source: Path, providers: Collection[str] | None = None
+    data: dict[str, Any], source: Path, context: Mapping[str, Any] | None = None
 ) -> LLMConfig:
-    """`data` as an `LLMConfig`, or one `ConfigError`. `providers`: the registered provider
-    names every provider field must be one of (None = any well-formed name)."""
-    context = {PROVIDERS_CONTEXT: tuple(providers)} if providers is not None else None
+    """`data` as an `LLMConfig`, or one `ConfigError`. `context`: pydantic validation context,
+    e.g. the registered provider names to check against (see `schemas.config`)."""
     try:
-        return LLMConfig.model_validate(data, context=context)
+        return LLMConfig.model_validate(data, context=dict(context) if context else None)
     except ValidationError as exc:
         name = display_name(source)
         problems = [_describe(err) for err in exc.errors(include_url=False)]

@@ -42,6 +42,11 @@ class LLMProvider(StrEnum):
     GOOGLE = "google"
     LOCAL = "local"
 
+    @classmethod
+    def seed_default(cls) -> LLMProvider:
+        """`default_provider` when a config names none (as in the seed)."""
+        return cls.OPENAI
+
 
 class ProviderName(str):
     """A registered provider's name that is not one of `LLMProvider`'s members."""
@@ -53,7 +58,11 @@ class ProviderName(str):
         return str.__str__(self)
 
 
-PROVIDERS_CONTEXT = "providers"  # validation context key: the registered names, if checked
+# Validation context keys (see `workers.providers.config`): the registered provider names and
+# the wire dialects their adapters speak. Without them any well-formed name passes.
+PROVIDERS_CONTEXT = "providers"
+DIALECTS_CONTEXT = "dialects"
+NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
 
 
 def provider_name(value: str, info: ValidationInfo) -> LLMProvider | ProviderName:
@@ -74,7 +83,7 @@ def provider_name(value: str, info: ValidationInfo) -> LLMProvider | ProviderNam
 # the loader passes it (the schema itself must not import provider code).
 Provider = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$"),
+    StringConstraints(pattern=NAME_PATTERN),
     AfterValidator(provider_name),
 ]
 
@@ -113,10 +122,20 @@ class ProviderSettings(_Strict):
     api_base: str | None = None
     organization: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    dialect: Literal["openai", "ollama"] = "openai"  # local only: ollama uses /api/chat
+    # An adapter's alternative wire format (local: `ollama` uses /api/chat); None = its own.
+    dialect: str | None = Field(default=None, pattern=NAME_PATTERN)
     allow_insecure_http: bool = False
     api_key: SecretStr | None = None  # normally from the environment, see config_file
     timeout_s: float = Field(default=120.0, gt=0)  # read timeout for one call, seconds
+
+    @field_validator("dialect")
+    @classmethod
+    def _known_dialect(cls, value: str | None, info: ValidationInfo) -> str | None:
+        known = (info.context or {}).get(DIALECTS_CONTEXT)
+        if value is not None and known is not None and value not in known:
+            expected = ", ".join(repr(n) for n in known)
+            raise ValueError(f"unknown dialect {value!r}; expected one of {expected}")
+        return value
 
     @model_validator(mode="after")
     def _check_base(self) -> ProviderSettings:
@@ -218,7 +237,7 @@ class MonitoringSettings(_Strict):
 class LLMConfig(_Strict):
     """The whole `llm_config.yaml`."""
 
-    default_provider: Provider = LLMProvider.OPENAI
+    default_provider: Provider = Field(default_factory=LLMProvider.seed_default)
     providers: dict[Provider, ProviderSettings] = Field(default_factory=dict)
     models: list[LLMModelConfig] = Field(default_factory=list)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)

@@ -213,7 +213,8 @@ class ProviderAdapter:
     retired_bases: ClassVar[Mapping[str, str]] = {}  # retired host -> the base replacing it
     genai_prices_id: ClassVar[str | None] = None  # genai-prices provider id; None = unpriced
     simulator_dialect: ClassVar[str]  # the `simulator.providers` dialect that answers it
-    variants: ClassVar[tuple[type[ProviderAdapter], ...]] = ()  # dialects `variant` may pick
+    dialect: ClassVar[str | None] = None  # the `providers.<name>.dialect` that picks this class
+    variants: ClassVar[tuple[type[ProviderAdapter], ...]] = ()  # other dialects' classes
     requires_key: ClassVar[bool] = True
     # ---- wire details
     chat_path: ClassVar[str] = "/chat/completions"
@@ -246,8 +247,10 @@ class ProviderAdapter:
 
     @classmethod
     def variant(cls, settings: ProviderSettings) -> type[ProviderAdapter]:
-        """The class that speaks to a provider with these settings (one of `variants`)."""
-        return cls
+        """The class that speaks to a provider with these settings: the one of `variants`
+        whose `dialect` the settings name, else this one."""
+        chosen = settings.dialect
+        return next((v for v in cls.variants if chosen and v.dialect == chosen), cls)
 
     @classmethod
     def upgraded_base(cls, url: str) -> str | None:

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from core.config_file import config_source, display_name, read_dotenv, read_yaml, validate
-from schemas.config import LLMConfig, ProviderSettings
+from schemas.config import DIALECTS_CONTEXT, PROVIDERS_CONTEXT, LLMConfig, ProviderSettings
 from workers.providers import REGISTRY
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,15 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
     env = os.environ if env is None else env
     source = config_source(path, env)
     data = upgrade_retired_bases(read_yaml(source), source)
-    config = validate(data, source, providers=tuple(REGISTRY))
+    config = validate(data, source, registry_context())
     return with_env_keys(config, env)
+
+
+def registry_context() -> dict[str, tuple[str, ...]]:
+    """What config validation checks names against: registered providers, known dialects."""
+    adapters = [v for a in REGISTRY.values() for v in (a, *a.variants)]
+    dialects = dict.fromkeys(a.dialect for a in adapters if a.dialect)
+    return {PROVIDERS_CONTEXT: tuple(REGISTRY), DIALECTS_CONTEXT: tuple(dialects)}
 
 
 def upgrade_retired_bases(data: dict[str, Any], source: Path) -> dict[str, Any]:

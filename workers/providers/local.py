@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from schemas.config import LLMProvider, ProviderSettings
+from schemas.config import LLMProvider
 from schemas.job import Usage
 from workers.providers.base import AdapterTarget, ProviderAdapter, ProviderReply, ProviderRequest
 from workers.providers.openai import OpenAIAdapter, openai_messages
@@ -42,6 +42,7 @@ class OllamaAdapter(ProviderAdapter):
     env_keys: ClassVar[tuple[str, ...]] = ("LOCAL_LLM_API_KEY",)  # optional
     default_base_url: ClassVar[str] = "http://localhost:11434"
     simulator_dialect: ClassVar[str] = "ollama"
+    dialect: ClassVar[str | None] = "ollama"
     chat_path: ClassVar[str] = "/api/chat"
     requires_key: ClassVar[bool] = False
     request_id_header: ClassVar[str | None] = None
@@ -84,10 +85,7 @@ class LocalAdapter(OpenAIAdapter):
     default_base_url: ClassVar[str] = "http://localhost:8000/v1"
     genai_prices_id: ClassVar[str | None] = None  # your own hardware: no price
     simulator_dialect: ClassVar[str] = "local"
+    dialect: ClassVar[str | None] = "openai"
     variants: ClassVar[tuple[type[ProviderAdapter], ...]] = (OllamaAdapter,)
     requires_key: ClassVar[bool] = False
     max_tokens_field: ClassVar[str] = "max_tokens"  # what vLLM and llama.cpp read
-
-    @classmethod
-    def variant(cls, settings: ProviderSettings) -> type[ProviderAdapter]:
-        return OllamaAdapter if settings.dialect == "ollama" else cls
