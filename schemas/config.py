@@ -1,8 +1,11 @@
 """The shape of `llm_config.yaml`: providers, models (deployments), routing and feature settings.
 
-Owns: pydantic v2 models and their validation rules. Must not: read files or the environment,
-or import anything from `workers/` or `producer/` (YAML and env loading live in
-`core/config_file.py`). API keys are `SecretStr` and are never serialised in clear.
+Owns: pydantic v2 models and their validation rules. Provider fields take any well-formed
+name; which names (and dialects) exist is checked against the validation context the workers'
+loader passes from `REGISTRY` (`workers/providers/config.py`). Must not: read files or the
+environment, import anything from `workers/` or `producer/` (YAML loading lives in
+`core/config_file.py`), or list providers beyond the seed's `LLMProvider` enum. API keys are
+`SecretStr` and are never serialised in clear.
 """
 
 from __future__ import annotations
