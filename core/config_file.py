@@ -1,48 +1,30 @@
-"""`llm_config.yaml` -> `LLMConfig`, with API keys from the environment.
+"""`llm_config.yaml` -> `LLMConfig`: finding, reading and validating the file.
 
 Owns: finding the file (`path`, else `$LLMQ_CONFIG`, else `./llm_config.yaml`, else the built-in
-`core/default_config.yaml`), YAML parsing, turning validation failures into one
-`ConfigError` that names the file, the field path (`models[2].provider`) and the problem,
-upgrading retired endpoints (with a warning saying what to write instead), and filling
-provider keys from OPENAI_API_KEY & co. (environment first, then `./.env` or $LLMQ_DOTENV).
-Must not: import provider code (`workers.providers`), log or serialise a key, or touch the
-network.
+`core/default_config.yaml`), YAML parsing, turning validation failures into one `ConfigError`
+that names the file, the field path (`models[2].provider`) and the problem, and reading `./.env`
+(or $LLMQ_DOTENV). `load_config` here is what the producer needs: no keys, any well-formed
+provider name. The workers load through `workers.providers.config.load_config`, which adds what
+only the adapters know (registered names, key env names, retired endpoints) on top of these
+functions. Must not: import `workers` (provider facts live on the adapters), name a provider,
+log or serialise a key, or touch the network.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from core.errors import ConfigError
-from schemas.config import LLMConfig, LLMProvider, ProviderSettings
-
-log = logging.getLogger(__name__)
+from schemas.config import LLMConfig
 
 DEFAULT_FILE = "llm_config.yaml"
 BUILTIN = Path(__file__).with_name("default_config.yaml")
-
-# Where each provider's key lives in the environment (first name found wins).
-API_KEY_ENV: dict[LLMProvider, tuple[str, ...]] = {
-    LLMProvider.OPENAI: ("OPENAI_API_KEY",),
-    LLMProvider.ANTHROPIC: ("ANTHROPIC_API_KEY",),
-    LLMProvider.HUGGINGFACE: ("HUGGINGFACE_API_KEY", "HF_TOKEN"),
-    LLMProvider.COHERE: ("COHERE_API_KEY", "CO_API_KEY"),
-    LLMProvider.GOOGLE: ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
-    LLMProvider.LOCAL: ("LOCAL_LLM_API_KEY",),
-}
-
-# Endpoints that no longer serve chat, and what replaces them: (provider, host) -> new base.
-RETIRED_BASES: dict[tuple[str, str], str] = {
-    ("huggingface", "api-inference.huggingface.co"): "https://router.huggingface.co/v1",
-}
 
 
 def config_source(path: str | None, env: Mapping[str, str]) -> Path:
@@ -55,7 +37,8 @@ def config_source(path: str | None, env: Mapping[str, str]) -> Path:
 
 
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> LLMConfig:
-    """Load and validate the config, then fill missing provider keys from env / `.env`.
+    """Load and validate the config as the producer needs it: no keys, names not checked
+    against the adapters (the workers' `workers.providers.config.load_config` does both).
 
     Raises:
         ConfigError: the file is missing, not YAML, or not a valid config; the message names
@@ -63,14 +46,11 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -
     """
     env = os.environ if env is None else env
     source = config_source(path, env)
-    data = read_yaml(source)
-    data = upgrade_retired_bases(data, source)
-    config = validate(data, source)
-    return with_env_keys(config, env)
+    return validate(read_yaml(source), source)
 
 
 def read_yaml(source: Path) -> dict[str, Any]:
-    name = _display(source)
+    name = display_name(source)
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -101,39 +81,15 @@ def read_yaml(source: Path) -> dict[str, Any]:
     return data
 
 
-def upgrade_retired_bases(data: dict[str, Any], source: Path) -> dict[str, Any]:
-    """Replace retired provider endpoints by their successors, warning once per load."""
-    providers = data.get("providers")
-    if not isinstance(providers, dict):
-        return data
-    for provider, settings in providers.items():
-        if not isinstance(settings, dict) or not isinstance(settings.get("api_base"), str):
-            continue
-        host = _host(settings["api_base"])
-        new = RETIRED_BASES.get((str(provider), host))
-        if new:
-            log.warning(
-                "%s: providers.%s.api_base %s is retired; using %s instead. "
-                "Write `api_base: %s` to silence this warning.",
-                _display(source),
-                provider,
-                settings["api_base"],
-                new,
-                new,
-            )
-            providers[provider] = {**settings, "api_base": new}
-    return data
-
-
-def _host(url: str) -> str:
-    return urlsplit(url).hostname or ""
-
-
-def validate(data: dict[str, Any], source: Path) -> LLMConfig:
+def validate(
+    data: dict[str, Any], source: Path, context: Mapping[str, Any] | None = None
+) -> LLMConfig:
+    """`data` as an `LLMConfig`, or one `ConfigError`. `context`: pydantic validation context,
+    e.g. the registered provider names to check against (see `schemas.config`)."""
     try:
-        return LLMConfig.model_validate(data)
+        return LLMConfig.model_validate(data, context=dict(context) if context else None)
     except ValidationError as exc:
-        name = _display(source)
+        name = display_name(source)
         problems = [_describe(err) for err in exc.errors(include_url=False)]
         first = problems[0]
         more = f" (and {len(problems) - 1} more: " + "; ".join(problems[1:4]) + ")"
@@ -172,7 +128,8 @@ def _describe(err: Any) -> str:
     return f"{field_path(loc)}: {message}{shown}"
 
 
-def _display(source: Path) -> str:
+def display_name(source: Path) -> str:
+    """How error messages and warnings name the file."""
     return "<built-in default_config.yaml>" if source == BUILTIN else str(source)
 
 
@@ -194,20 +151,3 @@ def _simple_dotenv(text: str) -> Iterator[tuple[str, str]]:
         value = value.strip().strip("'\"")
         if sep and name and not name.startswith("#") and value:
             yield name.strip(), value
-
-
-def with_env_keys(config: LLMConfig, env: Mapping[str, str]) -> LLMConfig:
-    """A copy of `config` whose providers without a key get one from env, else `.env`.
-
-    Keys written in the config (per provider or per model) are kept: they are more specific.
-    """
-    dotenv = read_dotenv(env)
-    providers = dict(config.providers)
-    for provider, names in API_KEY_ENV.items():
-        current = providers.get(provider) or ProviderSettings()
-        if current.api_key is not None:
-            continue
-        value = next((src[n] for src in (env, dotenv) for n in names if src.get(n)), None)
-        if value:
-            providers[provider] = current.model_copy(update={"api_key": SecretStr(value)})
-    return config.model_copy(update={"providers": providers})

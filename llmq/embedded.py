@@ -34,7 +34,7 @@ from celery.worker import WorkController
 from pydantic import SecretStr
 from sqlalchemy import Engine, event
 
-from schemas.config import LLMConfig, LLMProvider
+from schemas.config import LLMConfig
 from schemas.settings import Settings
 
 if TYPE_CHECKING:
@@ -257,13 +257,15 @@ def point_at_simulator(config: LLMConfig, sim_url: str) -> LLMConfig:
 
     Real keys are replaced by a simulator key, so none can leave the process.
     """
-    from simulator.server import API_BASES
+    from simulator.providers import api_bases, endpoint_for
+    from workers.providers import REGISTRY
 
+    bases = api_bases()
     providers = {}
-    for provider in LLMProvider:
+    for provider in REGISTRY:
         current = config.provider_settings(provider)
-        # The local provider speaks one of two wire dialects; the simulator serves both.
-        route = API_BASES["ollama" if current.dialect == "ollama" else provider.value]
+        # An adapter may speak several dialects (local: OpenAI or Ollama); each has a route.
+        route = bases[endpoint_for(provider, current)]
         providers[provider] = current.model_copy(
             update={
                 "api_base": sim_url + route,

@@ -1,8 +1,11 @@
 """The shape of `llm_config.yaml`: providers, models (deployments), routing and feature settings.
 
-Owns: pydantic v2 models and their validation rules. Must not: read files or the environment,
-or import anything from `workers/` or `producer/` (YAML and env loading live in
-`core/config_file.py`). API keys are `SecretStr` and are never serialised in clear.
+Owns: pydantic v2 models and their validation rules. Provider fields take any well-formed
+name; which names (and dialects) exist is checked against the validation context the workers'
+loader passes from `REGISTRY` (`workers/providers/config.py`). Must not: read files or the
+environment, import anything from `workers/` or `producer/` (YAML loading lives in
+`core/config_file.py`), or list providers beyond the seed's `LLMProvider` enum. API keys are
+`SecretStr` and are never serialised in clear.
 """
 
 from __future__ import annotations
@@ -10,14 +13,17 @@ from __future__ import annotations
 import ipaddress
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
+    StringConstraints,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -25,7 +31,12 @@ from pydantic import (
 
 
 class LLMProvider(StrEnum):
-    """The six wire formats llmq speaks."""
+    """The six providers llmq ships with, as the seed API names them (`LLMProvider.OPENAI`).
+
+    Not the list of what exists: that is `workers.providers.REGISTRY`. A config may name any
+    registered provider; these six come back as members of this enum, any other as a
+    `ProviderName`. Both are `str` and have `.value`.
+    """
 
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
@@ -33,6 +44,51 @@ class LLMProvider(StrEnum):
     COHERE = "cohere"
     GOOGLE = "google"
     LOCAL = "local"
+
+    @classmethod
+    def seed_default(cls) -> LLMProvider:
+        """`default_provider` when a config names none (as in the seed)."""
+        return cls.OPENAI
+
+
+class ProviderName(str):
+    """A registered provider's name that is not one of `LLMProvider`'s members."""
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
+
+
+# Validation context keys (see `workers.providers.config`): the registered provider names and
+# the wire dialects their adapters speak. Without them any well-formed name passes.
+PROVIDERS_CONTEXT = "providers"
+DIALECTS_CONTEXT = "dialects"
+NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
+
+
+def provider_name(value: str, info: ValidationInfo) -> LLMProvider | ProviderName:
+    """`value` as a provider name. When validated with a context holding the registered names
+    (`{"providers": [...]}`, see `workers.providers.config`), an unregistered one is an error;
+    without it (the producer, which never calls a provider) any well-formed name passes."""
+    known = (info.context or {}).get(PROVIDERS_CONTEXT)
+    if known is not None and value not in known:
+        expected = ", ".join(repr(str(n)) for n in known)
+        raise ValueError(f"unknown provider {value!r}; expected one of {expected}")
+    try:
+        return LLMProvider(value)
+    except ValueError:
+        return ProviderName(value)
+
+
+# A provider field: lower-case letters, digits, `_` and `-`, checked against the registry when
+# the loader passes it (the schema itself must not import provider code).
+Provider = Annotated[
+    str,
+    StringConstraints(pattern=NAME_PATTERN),
+    AfterValidator(provider_name),
+]
 
 
 def _is_private_host(host: str) -> bool:
@@ -69,10 +125,20 @@ class ProviderSettings(_Strict):
     api_base: str | None = None
     organization: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    dialect: Literal["openai", "ollama"] = "openai"  # local only: ollama uses /api/chat
+    # An adapter's alternative wire format (local: `ollama` uses /api/chat); None = its own.
+    dialect: str | None = Field(default=None, pattern=NAME_PATTERN)
     allow_insecure_http: bool = False
     api_key: SecretStr | None = None  # normally from the environment, see config_file
     timeout_s: float = Field(default=120.0, gt=0)  # read timeout for one call, seconds
+
+    @field_validator("dialect")
+    @classmethod
+    def _known_dialect(cls, value: str | None, info: ValidationInfo) -> str | None:
+        known = (info.context or {}).get(DIALECTS_CONTEXT)
+        if value is not None and known is not None and value not in known:
+            expected = ", ".join(repr(n) for n in known)
+            raise ValueError(f"unknown dialect {value!r}; expected one of {expected}")
+        return value
 
     @model_validator(mode="after")
     def _check_base(self) -> ProviderSettings:
@@ -89,7 +155,7 @@ class LLMModelConfig(_Strict):
     """One deployment: a model `name` served by one provider. Names may repeat across providers."""
 
     name: str = Field(min_length=1)
-    provider: LLMProvider
+    provider: Provider
     model_id: str | None = None  # the provider's own id; defaults to name
     api_url: str | None = None  # replaces the provider's api_base for this deployment
     api_key: SecretStr | None = None
@@ -174,8 +240,8 @@ class MonitoringSettings(_Strict):
 class LLMConfig(_Strict):
     """The whole `llm_config.yaml`."""
 
-    default_provider: LLMProvider = LLMProvider.OPENAI
-    providers: dict[LLMProvider, ProviderSettings] = Field(default_factory=dict)
+    default_provider: Provider = Field(default_factory=LLMProvider.seed_default)
+    providers: dict[Provider, ProviderSettings] = Field(default_factory=dict)
     models: list[LLMModelConfig] = Field(default_factory=list)
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
@@ -212,7 +278,7 @@ class LLMConfig(_Strict):
                 raise ValueError(f"models: more than one default model: {defaults}")
         return self
 
-    def provider_settings(self, provider: LLMProvider) -> ProviderSettings:
+    def provider_settings(self, provider: str) -> ProviderSettings:
         return self.providers.get(provider) or ProviderSettings()
 
     def model_names(self) -> list[str]:

@@ -24,15 +24,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-PROVIDERS: tuple[str, ...] = (
-    "openai",
-    "anthropic",
-    "google",
-    "cohere",
-    "huggingface",
-    "local",
-    "ollama",
-)
+
+def known_providers() -> tuple[str, ...]:
+    """The endpoint names the simulator serves (one per registered provider, plus variants)."""
+    from simulator.providers import endpoints  # the dialects import aiohttp; load on use
+
+    return tuple(endpoints())
+
 
 Probability = float
 
@@ -182,9 +180,9 @@ class SimConfig(BaseModel):
     @field_validator("providers")
     @classmethod
     def _known_providers(cls, value: dict[str, ProviderBehaviour]) -> dict[str, ProviderBehaviour]:
-        unknown = sorted(set(value) - set(PROVIDERS))
+        unknown = sorted(set(value) - set(known_providers()))
         if unknown:
-            raise ValueError(f"unknown provider(s) {unknown}; known: {list(PROVIDERS)}")
+            raise ValueError(f"unknown provider(s) {unknown}; known: {list(known_providers())}")
         return value
 
     def behaviour(self, provider: str) -> ProviderBehaviour:
@@ -216,8 +214,9 @@ class SimConfig(BaseModel):
         ``models`` entries are merged per model name; a ``None`` value removes that override.
         Raises ``ValueError`` (pydantic ``ValidationError``) on bad names or values.
         """
-        if provider not in PROVIDERS:
-            raise ValueError(f"unknown provider {provider!r}; known: {list(PROVIDERS)}")
+        known = known_providers()
+        if provider not in known:
+            raise ValueError(f"unknown provider {provider!r}; known: {list(known)}")
         current = self.behaviour(provider).model_dump()
         fields = dict(fields)
         models_patch = fields.pop("models", None)

@@ -3,7 +3,7 @@
 This module owns the public entry points:
 
 * ``build_app(config)`` - the ``aiohttp.web.Application`` with one chat route per provider
-  (see ``simulator.providers.ROUTES``) and the JSON control endpoints:
+  (see ``simulator.providers.endpoints``) and the JSON control endpoints:
   ``GET /_sim/health``, ``GET /_sim/stats``, ``GET /_sim/log?provider=&model=&limit=``,
   ``GET|POST /_sim/config``, ``POST /_sim/reset``.
 * ``serve(host, port, config)`` - blocking server for ``llmq simulate`` / ``python -m
@@ -32,9 +32,9 @@ import httpx
 from aiohttp import web
 from pydantic import ValidationError
 
-from simulator.config import PROVIDERS, ProviderBehaviour, SimConfig
+from simulator.config import ProviderBehaviour, SimConfig
 from simulator.engine import handle_chat
-from simulator.providers import ALIAS_ROUTES, DIALECTS, ROUTES, Dialect
+from simulator.providers import Dialect, api_bases, endpoints, routes
 from simulator.state import SimState
 
 STATE_KEY = web.AppKey("llmq_sim_state", SimState)
@@ -124,9 +124,9 @@ def build_app(config: SimConfig | None = None) -> web.Application:
     """The simulator application (all provider routes and ``/_sim/*`` control endpoints)."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE_KEY] = SimState(config)
-    for provider in PROVIDERS:
-        handler = _chat_handler(DIALECTS[provider])
-        for path in (ROUTES[provider], *ALIAS_ROUTES.get(provider, ())):
+    for name, dialect in endpoints().items():
+        handler = _chat_handler(dialect)
+        for path in routes(name, dialect):
             app.router.add_post(path, handler)
     app.router.add_get("/_sim/health", _health)
     app.router.add_get("/_sim/stats", _stats)
@@ -266,15 +266,9 @@ class RunningSimulator:
         self.stop()
 
 
-API_BASES: dict[str, str] = {
-    "openai": "/openai/v1",
-    "anthropic": "/anthropic",
-    "google": "/google",
-    "cohere": "/cohere",
-    "huggingface": "/huggingface/v1",
-    "local": "/local/v1",
-    "ollama": "/ollama",
-}
+# Endpoint name -> api_base path, for the registered providers at import time (a provider
+# registered later: `simulator.providers.api_bases()`).
+API_BASES: dict[str, str] = api_bases()
 
 
 def start_in_thread(

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from core.config_file import API_KEY_ENV, BUILTIN, config_source, load_config
+from core.config_file import BUILTIN, config_source
 from core.errors import ConfigError
 from schemas import LLMProvider
 from workers.providers import REGISTRY
+from workers.providers.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,9 +133,16 @@ def test_keys_from_env_dotenv_and_config(in_tmp):
     assert config.models[1].api_key.get_secret_value() == "g-model"
 
 
-def test_adapter_env_names_match_the_loader():
-    for provider, cls in REGISTRY.items():
-        assert cls.env_key == API_KEY_ENV[provider][0]
+def test_every_key_name_that_worked_is_on_its_adapter():
+    # The loader reads each adapter's `env_keys`, first found wins; aliases included.
+    assert {str(p): cls.env_keys for p, cls in REGISTRY.items()} == {
+        "openai": ("OPENAI_API_KEY",),
+        "anthropic": ("ANTHROPIC_API_KEY",),
+        "google": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+        "cohere": ("COHERE_API_KEY", "CO_API_KEY"),
+        "huggingface": ("HUGGINGFACE_API_KEY", "HF_TOKEN"),
+        "local": ("LOCAL_LLM_API_KEY",),
+    }
 
 
 BAD_CONFIGS = [

@@ -57,7 +57,7 @@ def _nightly_time(settings: Settings, config: LLMConfig | None) -> str:
     """`nightly.time` (UTC, HH:MM) from the config, loaded here when none was passed in."""
     if config is None:
         try:
-            from core.config_file import load_config
+            from workers.providers.config import load_config
 
             config = load_config(settings.config_path)
         except Exception as exc:  # noqa: BLE001 - beat must start; the worker reports the config

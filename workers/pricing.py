@@ -5,7 +5,7 @@ snapshot bundled with the installed package, else None with one warning per mode
 `cost(usage, price)`. Lookups are cached per (provider, model, day), so callers may ask per
 call; the runtime and the manager still resolve prices once per deployment.
 Must not: download price data (genai-prices' auto-update stays off), read the clock (callers
-pass `now`), or branch on provider names (the provider -> genai-prices id map is data).
+pass `now`), or name a provider (each adapter says how genai-prices knows it: `genai_ref`).
 """
 
 from __future__ import annotations
@@ -16,22 +16,13 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 
-from schemas.config import LLMModelConfig, LLMProvider
+from schemas.config import LLMModelConfig
 from schemas.job import Usage
+from workers.providers import REGISTRY
 
 log = logging.getLogger(__name__)
 
 PER_MTOK = Decimal(1_000_000)
-
-# genai-prices provider ids. Hugging Face's auto router has no single price; a model id that
-# forces a provider (`org/model:novita`) is priced as `huggingface_novita`. Local: no price.
-GENAI_PROVIDER_IDS: dict[LLMProvider, str] = {
-    LLMProvider.OPENAI: "openai",
-    LLMProvider.ANTHROPIC: "anthropic",
-    LLMProvider.GOOGLE: "google",
-    LLMProvider.COHERE: "cohere",
-}
-ROUTED_PREFIX: dict[LLMProvider, str] = {LLMProvider.HUGGINGFACE: "huggingface_"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +35,10 @@ class Price:
     version: str  # e.g. "genai-prices 0.2.3" or "config"
 
 
-def genai_ref(provider: LLMProvider, model_id: str) -> tuple[str, str] | None:
+def genai_ref(provider: str, model_id: str) -> tuple[str, str] | None:
     """(genai-prices provider id, model ref) for a deployment, or None when it has none."""
-    if provider in GENAI_PROVIDER_IDS:
-        return GENAI_PROVIDER_IDS[provider], model_id
-    prefix = ROUTED_PREFIX.get(provider)
-    if prefix and ":" in model_id:
-        model, _, routed = model_id.rpartition(":")
-        return prefix + routed, model
-    return None
+    adapter = REGISTRY.get(provider)
+    return adapter.genai_ref(model_id) if adapter is not None else None
 
 
 def _per_mtok(value: object) -> Decimal | None:
@@ -111,7 +97,7 @@ def price_for(deployment: LLMModelConfig, now: datetime) -> Price | None:
     ref = genai_ref(deployment.provider, model_id)
     price = _lookup(ref[0], ref[1], now.date()) if ref else None
     if price is None:
-        _warn_unknown(deployment.provider.value, model_id)
+        _warn_unknown(str(deployment.provider), model_id)
     return price
 
 

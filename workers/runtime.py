@@ -97,9 +97,9 @@ def build_runtime(
             None = settings.worker_concurrency.
         now: the time prices are looked up for (None = now, UTC).
     """
-    from core.config_file import load_config
     from workers.pricing import price_for
     from workers.providers import build_adapter, has_credentials
+    from workers.providers.config import load_config
     from workers.providers.http import make_client
 
     if config is None:

@@ -261,7 +261,7 @@ def _load_demo_config(path: Path = DEMO_CONFIG) -> tuple[LLMConfig, SimConfig]:
 
 
 def _load_user_config() -> LLMConfig:
-    from core.config_file import load_config
+    from workers.providers.config import load_config
 
     return load_config()
 

@@ -56,8 +56,9 @@ def _short(exc: BaseException) -> str:
 
 
 def check_config(settings: Settings, env: Mapping[str, str]) -> tuple[Check, LLMConfig | None]:
-    from core.config_file import config_source, load_config
+    from core.config_file import config_source
     from core.errors import ConfigError
+    from workers.providers.config import load_config
 
     source = config_source(settings.config_path, env)
     try:
@@ -162,8 +163,7 @@ def check_broker(url: str, timeout_s: float) -> Check:
 def check_keys(config: LLMConfig, source: str) -> list[Check]:
     """Per provider in use: is its key present? A missing key only disables that provider's
     deployments (warn), unless it leaves the default model with none usable (fail)."""
-    from core.config_file import API_KEY_ENV
-    from workers.providers import has_credentials
+    from workers.providers import env_names, has_credentials
 
     usable = {m.name for m in config.models if has_credentials(m, config)}
     default = config.default_model_name()
@@ -176,7 +176,7 @@ def check_keys(config: LLMConfig, source: str) -> list[Check]:
             checks.append(Check(name, "ok", f"usable ({_plural(len(deployments), 'deployment')})"))
             continue
         stranded = sorted({m.name for m in missing} - usable)
-        names = " or ".join(API_KEY_ENV.get(provider, ())) or "its key"
+        names = " or ".join(env_names(provider)) or "its key"
         fix = (
             f"set {names} (environment or .env), or providers.{provider.value}.api_key in {source}"
         )

@@ -153,9 +153,9 @@ class ProviderRow:
 
 
 def _load() -> tuple[Settings, Any]:
-    from core.config_file import load_config
     from workers.observability.logs import setup_logging
     from workers.observability.redaction import config_secrets, env_secrets
+    from workers.providers.config import load_config
 
     settings = load_settings(os.environ)
     config = load_config(settings.config_path)
@@ -231,8 +231,7 @@ def _row(m: Any, has_key: bool, h: Any, st: Any, u: Any) -> ProviderRow:
 
 def gather_rows(settings: Settings, config: Any, now: datetime) -> list[ProviderRow]:
     """One row per configured deployment, plus one per provider with none configured."""
-    from schemas.config import LLMProvider
-    from workers.providers import has_credentials
+    from workers.providers import REGISTRY, has_credentials
 
     ids = [m.deployment_id for m in config.models]
     snap, stats = _health(settings, ids, now.timestamp())
@@ -248,10 +247,10 @@ def gather_rows(settings: Settings, config: Any, now: datetime) -> list[Provider
         for m in config.models
     ]
     configured = {m.provider for m in config.models}
-    for p in LLMProvider:
+    for p in REGISTRY:
         if p not in configured:
             rows.append(
-                ProviderRow(p.value, None, None, False, False, None, False, None, None, None)
+                ProviderRow(str(p), None, None, False, False, None, False, None, None, None)
             )
     return rows
 

@@ -64,8 +64,8 @@ def run(
     when: DateOption = None,
 ) -> None:
     """Trigger the nightly run: deferred jobs, the inbox, parked jobs, retryable failures."""
-    from core.config_file import load_config
     from core.errors import ConfigError
+    from workers.providers.config import load_config
 
     settings = load_settings(os.environ)
     day = _parse_date(when)

@@ -62,7 +62,7 @@ def _rows(config: Any) -> list[dict[str, Any]]:
                     "default": m.name == default,
                     "configured": True,
                     "key_present": has_credentials(m, config),
-                    "key_env": REGISTRY[m.provider].env_key,
+                    "key_env": next(iter(REGISTRY[m.provider].env_keys), None),
                     "price_known": price is not None,
                     "input_per_mtok": str(price.input_per_mtok) if price else None,
                     "output_per_mtok": str(price.output_per_mtok) if price else None,
@@ -101,8 +101,9 @@ def check_config(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Load llm_config.yaml and show each deployment: configured, key present, price known."""
-    from core.config_file import config_source, load_config
+    from core.config_file import config_source
     from core.errors import ConfigError
+    from workers.providers.config import load_config
 
     try:
         loaded = load_config(config)

@@ -82,6 +82,8 @@ class AnthropicDialect(Dialect):
     """api.anthropic.com ``/v1/messages``."""
 
     name: ClassVar[str] = "anthropic"
+    base_path: ClassVar[str] = ""
+    chat_path: ClassVar[str] = "/v1/messages"
     rate_limit_headers: ClassVar[bool] = True
     request_id_header: ClassVar[str | None] = "request-id"
     overloaded_status: ClassVar[int] = 529

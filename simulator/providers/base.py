@@ -159,15 +159,27 @@ def seconds_text(seconds: float) -> str:
 
 
 class Dialect:
-    """One provider's wire format. Subclasses override what differs."""
+    """One provider's wire format. Subclasses override what differs.
+
+    An instance serves one endpoint, named `name` (the provider key used in routes, behaviour,
+    stats and the log): the dialect's own name by default, or the registered provider it
+    serves, so one dialect may serve several providers (e.g. an OpenAI-compatible one).
+    """
 
     name: ClassVar[str] = ""
+    base_path: ClassVar[str] = ""  # api_base = {url}/{name}{base_path}
+    chat_path: ClassVar[str] = ""  # the chat route below /{name}
+    alias_paths: ClassVar[tuple[str, ...]] = ()  # more routes below /{name}, same handler
     request_id_header: ClassVar[str | None] = "x-request-id"
     auth_required: ClassVar[bool] = True
     retry_after_headers: ClassVar[bool] = True
     rate_limit_headers: ClassVar[bool] = False
     overloaded_status: ClassVar[int] = 503
     messages: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, name: str | None = None) -> None:
+        if name:
+            self.name = name  # type: ignore[misc]  # serves a provider under its own name
 
     def check_auth(self, request: web.Request) -> None:
         """Raise ``SimError`` 401 if the key is missing (when required) or starts with ``bad``."""

@@ -34,6 +34,8 @@ class CohereDialect(Dialect):
     """api.cohere.com ``/v2/chat``."""
 
     name: ClassVar[str] = "cohere"
+    base_path: ClassVar[str] = ""
+    chat_path: ClassVar[str] = "/v2/chat"
     messages: ClassVar[dict[str, str]] = {
         "auth_missing": "no api key supplied",
         "auth_bad": "invalid api token",

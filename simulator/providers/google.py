@@ -107,6 +107,10 @@ class GoogleDialect(Dialect):
     """generativelanguage.googleapis.com ``v1beta`` generateContent."""
 
     name: ClassVar[str] = "google"
+    base_path: ClassVar[str] = ""
+    chat_path: ClassVar[str] = "/v1beta/models/{model}:generateContent"
+    # Also served: google-genai 3.x defaults to api_version "v1" for AI Studio keys.
+    alias_paths: ClassVar[tuple[str, ...]] = ("/v1/models/{model}:generateContent",)
     request_id_header: ClassVar[str | None] = None
     retry_after_headers: ClassVar[bool] = False
     messages: ClassVar[dict[str, str]] = {

@@ -57,6 +57,8 @@ class OllamaDialect(Dialect):
     """A local Ollama server's native API."""
 
     name: ClassVar[str] = "ollama"
+    base_path: ClassVar[str] = ""
+    chat_path: ClassVar[str] = "/api/chat"
     request_id_header: ClassVar[str | None] = None
     auth_required: ClassVar[bool] = False
     messages: ClassVar[dict[str, str]] = {

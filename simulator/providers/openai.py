@@ -121,6 +121,8 @@ class OpenAIDialect(Dialect):
     """api.openai.com ``/v1/chat/completions``."""
 
     name: ClassVar[str] = "openai"
+    base_path: ClassVar[str] = "/v1"
+    chat_path: ClassVar[str] = "/v1/chat/completions"
     rate_limit_headers: ClassVar[bool] = True
     messages: ClassVar[dict[str, str]] = {
         "auth_missing": (
@@ -190,6 +192,8 @@ class HuggingFaceDialect(Dialect):
     """router.huggingface.co ``/v1/chat/completions`` (OpenAI body, TGI-style errors)."""
 
     name: ClassVar[str] = "huggingface"
+    base_path: ClassVar[str] = "/v1"
+    chat_path: ClassVar[str] = "/v1/chat/completions"
     messages: ClassVar[dict[str, str]] = {
         "auth_missing": "You must provide an access token to use the Inference Providers API.",
         "auth_bad": "Invalid credentials in Authorization header",
@@ -235,6 +239,8 @@ class LocalDialect(Dialect):
     """A local OpenAI-compatible server (vLLM / llama.cpp style); auth optional."""
 
     name: ClassVar[str] = "local"
+    base_path: ClassVar[str] = "/v1"
+    chat_path: ClassVar[str] = "/v1/chat/completions"
     auth_required: ClassVar[bool] = False
     messages: ClassVar[dict[str, str]] = {
         "not_found": "The model `{model}` does not exist.",

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.config_file import API_KEY_ENV
+from workers.providers.config import key_env_names
 
 LLMQ = str(Path(sys.executable).with_name("llmq"))
-KEY_VARS = {name for names in API_KEY_ENV.values() for name in names}
+KEY_VARS = key_env_names()
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
-from core.config_file import load_config
 from core.jsonl import parse_lines
 from llmq.commands.demo import _load_demo_config
 from llmq.demo_data import demo_lines
 from llmq.embedded import SIM_KEY, needs_simulator, point_at_simulator
 from schemas.config import LLMConfig, LLMProvider
+from workers.providers.config import load_config
 
 SIM_URL = "http://127.0.0.1:12345"
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from core.config_file import load_config
 from schemas.config import LLMConfig
 from simulator.server import API_BASES
+from workers.providers.config import load_config
 
 SIM_PROVIDERS = ("openai", "anthropic", "google", "cohere", "huggingface", "local")
 

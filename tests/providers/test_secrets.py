@@ -10,9 +10,9 @@ import pickle
 import pytest
 
 from core import errors
-from core.config_file import load_config
 from schemas import LLMConfig, LLMModelConfig
 from workers.providers import LLMProviderManager
+from workers.providers.config import load_config
 
 PROVIDER_KEY = "sk-provider-SECRET-0001"
 MODEL_KEY = "sk-model-SECRET-0002"

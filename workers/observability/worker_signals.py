@@ -21,7 +21,7 @@ def _configured_secrets(env: Mapping[str, str]) -> list[str]:
     """Keys from llm_config.yaml / .env, if a config loads; a broken config is reported by the
     runtime later, logging must still come up."""
     try:
-        from core.config_file import load_config
+        from workers.providers.config import load_config
 
         return config_secrets(load_config(env.get("LLMQ_CONFIG"), env))
     except Exception:  # noqa: BLE001 - any config problem: fall back to env values + patterns

@@ -1,9 +1,11 @@
 """Provider adapters: one module per wire format, one `REGISTRY` line per provider.
 
-Owns: `REGISTRY`, `build_adapter` (deployment + config -> a ready adapter sharing the given
-client), `has_credentials`, and the documented entry points `LLMProviderManager` and
-`LLMProviderError`. Must not: branch on provider names anywhere else in llmq; adding a provider
-is a new module, a line here, an `llm_config.yaml` entry and a test module.
+Owns: `REGISTRY`, the only list of providers (name -> adapter class; the class carries every
+fact about its provider: key env names, default and retired bases, genai-prices id, simulator
+dialect), `build_adapter` (deployment + config -> a ready adapter sharing the given client),
+`has_credentials`, and the documented entry points `LLMProviderManager` and `LLMProviderError`.
+Must not: branch on provider names anywhere else in llmq. Adding a provider is a new adapter
+module, a line here and a simulator dialect (`simulator/providers/`), plus its tests.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from core.errors import LLMProviderError
-from schemas.config import LLMConfig, LLMModelConfig, LLMProvider
+from schemas.config import LLMConfig, LLMModelConfig
 from workers.providers.anthropic import AnthropicAdapter
 from workers.providers.base import (
     AdapterTarget,
@@ -31,13 +33,13 @@ from workers.providers.openai import OpenAIAdapter
 if TYPE_CHECKING:
     from workers.providers.manager import LLMProviderManager
 
-REGISTRY: dict[LLMProvider, type[ProviderAdapter]] = {
-    LLMProvider.OPENAI: OpenAIAdapter,
-    LLMProvider.ANTHROPIC: AnthropicAdapter,
-    LLMProvider.GOOGLE: GoogleAdapter,
-    LLMProvider.COHERE: CohereAdapter,
-    LLMProvider.HUGGINGFACE: HuggingFaceAdapter,
-    LLMProvider.LOCAL: LocalAdapter,
+REGISTRY: dict[str, type[ProviderAdapter]] = {
+    OpenAIAdapter.name: OpenAIAdapter,
+    AnthropicAdapter.name: AnthropicAdapter,
+    GoogleAdapter.name: GoogleAdapter,
+    CohereAdapter.name: CohereAdapter,
+    HuggingFaceAdapter.name: HuggingFaceAdapter,
+    LocalAdapter.name: LocalAdapter,
 }
 
 
@@ -52,6 +54,12 @@ def build_adapter(
 ) -> ProviderAdapter:
     """A ready adapter for one deployment. Build once and reuse: it precomputes URL/headers."""
     return REGISTRY[deployment.provider].for_target(target_for(deployment, config), client)
+
+
+def env_names(provider: str) -> tuple[str, ...]:
+    """Where the provider's key may be set (environment or .env), first found wins."""
+    adapter = REGISTRY.get(provider)
+    return adapter.env_keys if adapter is not None else ()
 
 
 def has_credentials(deployment: LLMModelConfig, config: LLMConfig) -> bool:
@@ -81,6 +89,7 @@ __all__ = [
     "ProviderRequest",
     "RateLimitInfo",
     "build_adapter",
+    "env_names",
     "has_credentials",
     "target_for",
 ]

@@ -24,6 +24,7 @@ from workers.providers.base import (
     split_system,
 )
 from workers.providers.http import header_int, until_s
+from workers.providers.wire import Count, Meta, WireModel
 
 API_VERSION = "2023-06-01"  # the stable version; newer SDK pins change parameter sets
 
@@ -40,22 +41,46 @@ def alternating(messages: list[ChatMessage]) -> list[dict[str, str]]:
     return out
 
 
-def anthropic_usage(data: dict[str, Any]) -> Usage:
-    usage = data.get("usage")
+class AnthropicUsage(WireModel):
+    input_tokens: Count
+    cache_creation_input_tokens: Count = 0
+    cache_read_input_tokens: Count = 0
+    output_tokens: Count = 0
+
+
+class ContentBlock(WireModel):
+    type: Any = None
+    text: Any = None
+
+
+class AnthropicMessage(WireModel):
+    """The parts of a Messages API `message` llmq reads."""
+
+    content: list[ContentBlock]
+    stop_reason: Any = None
+    usage: Any = None
+    id: Meta = None
+    model: Meta = None
+
+
+def anthropic_usage(usage: Any) -> Usage:
+    """Usage from the reply's `usage`; estimated when absent or without input_tokens."""
     if not isinstance(usage, dict) or "input_tokens" not in usage:
         return Usage(estimated=True)
+    counts = AnthropicUsage.model_validate(usage)
     # input_tokens excludes cache reads and writes; the prompt is all three.
-    prompt = sum(
-        int(usage.get(k) or 0)
-        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    prompt = (
+        counts.input_tokens + counts.cache_creation_input_tokens + counts.cache_read_input_tokens
     )
-    return Usage(prompt_tokens=prompt, completion_tokens=int(usage.get("output_tokens") or 0))
+    return Usage(prompt_tokens=prompt, completion_tokens=counts.output_tokens)
 
 
 class AnthropicAdapter(ProviderAdapter):
-    name: ClassVar[LLMProvider] = LLMProvider.ANTHROPIC
-    env_key: ClassVar[str | None] = "ANTHROPIC_API_KEY"
+    name: ClassVar[str] = LLMProvider.ANTHROPIC
+    env_keys: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
+    genai_prices_id: ClassVar[str | None] = "anthropic"
+    simulator_dialect: ClassVar[str] = "anthropic"
     chat_path: ClassVar[str] = "/v1/messages"
     request_id_header: ClassVar[str | None] = "request-id"
     finish_reasons: ClassVar[dict[str, str]] = {
@@ -93,15 +118,16 @@ class AnthropicAdapter(ProviderAdapter):
         return self.post(self.url, body)
 
     def parse_reply(self, resp: httpx.Response) -> ProviderReply:
-        data = resp.json()
-        blocks = data["content"]
-        text = "".join(b["text"] for b in blocks if b.get("type") == "text")
+        data = AnthropicMessage.model_validate(resp.json())
+        texts = [b.text for b in data.content if b.type == "text"]
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("a text block without text")
         return ProviderReply(
-            text=text,
-            finish_reason=self.finish(data.get("stop_reason")),
-            usage=anthropic_usage(data),
-            request_id=self.request_id(resp) or data.get("id"),
-            model=data.get("model"),
+            text="".join(texts),
+            finish_reason=self.finish(data.stop_reason),
+            usage=anthropic_usage(data.usage),
+            request_id=self.request_id(resp) or data.id,
+            model=data.model,
             rate_limits=self.rate_limits(resp.headers),
         )
 

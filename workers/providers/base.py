@@ -8,19 +8,24 @@ then body markers (context length, credit, content filter), then a per-provider 
 Must not: know any provider's wire format (each provider module's job), touch the ledger,
 Redis or the clock beyond timing, or put an API key into anything it returns or raises.
 
-Contract for subclasses: class attributes (`name`, `env_key`, `default_base_url`, `chat_path`)
-and three pure methods, `build_request`, `parse_reply`, `refine` (optional).
+Contract for subclasses: the provider's facts as class attributes (`name`, `env_keys`,
+`default_base_url`, `retired_bases`, `genai_prices_id`, `simulator_dialect`, `chat_path`), which
+config loading, pricing, the embedded mode and the simulator read through `REGISTRY`, and three
+pure methods, `build_request`, `parse_reply` (through small pydantic reply models, never
+`.get()` chains), `refine` (optional).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, NamedTuple
+from urllib.parse import urlsplit
 
 import httpx
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from core.errors import (
     AuthFailed,
@@ -35,9 +40,11 @@ from core.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from schemas.config import LLMModelConfig, LLMProvider, ProviderSettings
+from schemas.config import LLMModelConfig, ProviderSettings
 from schemas.job import ChatMessage, Usage
 from workers.providers.http import CONNECT_TIMEOUT_S, retry_after_s, translate_transport_errors
+
+log = logging.getLogger(__name__)
 
 MAX_ERROR_MESSAGE = 500  # characters of the provider's message kept in our exception
 
@@ -160,6 +167,15 @@ def error_details(body: Any, text: str) -> ErrorDetails:
     return ErrorDetails(text.strip() or "(empty body)")
 
 
+def _why(exc: Exception) -> str:
+    """One line saying why a 2xx reply could not be read (a reply model's first complaint)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        return f"{where}: {first['msg']}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def split_system(req: ProviderRequest) -> tuple[str | None, list[ChatMessage]]:
     """The request's system text (`system` plus any system-role messages, in order) and the
     remaining messages, for APIs that take the system prompt outside the message list."""
@@ -190,11 +206,18 @@ class ProviderAdapter:
     `__init__`, so an adapter is cheap to call and safe to share between threads.
     """
 
-    name: ClassVar[LLMProvider]
-    env_key: ClassVar[str | None]
-    default_base_url: ClassVar[str]
-    chat_path: ClassVar[str] = "/chat/completions"
+    # ---- the provider's facts (read through REGISTRY by config, pricing, embedded, simulator)
+    name: ClassVar[str]  # as written in llm_config.yaml; an `LLMProvider` for the shipped six
+    env_keys: ClassVar[tuple[str, ...]] = ()  # env / .env names of the key, first found wins
+    default_base_url: ClassVar[str]  # api_base when the config gives none
+    retired_bases: ClassVar[Mapping[str, str]] = {}  # retired host -> the base replacing it
+    genai_prices_id: ClassVar[str | None] = None  # genai-prices provider id; None = unpriced
+    simulator_dialect: ClassVar[str]  # the `simulator.providers` dialect that answers it
+    dialect: ClassVar[str | None] = None  # the `providers.<name>.dialect` that picks this class
+    variants: ClassVar[tuple[type[ProviderAdapter], ...]] = ()  # other dialects' classes
     requires_key: ClassVar[bool] = True
+    # ---- wire details
+    chat_path: ClassVar[str] = "/chat/completions"
     request_id_header: ClassVar[str | None] = "x-request-id"
     finish_reasons: ClassVar[Mapping[str, str]] = {}
 
@@ -212,7 +235,7 @@ class ProviderAdapter:
         timeout_s = target.provider.timeout_s
         self.timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
         self._fields = {
-            "provider": self.name.value,
+            "provider": str(self.name),
             "model": self.model_id,
             "deployment": target.deployment.deployment_id,
         }
@@ -220,13 +243,43 @@ class ProviderAdapter:
     @classmethod
     def for_target(cls, target: AdapterTarget, client: httpx.Client) -> ProviderAdapter:
         """The adapter for this target (a provider module may pick a dialect subclass)."""
-        return cls(target, client)
+        return cls.variant(target.provider)(target, client)
+
+    @classmethod
+    def variant(cls, settings: ProviderSettings) -> type[ProviderAdapter]:
+        """The class that speaks to a provider with these settings: the one of `variants`
+        whose `dialect` the settings name, else this one."""
+        chosen = settings.dialect
+        return next((v for v in cls.variants if chosen and v.dialect == chosen), cls)
+
+    @classmethod
+    def upgraded_base(cls, url: str) -> str | None:
+        """The replacement for a retired base URL, or None when `url` is not retired."""
+        return cls.retired_bases.get(urlsplit(url).hostname or "")
+
+    @classmethod
+    def genai_ref(cls, model_id: str) -> tuple[str, str] | None:
+        """(genai-prices provider id, model ref) for one of this provider's models, or None."""
+        return (cls.genai_prices_id, model_id) if cls.genai_prices_id else None
 
     # ---- overridable, pure ------------------------------------------------------------------
 
     def resolve_base_url(self) -> str:
         base = self.target.deployment.api_url or self.target.provider.api_base
-        return (base or self.default_base_url).rstrip("/")
+        base = (base or self.default_base_url).rstrip("/")
+        upgraded = self.upgraded_base(base)
+        if upgraded is None:
+            return base
+        log.warning(
+            "%s api_base %s is retired; using %s instead. "
+            "Set `providers.%s.api_base: %s` in llm_config.yaml.",
+            self.name,
+            base,
+            upgraded,
+            self.name,
+            upgraded,
+        )
+        return upgraded
 
     def auth_headers(self) -> dict[str, str]:
         key = self.key()
@@ -296,7 +349,7 @@ class ProviderAdapter:
             cls = InsufficientCredit
         cls = self.refine(cls, status, details, body)
         return cls(
-            self.redact(f"{self.name.value} HTTP {status}: {details.message}"),
+            self.redact(f"{self.name} HTTP {status}: {details.message}"),
             **self._fields,
             status=status,
             retry_after=self.error_retry_after(resp, body),
@@ -306,7 +359,7 @@ class ProviderAdapter:
 
     def malformed(self, why: str, resp: httpx.Response) -> MalformedReply:
         return MalformedReply(
-            self.redact(f"{self.name.value}: malformed reply: {why}"),
+            self.redact(f"{self.name}: malformed reply: {why}"),
             **self._fields,
             status=resp.status_code,
             request_id=self.request_id(resp),
@@ -328,6 +381,6 @@ class ProviderAdapter:
         except LLMProviderError:
             raise
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            raise self.malformed(f"{type(exc).__name__}: {exc}", resp) from exc
+            raise self.malformed(_why(exc), resp) from exc
         usage = estimated_usage(req, reply.text) if reply.usage.estimated else reply.usage
         return replace(reply, usage=usage, latency_ms=latency_ms)

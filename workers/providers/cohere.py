@@ -19,25 +19,53 @@ from schemas.config import LLMProvider
 from schemas.job import Usage
 from workers.providers.base import ErrorDetails, ProviderAdapter, ProviderReply, ProviderRequest
 from workers.providers.openai import openai_messages
+from workers.providers.wire import Count, Meta, Tokens, WireModel
 
 
-def cohere_usage(data: dict[str, Any]) -> Usage:
-    usage = data.get("usage") or {}
-    for key in ("billed_units", "tokens"):
-        counts = usage.get(key)
-        if isinstance(counts, dict) and counts.get("input_tokens") is not None:
-            # The SDK types these as floats; they are whole numbers on the wire.
-            return Usage(
-                prompt_tokens=int(counts["input_tokens"]),
-                completion_tokens=int(counts.get("output_tokens") or 0),
-            )
+class CohereCounts(WireModel):
+    # The SDK types these as floats; they are whole numbers on the wire.
+    input_tokens: Tokens | None = None
+    output_tokens: Count = 0
+
+
+class CohereUsage(WireModel):
+    billed_units: CohereCounts | None = None  # what Cohere charges
+    tokens: CohereCounts | None = None
+
+
+class CohereContent(WireModel):
+    type: Any = None
+    text: Any = None
+
+
+class CohereMessage(WireModel):
+    content: list[CohereContent] | None = None
+
+
+class CohereChat(WireModel):
+    """The parts of a v2 chat reply llmq reads."""
+
+    message: CohereMessage
+    finish_reason: Any = None
+    usage: CohereUsage | None = None
+    id: Meta = None
+    model: Meta = None
+
+
+def cohere_usage(usage: CohereUsage | None) -> Usage:
+    """Billed units, else the token counts; estimated when neither has input_tokens."""
+    for counts in (usage.billed_units, usage.tokens) if usage else ():
+        if counts is not None and counts.input_tokens is not None:
+            return Usage(prompt_tokens=counts.input_tokens, completion_tokens=counts.output_tokens)
     return Usage(estimated=True)
 
 
 class CohereAdapter(ProviderAdapter):
-    name: ClassVar[LLMProvider] = LLMProvider.COHERE
-    env_key: ClassVar[str | None] = "COHERE_API_KEY"
+    name: ClassVar[str] = LLMProvider.COHERE
+    env_keys: ClassVar[tuple[str, ...]] = ("COHERE_API_KEY", "CO_API_KEY")
     default_base_url: ClassVar[str] = "https://api.cohere.com"
+    genai_prices_id: ClassVar[str | None] = "cohere"
+    simulator_dialect: ClassVar[str] = "cohere"
     chat_path: ClassVar[str] = "/v2/chat"
     finish_reasons: ClassVar[dict[str, str]] = {
         "COMPLETE": "stop",
@@ -61,15 +89,16 @@ class CohereAdapter(ProviderAdapter):
         return self.post(self.url, body)
 
     def parse_reply(self, resp: httpx.Response) -> ProviderReply:
-        data = resp.json()
-        content = data["message"].get("content") or []
-        text = "".join(c["text"] for c in content if c.get("type") == "text")
+        data = CohereChat.model_validate(resp.json())
+        texts = [c.text for c in data.message.content or () if c.type == "text"]
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("a text block without text")
         return ProviderReply(
-            text=text,
-            finish_reason=self.finish(data.get("finish_reason")),
-            usage=cohere_usage(data),
-            request_id=self.request_id(resp) or data.get("id"),
-            model=data.get("model"),
+            text="".join(texts),
+            finish_reason=self.finish(data.finish_reason),
+            usage=cohere_usage(data.usage),
+            request_id=self.request_id(resp) or data.id,
+            model=data.model,
         )
 
     def refine(

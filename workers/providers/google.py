@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field
 
 from core.errors import AuthFailed, ContentFiltered, InsufficientCredit, LLMProviderError
 from schemas.config import LLMProvider
@@ -27,34 +28,77 @@ from workers.providers.base import (
     split_system,
 )
 from workers.providers.http import go_duration_s, retry_after_s
+from workers.providers.wire import Count, Meta, Tokens, WireModel
 
 ROLES = {"user": "user", "assistant": "model"}
 
 
-def google_usage(data: dict[str, Any]) -> Usage:
-    meta = data.get("usageMetadata")
+class UsageMetadata(WireModel):
+    promptTokenCount: Tokens  # noqa: N815 - Google's field names
+    toolUsePromptTokenCount: Count = 0  # noqa: N815
+    candidatesTokenCount: Count = 0  # noqa: N815
+    thoughtsTokenCount: Count = 0  # noqa: N815
+
+
+class Part(WireModel):
+    text: Any = None
+
+
+class Content(WireModel):
+    parts: list[Part] | None = None
+
+
+class Candidate(WireModel):
+    content: Content | None = None
+    finishReason: Any = None  # noqa: N815
+
+
+class PromptFeedback(WireModel):
+    blockReason: Any = None  # noqa: N815
+
+
+class GenerateContentResponse(WireModel):
+    """The parts of a `GenerateContentResponse` llmq reads."""
+
+    candidates: list[Candidate] | None = None
+    promptFeedback: PromptFeedback | None = None  # noqa: N815
+    usageMetadata: Any = None  # noqa: N815
+    responseId: Meta = None  # noqa: N815
+    modelVersion: Meta = None  # noqa: N815
+
+
+def google_usage(meta: Any) -> Usage:
+    """Usage from `usageMetadata`; estimated when absent or without promptTokenCount."""
     if not isinstance(meta, dict) or "promptTokenCount" not in meta:
         return Usage(estimated=True)
-    prompt = int(meta["promptTokenCount"]) + int(meta.get("toolUsePromptTokenCount") or 0)
+    counts = UsageMetadata.model_validate(meta)
+    prompt = counts.promptTokenCount + counts.toolUsePromptTokenCount
     # Thinking tokens are billed as output but not included in candidatesTokenCount.
-    completion = int(meta.get("candidatesTokenCount") or 0) + int(
-        meta.get("thoughtsTokenCount") or 0
-    )
+    completion = counts.candidatesTokenCount + counts.thoughtsTokenCount
     return Usage(prompt_tokens=prompt, completion_tokens=completion)
 
 
-def _details(body: Any) -> list[dict[str, Any]]:
+class ErrorDetail(WireModel):
+    type: Any = Field(default=None, alias="@type")
+    reason: Any = None
+    retryDelay: Any = None  # noqa: N815
+
+
+def _details(body: Any) -> list[ErrorDetail]:
+    """The `error.details[]` objects of an error body (anything else is ignored)."""
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         details = body["error"].get("details")
         if isinstance(details, list):
-            return [d for d in details if isinstance(d, dict)]
+            return [ErrorDetail.model_validate(d) for d in details if isinstance(d, dict)]
     return []
 
 
 class GoogleAdapter(ProviderAdapter):
-    name: ClassVar[LLMProvider] = LLMProvider.GOOGLE
-    env_key: ClassVar[str | None] = "GOOGLE_API_KEY"
+    name: ClassVar[str] = LLMProvider.GOOGLE
+    env_keys: ClassVar[tuple[str, ...]] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
+    genai_prices_id: ClassVar[str | None] = "google"
+    simulator_dialect: ClassVar[str] = "google"
     chat_path: ClassVar[str] = "/v1beta/models/{model}:generateContent"
     request_id_header: ClassVar[str | None] = None  # the id is `responseId` in the body
     finish_reasons: ClassVar[dict[str, str]] = {
@@ -95,33 +139,32 @@ class GoogleAdapter(ProviderAdapter):
         return self.post(url, body)
 
     def parse_reply(self, resp: httpx.Response) -> ProviderReply:
-        data = resp.json()
-        candidates = data.get("candidates")
-        if not candidates:
-            block = (data.get("promptFeedback") or {}).get("blockReason")
+        data = GenerateContentResponse.model_validate(resp.json())
+        if not data.candidates:
+            block = data.promptFeedback.blockReason if data.promptFeedback else None
             if block:
                 raise ContentFiltered(
                     f"google: prompt blocked ({block})",
                     **self._fields,
                     status=resp.status_code,
-                    request_id=data.get("responseId"),
+                    request_id=data.responseId,
                 )
             raise KeyError("candidates")
-        first = candidates[0]
-        parts = (first.get("content") or {}).get("parts") or []
-        text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str))
+        first = data.candidates[0]
+        parts = (first.content.parts if first.content else None) or []
+        text = "".join(p.text for p in parts if isinstance(p.text, str))
         return ProviderReply(
             text=text,
-            finish_reason=self.finish(first.get("finishReason")),
-            usage=google_usage(data),
-            request_id=data.get("responseId"),
-            model=data.get("modelVersion"),
+            finish_reason=self.finish(first.finishReason),
+            usage=google_usage(data.usageMetadata),
+            request_id=data.responseId,
+            model=data.modelVersion,
         )
 
     def refine(
         self, cls: type[LLMProviderError], status: int, details: ErrorDetails, body: Any
     ) -> type[LLMProviderError]:
-        reasons = {d.get("reason") for d in _details(body)}
+        reasons = {d.reason for d in _details(body)}
         if "API_KEY_INVALID" in reasons or details.code == "UNAUTHENTICATED":
             return AuthFailed
         if status == 400 and details.code == "FAILED_PRECONDITION":
@@ -133,6 +176,6 @@ class GoogleAdapter(ProviderAdapter):
         if header is not None:
             return header
         for detail in _details(body):
-            if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
-                return go_duration_s(str(detail.get("retryDelay", "")))  # "30s", "0.250s"
+            if str(detail.type or "").endswith("google.rpc.RetryInfo"):
+                return go_duration_s(str(detail.retryDelay or ""))  # "30s", "0.250s"
         return None

@@ -3,48 +3,37 @@
 Owns: what differs from OpenAI: the router base, `max_tokens`, TGI-style errors
 (`{"error": "...", "error_type": ...}`, `X-Error-Message`; 402 = credits exhausted) and the
 legacy `https://api-inference.huggingface.co` base from older configs, which no longer serves
-chat and is mapped to the router with a warning. A model id may force a provider with a
+chat (a `retired_bases` entry: config loading and the base class map it to the router, with a
+warning). A model id may force a provider with a
 suffix (`meta-llama/Llama-3.1-8B-Instruct:novita`); it is sent unchanged.
 Reference: https://huggingface.co/docs/inference-providers. Must not: do I/O.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Mapping
 from typing import ClassVar
-from urllib.parse import urlsplit
 
 from schemas.config import LLMProvider
 from workers.providers.openai import OpenAIAdapter
 
-log = logging.getLogger(__name__)
-
 ROUTER_BASE = "https://router.huggingface.co/v1"
-LEGACY_HOSTS = frozenset({"api-inference.huggingface.co"})
-
-
-def upgrade_legacy_base(url: str) -> str:
-    """The router base for a legacy serverless-inference URL; any other URL unchanged."""
-    if urlsplit(url).hostname in LEGACY_HOSTS:
-        return ROUTER_BASE
-    return url
+# genai-prices prices a model id that forces a provider (`org/model:novita`) as
+# `huggingface_novita`; the auto router has no single price.
+ROUTED_PRICES_PREFIX = "huggingface_"
 
 
 class HuggingFaceAdapter(OpenAIAdapter):
-    name: ClassVar[LLMProvider] = LLMProvider.HUGGINGFACE
-    env_key: ClassVar[str | None] = "HUGGINGFACE_API_KEY"
+    name: ClassVar[str] = LLMProvider.HUGGINGFACE
+    env_keys: ClassVar[tuple[str, ...]] = ("HUGGINGFACE_API_KEY", "HF_TOKEN")
     default_base_url: ClassVar[str] = ROUTER_BASE
+    retired_bases: ClassVar[Mapping[str, str]] = {"api-inference.huggingface.co": ROUTER_BASE}
+    simulator_dialect: ClassVar[str] = "huggingface"
     max_tokens_field: ClassVar[str] = "max_tokens"
 
-    def resolve_base_url(self) -> str:
-        base = super().resolve_base_url()
-        upgraded = upgrade_legacy_base(base)
-        if upgraded != base:
-            log.warning(
-                "huggingface api_base %s is the retired serverless Inference API; using %s "
-                "instead. Set `providers.huggingface.api_base: %s` in llm_config.yaml.",
-                base,
-                upgraded,
-                upgraded,
-            )
-        return upgraded
+    @classmethod
+    def genai_ref(cls, model_id: str) -> tuple[str, str] | None:
+        if ":" not in model_id:
+            return None
+        model, _, routed = model_id.rpartition(":")
+        return ROUTED_PRICES_PREFIX + routed, model

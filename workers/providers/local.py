@@ -18,29 +18,31 @@ from schemas.config import LLMProvider
 from schemas.job import Usage
 from workers.providers.base import AdapterTarget, ProviderAdapter, ProviderReply, ProviderRequest
 from workers.providers.openai import OpenAIAdapter, openai_messages
+from workers.providers.wire import Count, Meta, WireModel
 
 
-class LocalAdapter(OpenAIAdapter):
-    """An OpenAI-compatible local server."""
+class OllamaMessage(WireModel):
+    content: str | None
 
-    name: ClassVar[LLMProvider] = LLMProvider.LOCAL
-    env_key: ClassVar[str | None] = "LOCAL_LLM_API_KEY"  # optional
-    default_base_url: ClassVar[str] = "http://localhost:8000/v1"
-    requires_key: ClassVar[bool] = False
-    max_tokens_field: ClassVar[str] = "max_tokens"  # what vLLM and llama.cpp read
 
-    @classmethod
-    def for_target(cls, target: AdapterTarget, client: httpx.Client) -> ProviderAdapter:
-        dialect = OllamaAdapter if target.provider.dialect == "ollama" else cls
-        return dialect(target, client)
+class OllamaReply(WireModel):
+    """The parts of a non-streamed `/api/chat` reply llmq reads."""
+
+    message: OllamaMessage
+    done_reason: Any = None
+    prompt_eval_count: Count = 0  # Ollama omits counts that are zero
+    eval_count: Count = 0
+    model: Meta = None
 
 
 class OllamaAdapter(ProviderAdapter):
     """Ollama's native chat endpoint."""
 
-    name: ClassVar[LLMProvider] = LLMProvider.LOCAL
-    env_key: ClassVar[str | None] = "LOCAL_LLM_API_KEY"  # optional
+    name: ClassVar[str] = LLMProvider.LOCAL
+    env_keys: ClassVar[tuple[str, ...]] = ("LOCAL_LLM_API_KEY",)  # optional
     default_base_url: ClassVar[str] = "http://localhost:11434"
+    simulator_dialect: ClassVar[str] = "ollama"
+    dialect: ClassVar[str | None] = "ollama"
     chat_path: ClassVar[str] = "/api/chat"
     requires_key: ClassVar[bool] = False
     request_id_header: ClassVar[str | None] = None
@@ -62,17 +64,28 @@ class OllamaAdapter(ProviderAdapter):
         return self.post(self.url, body)
 
     def parse_reply(self, resp: httpx.Response) -> ProviderReply:
-        data = resp.json()
-        if "prompt_eval_count" in data or "eval_count" in data:
-            usage = Usage(
-                prompt_tokens=int(data.get("prompt_eval_count") or 0),
-                completion_tokens=int(data.get("eval_count") or 0),
-            )
+        data = OllamaReply.model_validate(resp.json())
+        if {"prompt_eval_count", "eval_count"} & data.model_fields_set:
+            usage = Usage(prompt_tokens=data.prompt_eval_count, completion_tokens=data.eval_count)
         else:
             usage = Usage(estimated=True)
         return ProviderReply(
-            text=data["message"]["content"] or "",
-            finish_reason=self.finish(data.get("done_reason")),
+            text=data.message.content or "",
+            finish_reason=self.finish(data.done_reason),
             usage=usage,
-            model=data.get("model"),
+            model=data.model,
         )
+
+
+class LocalAdapter(OpenAIAdapter):
+    """An OpenAI-compatible local server; `providers.local.dialect: ollama` picks Ollama's."""
+
+    name: ClassVar[str] = LLMProvider.LOCAL
+    env_keys: ClassVar[tuple[str, ...]] = ("LOCAL_LLM_API_KEY",)  # optional
+    default_base_url: ClassVar[str] = "http://localhost:8000/v1"
+    genai_prices_id: ClassVar[str | None] = None  # your own hardware: no price
+    simulator_dialect: ClassVar[str] = "local"
+    dialect: ClassVar[str | None] = "openai"
+    variants: ClassVar[tuple[type[ProviderAdapter], ...]] = (OllamaAdapter,)
+    requires_key: ClassVar[bool] = False
+    max_tokens_field: ClassVar[str] = "max_tokens"  # what vLLM and llama.cpp read

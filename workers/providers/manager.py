@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from core.config_file import load_config, with_env_keys
 from core.errors import (
     AuthFailed,
     BadRequest,
@@ -37,8 +36,9 @@ from core.errors import (
 from schemas.config import LLMConfig, LLMModelConfig, LLMProvider, ProviderSettings
 from schemas.job import ChatMessage
 from workers.pricing import Price, cost, price_for
-from workers.providers import REGISTRY, build_adapter, has_credentials
+from workers.providers import REGISTRY, build_adapter, env_names, has_credentials
 from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest
+from workers.providers.config import load_config, with_env_keys
 from workers.providers.http import make_client
 from workers.retry import backoff_s
 
@@ -91,7 +91,7 @@ class LLMProviderManager:
         self._lock = threading.Lock()
         self._adapters: dict[str, ProviderAdapter] = {}
         self._prices: dict[str, Price | None] = {}
-        self._stats = {p: _ProviderStats() for p in LLMProvider}
+        self._stats = {p: _ProviderStats() for p in REGISTRY}
 
     def close(self) -> None:
         if self._owns_client:
@@ -190,7 +190,7 @@ class LLMProviderManager:
         if not deployments:
             status, message = "unconfigured", "no model uses this provider"
         elif not key_present:
-            names = " or ".join(_env_names(provider)) or "an api_key"
+            names = " or ".join(env_names(provider)) or "an api_key"
             status, message = "no_key", f"no API key: set {names}"
         elif failed_last:
             status, message = "error", last_error or "last call failed"
@@ -368,13 +368,8 @@ def _chat_messages(
     return tuple(out)
 
 
-def _env_names(provider: LLMProvider) -> list[str]:
-    env_key = REGISTRY[provider].env_key
-    return [env_key] if env_key else []
-
-
 def _no_key(deployment: LLMModelConfig) -> AuthFailed:
-    names = " or ".join(_env_names(deployment.provider)) or "an api_key"
+    names = " or ".join(env_names(deployment.provider)) or "an api_key"
     return AuthFailed(
         f"{deployment.deployment_id}: no API key (set {names}, or api_key in llm_config.yaml)",
         provider=deployment.provider.value,

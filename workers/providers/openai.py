@@ -13,11 +13,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
+from pydantic import Field
 
 from schemas.config import LLMProvider
 from schemas.job import Usage
 from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest, RateLimitInfo
 from workers.providers.http import go_duration_s, header_int
+from workers.providers.wire import Count, Meta, Tokens, WireModel
 
 
 def openai_messages(req: ProviderRequest) -> list[dict[str, str]]:
@@ -52,22 +54,45 @@ def message_text(content: Any) -> str:
     raise TypeError(f"message.content is {type(content).__name__}")
 
 
-def openai_usage(data: dict[str, Any]) -> Usage:
-    usage = data.get("usage")
+class OpenAIUsage(WireModel):
+    prompt_tokens: Tokens
+    completion_tokens: Count = 0
+
+
+class OpenAIMessage(WireModel):
+    content: Any = None  # see message_text
+
+
+class OpenAIChoice(WireModel):
+    message: OpenAIMessage
+    finish_reason: Any = None
+
+
+class ChatCompletion(WireModel):
+    """The parts of a `chat.completion` llmq reads."""
+
+    choices: list[OpenAIChoice] = Field(min_length=1)
+    usage: Any = None
+    id: Meta = None
+    model: Meta = None
+
+
+def openai_usage(usage: Any) -> Usage:
+    """Usage from the reply's `usage` object; estimated when absent or without prompt_tokens."""
     if not isinstance(usage, dict) or "prompt_tokens" not in usage:
         return Usage(estimated=True)
-    return Usage(
-        prompt_tokens=int(usage["prompt_tokens"]),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-    )
+    counts = OpenAIUsage.model_validate(usage)
+    return Usage(prompt_tokens=counts.prompt_tokens, completion_tokens=counts.completion_tokens)
 
 
 class OpenAIAdapter(ProviderAdapter):
     """api.openai.com; subclasses reuse the body and reply for compatible servers."""
 
-    name: ClassVar[LLMProvider] = LLMProvider.OPENAI
-    env_key: ClassVar[str | None] = "OPENAI_API_KEY"
+    name: ClassVar[str] = LLMProvider.OPENAI
+    env_keys: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
+    genai_prices_id: ClassVar[str | None] = "openai"
+    simulator_dialect: ClassVar[str] = "openai"
     # `max_tokens` is deprecated by OpenAI and rejected by o-series models.
     max_tokens_field: ClassVar[str] = "max_completion_tokens"
 
@@ -95,14 +120,14 @@ class OpenAIAdapter(ProviderAdapter):
         return self.post(self.url, self.build_body(req))
 
     def parse_reply(self, resp: httpx.Response) -> ProviderReply:
-        data = resp.json()
-        choice = data["choices"][0]
+        data = ChatCompletion.model_validate(resp.json())
+        choice = data.choices[0]
         return ProviderReply(
-            text=message_text(choice["message"].get("content")),
-            finish_reason=self.finish(choice.get("finish_reason")),
-            usage=openai_usage(data),
-            request_id=self.request_id(resp) or data.get("id"),
-            model=data.get("model"),
+            text=message_text(choice.message.content),
+            finish_reason=self.finish(choice.finish_reason),
+            usage=openai_usage(data.usage),
+            request_id=self.request_id(resp) or data.id,
+            model=data.model,
             rate_limits=self.rate_limits(resp.headers),
         )
 
