@@ -46,7 +46,8 @@ from typing import Any, Literal
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.ledger import nightly_repo, quota_repo
+from core.ledger import nightly_repo
+from core.ledger import quota_limits_repo as quota_repo  # get/set_limits moved there
 from core.ledger.db import session_scope
 from schemas.config import LLMConfig
 from schemas.job import ErrorKind

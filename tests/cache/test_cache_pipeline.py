@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import cache_key as cache
-from core.ledger import batches_repo, quota_repo
+from core.ledger import batches_repo, quota_limits_repo
 from core.ledger.batches_repo import NewBatch
 from core.ledger.db import session_scope
 from core.ledger.models import Attempt, BudgetWindow, Job
@@ -69,7 +69,7 @@ def test_hit_makes_no_call_and_needs_no_quota_room(make_runtime, sim) -> None:  
     assert run_job(first, rt, now()) == Outcome("succeeded")
     spent = day_window(rt)
     with session_scope(rt.sessions) as s:  # no room left at all today
-        quota_repo.set_limits(s, "default", "day", spent.spent_usd, None, now())
+        quota_limits_repo.set_limits(s, "default", "day", spent.spent_usd, None, now())
 
     [again, other] = submit(rt, ["What is 2+2?", "Something new"])
     assert run_job(again, rt, now()) == Outcome("succeeded")

@@ -171,8 +171,8 @@ def jobs_by_state(conn: Connection) -> dict[str, int]:
 
 def quota_uses(conn: Connection, now: datetime) -> list[QuotaUse]:
     """Every known tenant's current day and month window, as `llmq quota show` reports them
-    (quota_repo's read; a window's own limits are what reservations check)."""
-    from core.ledger.quota_repo import quota_report
+    (quota_report_repo's read; a window's own limits are what reservations check)."""
+    from core.ledger.quota_report_repo import quota_report
 
     with Session(bind=conn) as session:
         reports = quota_report(session, None, now)
