@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import cache_key as cache
-from core.ledger import batches_repo, nightly_repo
+from core.ledger import batch_submit_repo as batches_repo  # submit's half moved there
+from core.ledger import nightly_repo
 from core.ledger.db import session_scope
 
 if TYPE_CHECKING:
