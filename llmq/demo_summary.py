@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from core.ledger.batches_repo import BatchStatus
+    from core.ledger.batch_reads_repo import BatchStatus
     from core.ledger.usage_repo import UsageRow
 
 
@@ -37,7 +37,7 @@ class Report:
 def report_json(report: Report) -> dict[str, Any]:
     """The `--json` summary: the batch status (as `llmq status --json`) plus this run's
     attempts by provider and model, the simulator's counts, and where everything is."""
-    from core.ledger.batches_repo import money_str
+    from core.money import money_str
 
     counts = ("attempts", "succeeded", "failed", "cache_hits", "prompt_tokens", "completion_tokens")
     by_provider_model = [
@@ -101,7 +101,7 @@ def _states_table(st: BatchStatus) -> Any:
 def _usage_table(rows: list[UsageRow]) -> Any:
     from rich.table import Table
 
-    from core.ledger.batches_repo import money_str
+    from core.money import money_str
 
     table = Table(
         "provider", "model", "attempts", "ok", "failed", "tokens in/out", "cost USD",
@@ -121,7 +121,7 @@ def _usage_table(rows: list[UsageRow]) -> Any:
 
 
 def _totals_line(report: Report) -> str:
-    from core.ledger.batches_repo import money_str
+    from core.money import money_str
 
     st = report.status
     attempts = sum(r.attempts for r in report.usage)

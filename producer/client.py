@@ -2,7 +2,7 @@
 
 Owns: `Client`, the one object the CLI, tests and other programs use to talk to the ledger and
 the broker as a producer. Must not: import provider code or write SQL (the ledger's
-`batches_repo` does); it never calls an LLM.
+`batch_*_repo` modules do); it never calls an LLM.
 
 Example::
 
@@ -33,9 +33,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import cache_key as cache
 from core import jsonl
-from core.ledger import batches_repo
-from core.ledger.batches_repo import BatchStatus, CancelResult, JobTimeline, NewBatch
+from core.ledger import batch_control_repo, batch_reads_repo
+from core.ledger.batch_control_repo import CancelResult
+from core.ledger.batch_reads_repo import BatchStatus, JobTimeline
+from core.ledger.batch_submit_repo import NewBatch
 from core.ledger.db import make_engine, make_sessionmaker, session_scope
+from core.money import USD_QUANTUM
 from producer.submit import EnqueueFailed, SubmitResult, publish_or_mark, store_and_enqueue
 from schemas.config import LLMConfig
 from schemas.job import JobSpec
@@ -191,7 +194,7 @@ class Client:
     def find_batch(self, batch_id: uuid.UUID | str) -> uuid.UUID:
         """Resolve a full batch id or a unique prefix of one. Raises NotFound."""
         with session_scope(self.sessions) as session:
-            found = batches_repo.find_batch_id(session, str(batch_id))
+            found = batch_reads_repo.find_batch_id(session, str(batch_id))
         if found is None:
             raise NotFound(f"no batch matches {str(batch_id)!r}")
         return found
@@ -200,7 +203,7 @@ class Client:
         """Counts by state, tokens, cost, per-provider figures and cache savings."""
         bid = self.find_batch(batch_id)
         with session_scope(self.sessions) as session:
-            status = batches_repo.batch_status(session, bid)
+            status = batch_reads_repo.batch_status(session, bid)
         if status is None:
             raise NotFound(f"no batch {bid}")
         return status
@@ -213,7 +216,7 @@ class Client:
         "error"}`` (see README / `llmq results`)."""
         bid = self.find_batch(batch_id)
         with session_scope(self.sessions) as session:
-            yield from batches_repo.iter_results(session, bid, chunk)
+            yield from batch_reads_repo.iter_results(session, bid, chunk)
 
     def job(self, job_id: uuid.UUID | str) -> JobTimeline:
         """One job and its attempts in order (`llmq job`). Raises NotFound."""
@@ -222,7 +225,7 @@ class Client:
         except ValueError as exc:
             raise NotFound(f"{str(job_id)!r} is not a job id") from exc
         with session_scope(self.sessions) as session:
-            timeline = batches_repo.job_timeline(session, jid)
+            timeline = batch_reads_repo.job_timeline(session, jid)
         if timeline is None:
             raise NotFound(f"no job {jid}")
         return timeline
@@ -256,7 +259,7 @@ class Client:
         """Queued, deferred and parked jobs become cancelled; running ones finish."""
         bid = self.find_batch(batch_id)
         with session_scope(self.sessions) as session:
-            result = batches_repo.cancel_batch(session, bid, datetime.now(UTC))
+            result = batch_control_repo.cancel_batch(session, bid, datetime.now(UTC))
         if result is None:
             raise NotFound(f"no batch {bid}")
         return result
@@ -268,7 +271,7 @@ class Client:
         """
         bid = self.find_batch(batch_id)
         with session_scope(self.sessions) as session:
-            ids = batches_repo.resume_batch(session, bid, datetime.now(UTC))
+            ids = batch_control_repo.resume_batch(session, bid, datetime.now(UTC))
         if ids is None:
             raise NotFound(f"no batch {bid}")
         if ids:
@@ -289,6 +292,6 @@ def _parse_usd(value: Decimal | str | float | None) -> Decimal | None:
         usd = Decimal(str(value))
     except InvalidOperation as exc:
         raise ValueError(f"max_cost_usd: {value!r} is not a number") from exc
-    if not usd.is_finite() or usd >= Decimal("1e10") or usd.quantize(batches_repo.Q8) <= 0:
+    if not usd.is_finite() or usd >= Decimal("1e10") or usd.quantize(USD_QUANTUM) <= 0:
         raise ValueError(f"max_cost_usd must be a positive amount in USD, got {value}")
-    return usd.quantize(batches_repo.Q8)
+    return usd.quantize(USD_QUANTUM)

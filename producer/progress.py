@@ -19,7 +19,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from core.ledger.batches_repo import BatchStatus, money_str
+from core.ledger.batch_reads_repo import BatchStatus
+from core.money import money_str
 
 
 class BatchProgress:

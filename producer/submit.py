@@ -5,7 +5,7 @@ jobs exist, so the commit comes first; only then are ids published. If publishin
 batch is still stored: the unsent jobs are marked never-sent (`enqueued_at` NULL) and the
 sweeper publishes them (after its `requeue_after_s`) once the broker is back. `EnqueueFailed`
 says exactly that, and the CLI exits 3 rather than 0 so scripts notice.
-Must not: write SQL itself (core.ledger.batches_repo does) or import provider code.
+Must not: write SQL itself (core.ledger.batch_submit_repo does) or import provider code.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.ledger import batches_repo
-from core.ledger.batches_repo import NewBatch
+from core.ledger import batch_submit_repo
+from core.ledger.batch_submit_repo import NewBatch
 from core.ledger.db import session_scope
 from core.publish import EnqueueError, enqueue_job_ids
 from schemas.job import JobSpec, JobState
@@ -69,7 +69,7 @@ def store_and_enqueue(
     now = now or datetime.now(UTC)
     t0 = time.perf_counter()
     with session_scope(sessions) as session:
-        batch_id, job_ids = batches_repo.insert_batch_with_jobs(
+        batch_id, job_ids = batch_submit_repo.insert_batch_with_jobs(
             session, batch, specs, now, cache_keys
         )
     t1 = time.perf_counter()
@@ -94,7 +94,7 @@ def publish_or_mark(
         unsent = list(job_ids[exc.sent :])
         try:
             with session_scope(sessions) as session:
-                batches_repo.clear_enqueued(session, batch_id, unsent)
+                batch_submit_repo.clear_enqueued(session, batch_id, unsent)
         except Exception:  # noqa: BLE001 - the sweeper's age rule still catches them later
             log.warning("could not mark %d unsent jobs of batch %s", len(unsent), batch_id)
         raise EnqueueFailed(batch_id, len(job_ids), exc.sent, exc) from exc

@@ -26,11 +26,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from core import quota
 from core.ledger import cache_repo, jobs_repo, quota_repo
 from core.ledger.db import session_scope
 from core.ledger.jobs_repo import AttemptStart, ClaimedJob
 from schemas.job import ChatMessage, ErrorKind, ErrorRecord
+from workers import quota
 from workers.attempt import NOOP, Clock, Job, Outcome, Slot, call_and_finish
 from workers.routing.health import HealthSnapshot
 from workers.routing.select import Candidate, RouteRequest, rank_candidates

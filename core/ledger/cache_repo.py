@@ -1,19 +1,20 @@
 """The response cache's ledger half: find a fresh answer for a key, and record a hit.
 
 Owns: `lookup` (ONE query: the newest job with that cache key that succeeded through a
-provider call within the TTL, joined to the attempt that produced it) and `record_hit` (the
-job succeeds with the entry's result, fenced like every finishing write in `jobs_repo`, and
-one attempt row with outcome `cache_hit`: cost 0, 0 tokens billed, the original call's cost
-and tokens noted as saved). Must not: open or commit transactions (the caller passes a session
-inside `session_scope`), decide whether a job is cacheable (`core.cache_key` did, at submit),
-or touch quota windows: a hit reserves and spends nothing.
+provider call within the TTL, joined to the attempt that produced it) and `record_hit`, which
+hands the entry to `jobs_repo.complete_job_from_cache` (the job succeeds with the entry's
+result under the job fence, and one attempt row with outcome `cache_hit`: cost 0, 0 tokens
+billed, the original call's cost and tokens noted as saved). Must not: write `jobs` or
+`attempts` itself (`jobs_repo` owns those writes), open or commit transactions (the caller
+passes a session inside `session_scope`), decide whether a job is cacheable (`core.cache_key`
+did, at submit), or touch quota windows: a hit reserves and spends nothing.
 
 What an entry is: a job row with a `cache_key` whose own answer came from a provider, i.e. its
 winning attempt (attempt_no = jobs.attempts) has outcome `succeeded`. A job answered from the
 cache is therefore never an entry itself, so an entry expires `ttl_s` after the call that made
 it, however often it is reused. Failed jobs are never entries (only `succeeded` ones match).
 
-Works on Postgres and on SQLite (the embedded mode): plain UPDATE and INSERT, no dialect SQL.
+Works on Postgres and on SQLite (the embedded mode): a plain SELECT, no dialect SQL.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from core.ledger.jobs_repo import ClaimedJob
+from core.ledger import jobs_repo
+from core.ledger.jobs_repo import CacheHit, ClaimedJob
 from core.ledger.models import Attempt, Job
 from schemas.job import AttemptOutcome, JobState
 
@@ -113,55 +115,22 @@ def record_hit(
 ) -> bool:
     """Finish the claimed job with the entry's answer, if the claim still holds it.
 
-    The job: succeeded, result = the entry's result, provider and served model as the entry's,
-    0 tokens and cost 0 (nothing was billed for it). The attempt row (number = the claim's):
-    outcome cache_hit, the entry's provider, model and deployment (so per-deployment reports
-    count the hit where the answer came from), cost 0, 0 tokens, nothing reserved, saved_usd
-    and saved_tokens = the original call's, cached_from = the entry's job. Returns False (and
-    writes nothing) when the claim was superseded.
+    Written by `jobs_repo.complete_job_from_cache` under the same fence as every finishing
+    write: the job succeeds with the entry's result, provider and served model, 0 tokens and
+    cost 0; its attempt row (outcome cache_hit) names the entry's provider, model and deployment
+    (so per-deployment reports count the hit where the answer came from), with the original
+    call's cost and tokens as saved and cached_from = the entry's job. Returns False (and writes
+    nothing) when the claim was superseded.
     """
-    fenced = update(_jobs).where(
-        _jobs.c.id == claim.id,
-        _jobs.c.attempts == claim.attempt_no,
-        _jobs.c.state == JobState.RUNNING.value,
+    hit = CacheHit(
+        source_job_id=entry.job_id,
+        result=entry.result,
+        provider=entry.provider,
+        served_model=entry.served_model,
+        deployment=entry.deployment,
+        model=entry.attempt_model,
+        saved_usd=entry.cost_usd,
+        saved_tokens=entry.prompt_tokens + entry.completion_tokens,
+        latency_ms=latency_ms,
     )
-    won = session.execute(
-        fenced.values(
-            state=JobState.SUCCEEDED.value,
-            result=entry.result,
-            error=None,
-            provider=entry.provider,
-            served_model=entry.served_model,
-            prompt_tokens=0,
-            completion_tokens=0,
-            cost_usd=Decimal(0),
-            lease_until=None,
-            finished_at=now,
-        )
-    )
-    if won.rowcount != 1:
-        return False
-    # The UPDATE above holds the job's row lock until commit, so this insert cannot race a
-    # newer claim of the same job.
-    session.execute(
-        insert(_attempts).values(
-            job_id=claim.id,
-            attempt_no=claim.attempt_no,
-            provider=entry.provider,
-            model=entry.attempt_model,
-            deployment=entry.deployment,
-            outcome=AttemptOutcome.CACHE_HIT.value,
-            started_at=now,
-            latency_ms=latency_ms,
-            waited_ms=claim.waited_ms,
-            prompt_tokens=0,
-            completion_tokens=0,
-            cost_usd=Decimal(0),
-            reserved_usd=Decimal(0),
-            reserved_tokens=0,
-            saved_usd=entry.cost_usd,
-            saved_tokens=entry.prompt_tokens + entry.completion_tokens,
-            cached_from=entry.job_id,
-        )
-    )
-    return True
+    return jobs_repo.complete_job_from_cache(session, claim, hit, now)

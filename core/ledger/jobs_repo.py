@@ -1,7 +1,10 @@
-"""The job and attempt state changes a worker makes: claim, start, finish, requeue, park, fail.
+"""The job and attempt state changes a worker makes: claim, start, finish, requeue, park, fail,
+and finish from the response cache.
 
-Owns: every write to `jobs` and `attempts` on the worker side, each one statement, fenced by
-the job's attempt counter. Must not: open or commit transactions (the caller passes a session
+Owns: every write to `jobs` and `attempts` on the worker side (the cache's hit included:
+`cache_repo` finds the answer, this module writes it), each one statement, fenced by the job's
+attempt counter. The statements themselves are built once in `job_statements`; this module
+binds their parameters. Must not: open or commit transactions (the caller passes a session
 inside `session_scope` and groups statements into one transaction), decide anything (routing,
 retry and quota decisions arrive as values), or touch quota windows (`quota_repo` does).
 
@@ -11,10 +14,8 @@ was superseded (its lease expired and another worker claimed the job) therefore 
 nothing on the job; its attempt row still records what the provider billed.
 
 Times are the caller's `now` (the worker's process clock, UTC); nothing here reads a clock.
-
-Why Core statements built once and run on `session.connection()` (issue 10): these run on every
-job, and building the statement tree plus the ORM execute path cost more CPU than the SQL; each
-statement is built once with bind parameters (SQLAlchemy's compiled cache then hits too).
+Statements run on `session.connection()`: the ORM execute path costs more CPU than the SQL
+(issue 10).
 """
 
 from __future__ import annotations
@@ -23,29 +24,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Table,
-    and_,
-    bindparam,
-    case,
-    exists,
-    insert,
-    or_,
-    select,
-    update,
-)
 from sqlalchemy.orm import Session
 
-from core.ledger.models import Attempt, Batch, Job
-from schemas.job import AttemptOutcome, BatchState, Completion, ErrorRecord, JobState
-
-_jobs = Job.__table__
-_attempts = Attempt.__table__
-_batches = Batch.__table__
+from core.ledger import job_statements
+from schemas.job import AttemptOutcome, Completion, ErrorRecord
 
 # A countdown message may reach a worker whose clock runs slightly ahead of the one that set
 # `not_before`; admitting it this early avoids dropping the message and waiting for the
@@ -114,73 +98,8 @@ class AttemptClose:
     request_id: str | None = None
 
 
-def _bind(table: Table, column: str) -> Any:
-    """A bind parameter `b_<column>` typed like the column (UPDATE reserves bare column names)."""
-    return bindparam(f"b_{column}", type_=table.c[column].type)
-
-
-def _unless_cancelled(state: JobState) -> Any:
-    """`state`, or `cancelled` when the job's batch was cancelled while it was running: a
-    cancel leaves running jobs to finish, so their retries and parking must not revive them."""
-    batch_cancelled = exists().where(
-        _batches.c.id == _jobs.c.batch_id, _batches.c.state == BatchState.CANCELLED.value
-    )
-    return case((batch_cancelled, JobState.CANCELLED.value), else_=state.value)
-
-
-# Parameters: b_id, b_attempts (the claim's attempt number).
-_FENCE: ColumnElement[bool] = and_(
-    _jobs.c.id == _bind(_jobs, "id"),
-    _jobs.c.attempts == _bind(_jobs, "attempts"),
-    _jobs.c.state == JobState.RUNNING.value,
-)
-
-
 def _fence_params(job: ClaimedJob) -> dict[str, Any]:
     return {"b_id": job.id, "b_attempts": job.attempt_no}
-
-
-_CLAIM = (
-    update(_jobs)
-    .where(
-        _jobs.c.id == _bind(_jobs, "id"),
-        or_(
-            and_(
-                _jobs.c.state == JobState.QUEUED.value,
-                or_(
-                    _jobs.c.not_before.is_(None),
-                    _jobs.c.not_before <= bindparam("b_due", type_=_jobs.c.not_before.type),
-                ),
-            ),
-            and_(
-                _jobs.c.state == JobState.RUNNING.value,
-                _jobs.c.lease_until < bindparam("b_now", type_=_jobs.c.lease_until.type),
-            ),
-        ),
-    )
-    .values(
-        state=JobState.RUNNING.value,
-        attempts=_jobs.c.attempts + 1,
-        lease_until=_bind(_jobs, "lease_until"),
-        not_before=None,
-    )
-    .returning(
-        _jobs.c.id,
-        _jobs.c.batch_id,
-        _jobs.c.tenant,
-        _jobs.c.model,
-        _jobs.c.spec,
-        _jobs.c.attempts,
-        _jobs.c.routing_state,
-        _jobs.c.cache_key,
-        # A subquery, not UPDATE ... FROM batches: SQLite (embedded mode) refuses
-        # RETURNING columns of a FROM table; both databases accept this form.
-        select(_batches.c.max_cost_usd)
-        .where(_batches.c.id == _jobs.c.batch_id)
-        .scalar_subquery()
-        .label("max_cost_usd"),
-    )
-)
 
 
 def claim_job(
@@ -198,7 +117,7 @@ def claim_job(
         "b_now": now,
         "b_lease_until": now + timedelta(seconds=lease_s),
     }
-    row = session.connection().execute(_CLAIM, params).one_or_none()
+    row = session.connection().execute(job_statements.CLAIM, params).one_or_none()
     if row is None:
         return None
     return ClaimedJob(
@@ -230,35 +149,9 @@ def start_attempt(session: Session, job: ClaimedJob, start: AttemptStart) -> boo
         "a_reserved_tokens": start.reserved_tokens,
         "a_reserved_usd": start.reserved_usd,
     }
-    return session.connection().execute(_START_ATTEMPT, params).one_or_none() is not None
-
-
-_START_COLS = (
-    "provider",
-    "model",
-    "deployment",
-    "started_at",
-    "waited_ms",
-    "reserved_tokens",
-    "reserved_usd",
-)
-# INSERT ... SELECT over the fenced job row; parameters: the fence and a_<column> for each of
-# _START_COLS. job_id and attempt_no come from the job row the fence matched.
-_START_ATTEMPT = (
-    insert(_attempts)
-    .from_select(
-        ["job_id", "attempt_no", "outcome", "prompt_tokens", "completion_tokens", *_START_COLS],
-        select(
-            _jobs.c.id,
-            _jobs.c.attempts,
-            bindparam("a_outcome", AttemptOutcome.STARTED.value, type_=_attempts.c.outcome.type),
-            bindparam("a_zero_p", 0, type_=_attempts.c.prompt_tokens.type),
-            bindparam("a_zero_c", 0, type_=_attempts.c.completion_tokens.type),
-            *(bindparam(f"a_{c}", type_=_attempts.c[c].type) for c in _START_COLS),
-        ).where(_FENCE),
+    return (
+        session.connection().execute(job_statements.START_ATTEMPT, params).one_or_none() is not None
     )
-    .returning(_attempts.c.attempt_no)
-)
 
 
 def close_attempt(
@@ -287,35 +180,10 @@ def close_attempt(
     conn = session.connection()
     # Normally one statement: the row is still "started". Only an attempt the sweeper gave
     # up ("lost", rare) takes the second; which one matched decides how the caller settles.
-    for previous, stmt in _CLOSE_ATTEMPT:
+    for previous, stmt in job_statements.CLOSE_ATTEMPT:
         if conn.execute(stmt, {**params, "b_previous": previous}).rowcount == 1:
             return previous
     return None
-
-
-_CLOSE_VALUES = (
-    "latency_ms",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "http_status",
-    "error_kind",
-    "error_message",
-    "request_id",
-)
-_CLOSE = (
-    update(_attempts)
-    .where(
-        _attempts.c.job_id == _bind(_attempts, "job_id"),
-        _attempts.c.attempt_no == _bind(_attempts, "attempt_no"),
-        _attempts.c.outcome == bindparam("b_previous", type_=_attempts.c.outcome.type),
-    )
-    .values(
-        outcome=_bind(_attempts, "outcome"),
-        **{c: _bind(_attempts, c) for c in _CLOSE_VALUES},
-    )
-)
-_CLOSE_ATTEMPT = tuple((p.value, _CLOSE) for p in (AttemptOutcome.STARTED, AttemptOutcome.LOST))
 
 
 def complete_job(session: Session, job: ClaimedJob, completion: Completion, now: datetime) -> bool:
@@ -333,29 +201,64 @@ def complete_job(session: Session, job: ClaimedJob, completion: Completion, now:
         "b_finished_at": now,
         "b_routing_state": _routing_state(job, wait_ms=0),
     }
-    return session.connection().execute(_COMPLETE, params).rowcount == 1
+    return session.connection().execute(job_statements.COMPLETE, params).rowcount == 1
 
 
-_COMPLETE_VALUES = (
-    "result",
-    "provider",
-    "served_model",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "finished_at",
-    "routing_state",
-)
-_COMPLETE = (
-    update(_jobs)
-    .where(_FENCE)
-    .values(
-        state=JobState.SUCCEEDED.value,
-        error=None,
-        lease_until=None,
-        **{c: _bind(_jobs, c) for c in _COMPLETE_VALUES},
-    )
-)
+@dataclass(frozen=True, slots=True)
+class CacheHit:
+    """An answer reused from another job, as the job row and its `cache_hit` attempt get it."""
+
+    source_job_id: uuid.UUID  # attempts.cached_from
+    result: dict[str, Any]  # the source job's result, stored as this job's
+    provider: str
+    served_model: str | None  # the provider's model id that answered
+    deployment: str  # the source call's, so per-deployment reports count the hit there
+    model: str  # attempts.model of the source call
+    saved_usd: Decimal | None  # the source call's cost; None = its price was unknown
+    saved_tokens: int  # the source call's prompt + completion tokens
+    latency_ms: int  # lookup to answer
+
+
+def complete_job_from_cache(
+    session: Session, job: ClaimedJob, hit: CacheHit, now: datetime
+) -> bool:
+    """Finish the claimed job with a reused answer, if the claim still holds it.
+
+    The job: succeeded, result, provider and served model as the hit's, 0 tokens and cost 0
+    (nothing was billed for it). The attempt row (number = the claim's): outcome cache_hit,
+    cost 0, 0 tokens, nothing reserved, the source call's cost and tokens as saved. Returns
+    False (and writes nothing) when the claim was superseded.
+    """
+    params = {
+        **_fence_params(job),
+        "b_result": hit.result,
+        "b_provider": hit.provider,
+        "b_served_model": hit.served_model,
+        "b_prompt_tokens": 0,
+        "b_completion_tokens": 0,
+        "b_cost_usd": Decimal(0),
+        "b_finished_at": now,
+    }
+    conn = session.connection()
+    if conn.execute(job_statements.COMPLETE_FROM_CACHE, params).rowcount != 1:
+        return False
+    # The UPDATE above holds the job's row lock until commit, so this insert cannot race a
+    # newer claim of the same job.
+    attempt = {
+        "job_id": job.id,
+        "attempt_no": job.attempt_no,
+        "provider": hit.provider,
+        "model": hit.model,
+        "deployment": hit.deployment,
+        "started_at": now,
+        "latency_ms": hit.latency_ms,
+        "waited_ms": job.waited_ms,
+        "saved_usd": hit.saved_usd,
+        "saved_tokens": hit.saved_tokens,
+        "cached_from": hit.source_job_id,
+    }
+    conn.execute(job_statements.CACHE_HIT_ATTEMPT, {f"a_{k}": v for k, v in attempt.items()})
+    return True
 
 
 def fail_job(
@@ -378,21 +281,7 @@ def fail_job(
         "b_finished_at": now,
         "b_routing_state": _routing_state(job, wait_ms=0, excluded=excluded),
     }
-    return session.connection().execute(_fail_stmt(undo_claim), params).rowcount == 1
-
-
-@cache
-def _fail_stmt(undo_claim: bool) -> Any:
-    values: dict[str, Any] = {
-        "state": JobState.FAILED.value,
-        "error": _bind(_jobs, "error"),
-        "lease_until": None,
-        "finished_at": _bind(_jobs, "finished_at"),
-        "routing_state": _bind(_jobs, "routing_state"),
-    }
-    if undo_claim:
-        values["attempts"] = _jobs.c.attempts - 1
-    return update(_jobs).where(_FENCE).values(**values)
+    return session.connection().execute(job_statements.fail_stmt(undo_claim), params).rowcount == 1
 
 
 def requeue_job(
@@ -418,23 +307,8 @@ def requeue_job(
         "b_routing_state": _routing_state(job, wait_ms=wait_ms, excluded=excluded),
         "b_enqueued_at": message_due,
     }
-    stmt = _requeue_stmt(undo_claim, message_due is not None)
+    stmt = job_statements.requeue_stmt(undo_claim, message_due is not None)
     return session.connection().execute(stmt, params).rowcount == 1
-
-
-@cache
-def _requeue_stmt(undo_claim: bool, set_enqueued: bool) -> Any:
-    values: dict[str, Any] = {
-        "state": _unless_cancelled(JobState.QUEUED),
-        "not_before": _bind(_jobs, "not_before"),
-        "lease_until": None,
-        "routing_state": _bind(_jobs, "routing_state"),
-    }
-    if undo_claim:
-        values["attempts"] = _jobs.c.attempts - 1
-    if set_enqueued:
-        values["enqueued_at"] = _bind(_jobs, "enqueued_at")
-    return update(_jobs).where(_FENCE).values(**values)
 
 
 def park_job(session: Session, job: ClaimedJob, error: ErrorRecord, retry_at: datetime) -> bool:
@@ -448,21 +322,7 @@ def park_job(session: Session, job: ClaimedJob, error: ErrorRecord, retry_at: da
         "b_not_before": retry_at,
         "b_routing_state": _routing_state(job, wait_ms=0),
     }
-    return session.connection().execute(_PARK, params).rowcount == 1
-
-
-_PARK = (
-    update(_jobs)
-    .where(_FENCE)
-    .values(
-        state=_unless_cancelled(JobState.QUOTA_EXCEEDED),
-        error=_bind(_jobs, "error"),
-        not_before=_bind(_jobs, "not_before"),
-        lease_until=None,
-        attempts=_jobs.c.attempts - 1,
-        routing_state=_bind(_jobs, "routing_state"),
-    )
-)
+    return session.connection().execute(job_statements.PARK, params).rowcount == 1
 
 
 def _routing_state(

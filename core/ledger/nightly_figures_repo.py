@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.ledger.models import Attempt, Batch, InboxFile, Job, NightlyRunJob
+from core.money import as_decimal
 from schemas.job import JobState
 
 _jobs = Job.__table__
@@ -76,11 +77,6 @@ class RunFigures:
     inbox: Sequence[InboxEntry] = field(default_factory=list)
 
 
-def _dec(value: Any) -> Decimal:
-    """SQLite hands sums back as floats; go through str so no binary noise creeps in."""
-    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
-
-
 def run_figures(session: Session, run_id: int, since: datetime) -> RunFigures:
     """The report's figures for the run's jobs. Tokens and cost: their attempts started at or
     after `since` (the run's start), with `llmq usage`'s definitions."""
@@ -131,7 +127,9 @@ def _usage(session: Session, linked: Any, since: datetime) -> list[UsageFigures]
         .order_by(a.provider, a.model)
     )
     return [
-        UsageFigures(p, m, int(n), int(ok), int(bad), int(hit), int(pt), int(ct), _dec(c), int(u))
+        UsageFigures(
+            p, m, int(n), int(ok), int(bad), int(hit), int(pt), int(ct), as_decimal(c or 0), int(u)
+        )
         for p, m, n, ok, bad, hit, pt, ct, c, u in session.execute(stmt)
     ]
 
@@ -177,7 +175,7 @@ def _costliest(session: Session, linked: Any, since: datetime, limit: int = 10) 
         .limit(limit)
     )
     return [
-        JobCost(str(j), str(b), cid, m, p, s, int(pt), int(ct), _dec(c))
+        JobCost(str(j), str(b), cid, m, p, s, int(pt), int(ct), as_decimal(c or 0))
         for j, b, cid, m, p, s, pt, ct, c in session.execute(stmt)
     ]
 

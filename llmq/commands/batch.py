@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from core.ledger.batches_repo import BatchStatus, JobTimeline
+    from core.ledger.batch_reads_repo import BatchStatus, JobTimeline
     from producer.client import Client
 
 EXIT_UNFINISHED, EXIT_INPUT, EXIT_NOT_ENQUEUED = 1, 2, 3
@@ -195,7 +195,7 @@ def job(
 def _jsonable(value: Any) -> Any:
     from decimal import Decimal
 
-    from core.ledger.batches_repo import money_str
+    from core.money import money_str
 
     if isinstance(value, Decimal):
         return money_str(value)

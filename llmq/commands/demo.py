@@ -29,7 +29,7 @@ import typer
 from llmq.demo_summary import Report, print_report, report_json
 
 if TYPE_CHECKING:
-    from core.ledger.batches_repo import BatchStatus
+    from core.ledger.batch_reads_repo import BatchStatus
     from producer.client import Client
     from schemas.config import LLMConfig
     from simulator.config import SimConfig

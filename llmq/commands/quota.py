@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from core.money import money_str
 from schemas.settings import load_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from core.ledger.quota_repo import WindowReport
+    from core.ledger.quota_report_repo import WindowReport
     from core.ledger.usage_repo import UsageRow
 
 NO_LIMIT = ("none", "off", "unlimited", "-")
@@ -82,10 +83,6 @@ def _parse_since(text: str, now: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
-def _usd(v: Decimal | None) -> str | None:
-    return None if v is None else f"{v:.8f}"
-
-
 def _when(v: date | datetime | None) -> str | None:
     return None if v is None else v.isoformat()
 
@@ -97,13 +94,13 @@ def _window_json(w: WindowReport) -> dict[str, Any]:
         "period": w.period,
         "window_start": _when(w.window_start),
         "resets_at": _when(w.resets_at),
-        "limit_usd": _usd(w.limit_usd),
+        "limit_usd": money_str(w.limit_usd),
         "limit_tokens": w.limit_tokens,
-        "used_usd": _usd(w.used_usd),
+        "used_usd": money_str(w.used_usd),
         "used_tokens": w.used_tokens,
-        "reserved_usd": _usd(w.reserved_usd),
+        "reserved_usd": money_str(w.reserved_usd),
         "reserved_tokens": w.reserved_tokens,
-        "remaining_usd": _usd(w.remaining_usd),
+        "remaining_usd": money_str(w.remaining_usd),
         "remaining_tokens": w.remaining_tokens,
     }
 
@@ -118,9 +115,9 @@ def _usage_json(r: UsageRow) -> dict[str, Any]:
         "prompt_tokens": r.prompt_tokens,
         "completion_tokens": r.completion_tokens,
         "total_tokens": r.total_tokens,
-        "cost_usd": _usd(r.cost_usd),
+        "cost_usd": money_str(r.cost_usd),
         "unpriced": r.unpriced,
-        "saved_usd": _usd(r.saved_usd),
+        "saved_usd": money_str(r.saved_usd),
     }
 
 
@@ -166,7 +163,7 @@ def quota_set(
     tokens_per_month: Annotated[str | None, typer.Option(help="Tokens per UTC month.")] = None,
 ) -> None:
     """Set a tenant's limits; options not given keep their value. Applies to the current window."""
-    from core.ledger.quota_repo import get_limits, set_limits
+    from core.ledger.quota_limits_repo import get_limits, set_limits
 
     given = {
         "day": (
@@ -202,7 +199,7 @@ def quota_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Limit, used, reserved and remaining for each tenant's current day and month windows."""
-    from core.ledger.quota_repo import quota_report
+    from core.ledger.quota_report_repo import quota_report
 
     now = datetime.now(UTC)
     with _ledger() as session:

@@ -1,7 +1,7 @@
 """`run_job` with the response cache, in-process against the simulator and a Postgres ledger:
 a hit makes no provider call and takes no quota reservation; misses run normally.
 
-Jobs are stored the way submit stores them (`batches_repo.insert_batch_with_jobs` with keys from
+Jobs are stored the way submit stores them (`batch_submit_repo.insert_batch_with_jobs` with keys from
 `core.cache_key.keys_for`); no broker here: the test calls `run_job` as the task would.
 """
 
@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import cache_key as cache
-from core.ledger import batches_repo, quota_repo
-from core.ledger.batches_repo import NewBatch
+from core.ledger import batch_reads_repo, batch_submit_repo, quota_limits_repo
+from core.ledger.batch_submit_repo import NewBatch
 from core.ledger.db import session_scope
 from core.ledger.models import Attempt, BudgetWindow, Job
 from schemas.job import ChatMessage, JobSpec
@@ -44,7 +44,7 @@ def submit(rt, prompts: list[str], use_cache: bool = True, **fields: Any) -> lis
     keys = cache.keys_for(specs, rt.config, use_cache)
     batch = NewBatch(tenant="default", use_cache=use_cache)
     with session_scope(rt.sessions) as s:
-        _, ids = batches_repo.insert_batch_with_jobs(s, batch, specs, now(), keys)
+        _, ids = batch_submit_repo.insert_batch_with_jobs(s, batch, specs, now(), keys)
     return ids
 
 
@@ -69,7 +69,7 @@ def test_hit_makes_no_call_and_needs_no_quota_room(make_runtime, sim) -> None:  
     assert run_job(first, rt, now()) == Outcome("succeeded")
     spent = day_window(rt)
     with session_scope(rt.sessions) as s:  # no room left at all today
-        quota_repo.set_limits(s, "default", "day", spent.spent_usd, None, now())
+        quota_limits_repo.set_limits(s, "default", "day", spent.spent_usd, None, now())
 
     [again, other] = submit(rt, ["What is 2+2?", "Something new"])
     assert run_job(again, rt, now()) == Outcome("succeeded")
@@ -146,7 +146,7 @@ def test_status_counts_hits_and_saved_cost(make_runtime, sim) -> None:  # type: 
         run_job(job_id, rt, now())
     with session_scope(rt.sessions) as s:
         batch_id = s.get_one(Job, ids[0]).batch_id
-        status = batches_repo.batch_status(s, batch_id)
+        status = batch_reads_repo.batch_status(s, batch_id)
     assert status is not None and status.counts["succeeded"] == 2
     assert status.cost_usd == 0 and (status.prompt_tokens, status.completion_tokens) == (0, 0)
     assert status.cache_hits == 2

@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.orm import Session
 
-from core.ledger import quota_repo
+from core.ledger import quota_limits_repo, quota_repo
 from core.ledger.models import Attempt, Batch, Job
 
 NOW = datetime.now(UTC)
@@ -65,6 +65,6 @@ def ledger(engine, clean_db):  # type: ignore[no-untyped-def]
                  cost_usd=D("0.0005")),
             _att(j[5], 2, a, "succeeded", latency_ms=100, prompt_tokens=4, completion_tokens=4),
         ])  # fmt: skip
-        quota_repo.set_limits(s, "acme", "day", D("1.00"), 1000, NOW)
+        quota_limits_repo.set_limits(s, "acme", "day", D("1.00"), 1000, NOW)
         assert quota_repo.reserve(s, "acme", batch, None, 100, D("0.25"), NOW)
     return engine

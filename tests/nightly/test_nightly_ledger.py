@@ -11,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core.ledger import nightly_repo, quota_repo
+from core.ledger import nightly_repo, quota_limits_repo
 from core.ledger.models import Batch, InboxFile, Job
 from nightly.backlog import (
     batch_ids,
@@ -55,7 +55,7 @@ def test_a_run_stopped_mid_way_resumes_without_redoing_finished_phases(ledger_ni
     assert job_states(rig.engine, list(picked)) == {"queued": 5}
     assert tenants(rig.engine, list(picked)) == {"nightly"}
     with Session(rig.engine) as s:
-        assert quota_repo.get_limits(s, "nightly")["day"] == (Decimal("3.5"), None)
+        assert quota_limits_repo.get_limits(s, "nightly")["day"] == (Decimal("3.5"), None)
         assert nightly_repo.get_run(s, "nightly", D1).phase == "parked"
 
     # After the "crash": more work arrives. Ingest and release are done, so these wait.

@@ -9,7 +9,7 @@ from helpers.jobs import seed
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.ledger import batches_repo, jobs_repo
+from core.ledger import batch_control_repo, jobs_repo
 from core.ledger.models import Job
 from schemas.job import ErrorRecord
 
@@ -24,7 +24,7 @@ def test_a_job_running_when_its_batch_is_cancelled_ends_cancelled(
         claim = jobs_repo.claim_job(s, job_id, now, lease_s=60)
     assert claim is not None
     with Session(engine) as s, s.begin():
-        result = batches_repo.cancel_batch(s, batch_id, now)
+        result = batch_control_repo.cancel_batch(s, batch_id, now)
     assert result is not None and result.running == 1
     with Session(engine) as s, s.begin():
         if step == "requeue":

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.errors import InfraError
-from core.ledger import jobs_repo, quota_repo
+from core.ledger import jobs_repo, quota_limits_repo
 from core.ledger.db import session_scope
 from core.ledger.jobs_repo import AttemptStart
 from core.ledger.migrate import upgrade
@@ -299,7 +299,7 @@ def test_quota_exceeded_parks_the_job_until_the_window_resets(make_runtime, sim)
     rt = make_runtime([model("m", "openai", **PRICED)])
     t0 = now()
     with session_scope(rt.sessions) as s:
-        quota_repo.set_limits(s, "default", "day", None, 10, t0)
+        quota_limits_repo.set_limits(s, "default", "day", None, 10, t0)
     _, [jid] = seed(rt.engine, 1, "m")
 
     assert run_job(jid, rt, t0) == Outcome("parked")

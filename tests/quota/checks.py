@@ -19,8 +19,8 @@ from decimal import Decimal
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from core.ledger.budget_window_rows import BATCH_WINDOW_START, batch_scope, tenant_scope
 from core.ledger.models import Attempt, Batch, BudgetWindow, Job
-from core.ledger.quota_repo import BATCH_WINDOW_START, batch_scope, tenant_scope
 from core.quota import window_end, windows
 
 __all__ = ["Totals", "assert_budget_holds", "attempt_totals", "race", "seed_batch"]

@@ -21,11 +21,12 @@ from sqlalchemy.orm import Session
 
 from core.ledger.db import make_engine, make_sessionmaker, session_scope
 from core.ledger.models import Attempt
-from core.ledger.quota_repo import reserve, set_limits, settle
-from core.quota import prompt_token_bound, worst_case
+from core.ledger.quota_limits_repo import set_limits
+from core.ledger.quota_repo import reserve, settle
 from schemas.job import ChatMessage, Usage
 from simulator.textgen import count_prompt_tokens, natural_completion_tokens
 from workers.pricing import Price, cost
+from workers.quota import prompt_token_bound, worst_case
 
 from .checks import assert_budget_holds, race, seed_batch
 

@@ -1,4 +1,5 @@
-"""core.quota: the prompt bound, the worst case, and the UTC windows (pure, table-driven)."""
+"""workers.quota (the prompt bound, the worst case), core.quota (the UTC windows) and
+core.money (rounding up): pure, table-driven."""
 
 from __future__ import annotations
 
@@ -8,17 +9,12 @@ from decimal import Decimal
 import pytest
 
 from core.ledger import quota_repo
-from core.quota import (
-    money_up,
-    next_reset,
-    prompt_token_bound,
-    window_end,
-    windows,
-    worst_case,
-)
+from core.money import money_up
+from core.quota import next_reset, window_end, windows
 from schemas.job import ChatMessage
 from simulator.textgen import count_prompt_tokens
 from workers.pricing import Price
+from workers.quota import prompt_token_bound, worst_case
 
 
 def _user(*texts: str) -> list[ChatMessage]:

@@ -1,4 +1,4 @@
-"""core.ledger.quota_repo on Postgres and SQLite: limits in USD and tokens, day and month
+"""The quota repos (quota_repo, quota_limits_repo, quota_report_repo) on Postgres and SQLite: limits in USD and tokens, day and month
 rollover, per-batch max cost, settle and release, limits changed on a live window."""
 
 from __future__ import annotations
@@ -11,20 +11,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.ledger.budget_window_rows import BATCH_WINDOW_START, batch_scope, tenant_scope
 from core.ledger.db import session_scope
 from core.ledger.models import BudgetWindow, QuotaLimit
-from core.ledger.quota_repo import (
-    BATCH_WINDOW_START,
-    batch_scope,
-    explain_refusal,
-    get_limits,
-    quota_report,
-    release,
-    reserve,
-    set_limits,
-    settle,
-    tenant_scope,
-)
+from core.ledger.quota_limits_repo import get_limits, set_limits
+from core.ledger.quota_repo import explain_refusal, release, reserve, settle
+from core.ledger.quota_report_repo import quota_report
 
 from .checks import seed_batch
 

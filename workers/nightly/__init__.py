@@ -11,7 +11,7 @@ Modules (import each from where it lives; this package re-exports nothing):
   task     the Celery task `llmq.nightly_run` that beat sends, and `send_run` for the CLI.
 
 Must not (any module here): write SQL (core/ledger/nightly_repo.py, nightly_figures_repo.py
-and batches_repo do), process jobs (the normal workers do, from the ids published here), or
+and batch_submit_repo do), process jobs (the normal workers do, from the ids published here), or
 import provider code (`llmq nightly run --now` runs the night in the CLI's process).
 
 Phases, in order; `nightly_runs.phase` names the next one, so a crashed run resumes there:
@@ -32,7 +32,7 @@ between a phase's work and its phase update only repeats what is left of that ph
 
 Budget choice: the run processes everything as the nightly tenant (jobs it picks up are
 re-assigned to that tenant, their previous tenant is kept in `nightly_run_jobs.from_tenant`)
-and `budget_usd` becomes that tenant's *day* limit via `quota_repo.set_limits`, so the usual
+and `budget_usd` becomes that tenant's *day* limit via `quota_limits_repo.set_limits`, so the usual
 reservations stop the run's spend at the budget; what does not fit is parked as
 quota_exceeded and shows in the report. A run that crosses midnight UTC starts a new day
 window. `llmq usage` groups by a job's current tenant: a re-run failed job's earlier attempts

@@ -1,7 +1,7 @@
 """The nightly run's ingest phase: the inbox folder's *.jsonl files -> deferred batches.
 
 Owns: finding inbox files, hashing, validating and recording them, and moving them on to
-processed/ or rejected/. Must not: write SQL (core/ledger/nightly_repo.py and batches_repo
+processed/ or rejected/. Must not: write SQL (core/ledger/nightly_repo.py and batch_submit_repo
 do), decide the order of the run's phases (workers/nightly/run.py does), or import provider
 code.
 
@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 
 from core import cache_key as cache
-from core.ledger import batches_repo, nightly_repo
+from core.ledger import batch_submit_repo, nightly_repo
 from core.ledger.db import session_scope
 from workers.nightly.context import NightlyContext
 
@@ -94,7 +94,7 @@ def ingest_file(ctx: NightlyContext, run: nightly_repo.RunRow, path: Path) -> st
         _move(path, path.parent / REJECTED, errors=exc.render() + "\n")
         return f"rejected ({exc.bad_lines} bad line(s))"
     dest = free_path(path.parent / PROCESSED, path.name)
-    batch = batches_repo.NewBatch(
+    batch = batch_submit_repo.NewBatch(
         tenant=ctx.config.nightly.tenant,
         name=f"nightly {run.run_date} {path.name}"[:200],
         nightly=True,  # deferred: the release phase queues them with the rest
@@ -103,7 +103,7 @@ def ingest_file(ctx: NightlyContext, run: nightly_repo.RunRow, path: Path) -> st
     now = ctx.clock()
     with session_scope(ctx.sessions) as s:
         keys = cache.keys_for(specs, ctx.config)  # issue 11: repeated lines hit the cache
-        batch_id, _ = batches_repo.insert_batch_with_jobs(s, batch, specs, now, keys)
+        batch_id, _ = batch_submit_repo.insert_batch_with_jobs(s, batch, specs, now, keys)
         if known == REJECTED:  # rejected before, valid now (e.g. a model was added)
             nightly_repo.forget_inbox(s, sha)
         nightly_repo.record_inbox(s, sha, path.name, "ingested", batch_id, run.id, now)

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.ledger import nightly_figures_repo, nightly_repo, quota_repo
+from core.ledger import nightly_figures_repo, nightly_repo, quota_limits_repo
 from core.ledger.db import session_scope
 from schemas.job import ErrorKind, JobState
 from workers.nightly.context import NightlyContext
@@ -76,8 +76,8 @@ def _apply_budget(ctx: NightlyContext, now: datetime) -> None:
     if nightly.budget_usd is None:
         return
     with session_scope(ctx.sessions) as s:
-        _, day_tokens = quota_repo.get_limits(s, nightly.tenant)["day"]
-        quota_repo.set_limits(s, nightly.tenant, "day", nightly.budget_usd, day_tokens, now)
+        _, day_tokens = quota_limits_repo.get_limits(s, nightly.tenant)["day"]
+        quota_limits_repo.set_limits(s, nightly.tenant, "day", nightly.budget_usd, day_tokens, now)
 
 
 def release_phase(ctx: NightlyContext, run: nightly_repo.RunRow) -> None:

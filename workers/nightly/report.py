@@ -36,8 +36,8 @@ from decimal import Decimal
 from typing import Any
 
 from core.ledger.nightly_figures_repo import JobCost, RunFigures, UsageFigures
+from core.money import money_str
 
-Q8 = Decimal("0.00000001")
 ZERO = Decimal(0)
 COSTLIEST = 10  # jobs listed in the report
 SOURCES = ("inbox", "deferred", "parked", "retry")
@@ -68,15 +68,10 @@ class RunInfo:
     complete: bool
 
 
-def money(value: Decimal | None) -> str | None:
-    """USD as an exact string with 8 decimals (None stays None)."""
-    return None if value is None else format(value.quantize(Q8), "f")
-
-
 def _usage_dict(rows: Sequence[UsageFigures]) -> dict[str, Any]:
     out: dict[str, Any] = {k: sum(getattr(r, k) for r in rows) for k in USAGE_KEYS}
     out["total_tokens"] = out["prompt_tokens"] + out["completion_tokens"]
-    out["cost_usd"] = money(sum((r.cost_usd for r in rows), ZERO))
+    out["cost_usd"] = money_str(sum((r.cost_usd for r in rows), ZERO))
     out["unpriced"] = sum(r.unpriced for r in rows)
     return out
 
@@ -91,7 +86,7 @@ def _job_dict(j: JobCost) -> dict[str, Any]:
         "state": j.state,
         "prompt_tokens": j.prompt_tokens,
         "completion_tokens": j.completion_tokens,
-        "cost_usd": money(j.cost_usd),
+        "cost_usd": money_str(j.cost_usd),
     }
 
 
@@ -118,7 +113,7 @@ def build_report(
         "name": info.name,
         "run_date": info.run_date.isoformat(),
         "tenant": info.tenant,
-        "budget_usd": money(info.budget_usd),
+        "budget_usd": money_str(info.budget_usd),
         "started_at": info.started_at.isoformat(),
         "finished_at": info.finished_at.isoformat(),
         "duration_s": round((info.finished_at - info.started_at).total_seconds(), 3),
@@ -168,7 +163,7 @@ def compare(current: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str
     delta: dict[str, Any] = {}
     for key in COMPARED:
         if key == "cost_usd":
-            delta[key] = money(Decimal(current[key]) - Decimal(previous[key]))
+            delta[key] = money_str(Decimal(current[key]) - Decimal(previous[key]))
         elif key == "duration_s":
             delta[key] = round(float(current[key]) - float(previous[key]), 3)
         else:

@@ -1,7 +1,8 @@
 """Prometheus metrics computed at scrape time from the ledger and the Redis health store.
 
-Owns: the read-only aggregate queries over `attempts`, `jobs`, `budget_windows` and
-`quota_limits`, and `LedgerCollector`, a custom prometheus_client Collector.
+Owns: `LedgerCollector`, a custom prometheus_client Collector, and `quota_uses` (the quota
+report as the alerts read it). The SQL lives in the ledger: `core.ledger.metrics_repo` and
+`core.ledger.quota_report_repo`.
 
 Why a collector and not in-process counters: llmq runs many worker processes on many machines;
 per-process counters would need a multiprocess directory and would drift from the ledger after a
@@ -28,11 +29,10 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import Connection, Engine, and_, case, func, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from core.ledger.models import Attempt, Job
-from schemas.job import AttemptOutcome, JobState
+from core.ledger import metrics_repo
 from workers.observability.alerts import QuotaUse
 
 log = logging.getLogger("llmq.metrics")
@@ -40,139 +40,12 @@ log = logging.getLogger("llmq.metrics")
 # Seconds. LLM calls span ~100 ms (cache-warm small models) to minutes (long generations).
 LATENCY_BUCKETS_S: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 CIRCUIT_STATES = ("closed", "half_open", "open")
-# Calls that reached a provider (or were cut off by a dead worker) and are finished.
-_CALLED = (
-    AttemptOutcome.SUCCEEDED.value,
-    AttemptOutcome.FAILED.value,
-    AttemptOutcome.SUPERSEDED.value,
-    AttemptOutcome.LOST.value,
-)
-
-
-def _calls_filter() -> Any:
-    return Attempt.outcome.in_(_CALLED)
-
-
-# ---- queries (read-only; each takes an open Connection) -------------------------------------
-
-
-def requests_by_outcome(conn: Connection) -> list[tuple[str, str, str, int]]:
-    """(provider, model, outcome, count) over finished provider calls."""
-    q = (
-        select(Attempt.provider, Attempt.model, Attempt.outcome, func.count())
-        .where(_calls_filter())
-        .group_by(Attempt.provider, Attempt.model, Attempt.outcome)
-    )
-    return [(p, m, o, int(n)) for p, m, o, n in conn.execute(q)]
-
-
-def errors_by_kind(conn: Connection) -> list[tuple[str, str, str, int]]:
-    q = (
-        select(Attempt.provider, Attempt.model, Attempt.error_kind, func.count())
-        .where(_calls_filter(), Attempt.error_kind.is_not(None))
-        .group_by(Attempt.provider, Attempt.model, Attempt.error_kind)
-    )
-    return [(p, m, k, int(n)) for p, m, k, n in conn.execute(q)]
-
-
-def in_flight(conn: Connection) -> list[tuple[str, int]]:
-    q = (
-        select(Attempt.provider, func.count())
-        .where(Attempt.outcome == AttemptOutcome.STARTED.value)
-        .group_by(Attempt.provider)
-    )
-    return [(p, int(n)) for p, n in conn.execute(q)]
-
-
-def latency_histogram(
-    conn: Connection, buckets_s: Sequence[float] = LATENCY_BUCKETS_S
-) -> list[tuple[str, str, list[int], int, float]]:
-    """(provider, model, cumulative counts per bucket, count, sum in seconds), bucketed in SQL."""
-    cols = [func.sum(case((Attempt.latency_ms <= int(b * 1000), 1), else_=0)) for b in buckets_s]
-    q = (
-        select(Attempt.provider, Attempt.model, func.count(), func.sum(Attempt.latency_ms), *cols)
-        .where(_calls_filter(), Attempt.latency_ms.is_not(None))
-        .group_by(Attempt.provider, Attempt.model)
-    )
-    rows = []
-    for p, m, n, total_ms, *counts in conn.execute(q):
-        rows.append((p, m, [int(c or 0) for c in counts], int(n), float(total_ms or 0) / 1000))
-    return rows
-
-
-def usage_totals(conn: Connection) -> list[tuple[str, str, int, int, Decimal, int]]:
-    """(provider, model, prompt tokens, completion tokens, cost USD, calls with unknown cost)."""
-    q = (
-        select(
-            Attempt.provider,
-            Attempt.model,
-            func.coalesce(func.sum(Attempt.prompt_tokens), 0),
-            func.coalesce(func.sum(Attempt.completion_tokens), 0),
-            func.coalesce(func.sum(Attempt.cost_usd), 0),
-            # as `llmq usage` counts it: a success whose price was unknown
-            func.sum(
-                case(
-                    (
-                        and_(
-                            Attempt.outcome == AttemptOutcome.SUCCEEDED.value,
-                            Attempt.cost_usd.is_(None),
-                        ),
-                        1,
-                    ),
-                    else_=0,
-                )
-            ),
-        )
-        .where(_calls_filter())
-        .group_by(Attempt.provider, Attempt.model)
-    )
-    return [(p, m, int(a), int(b), Decimal(c), int(u or 0)) for p, m, a, b, c, u in conn.execute(q)]
-
-
-def cache_hits(conn: Connection) -> list[tuple[str, int, Decimal]]:
-    """(model, hits, USD saved) from cache-hit attempts."""
-    q = (
-        select(Attempt.model, func.count(), func.coalesce(func.sum(Attempt.saved_usd), 0))
-        .where(Attempt.outcome == AttemptOutcome.CACHE_HIT.value)
-        .group_by(Attempt.model)
-    )
-    return [(m, int(n), Decimal(s)) for m, n, s in conn.execute(q)]
-
-
-def retries_and_fallbacks(conn: Connection) -> list[tuple[str, int, int]]:
-    """(provider, retries, fallbacks): an attempt after another one of the same job is a retry
-    when it used the same deployment, a fallback when it moved to a different one."""
-    prev = (
-        func.lag(Attempt.deployment)
-        .over(partition_by=Attempt.job_id, order_by=Attempt.attempt_no)
-        .label("prev")
-    )
-    inner = (
-        select(Attempt.provider, Attempt.deployment, prev)
-        .where(Attempt.outcome != AttemptOutcome.CACHE_HIT.value)
-        .subquery()
-    )
-    q = select(
-        inner.c.provider,
-        func.sum(case((inner.c.prev == inner.c.deployment, 1), else_=0)),
-        func.sum(
-            case((and_(inner.c.prev.is_not(None), inner.c.prev != inner.c.deployment), 1), else_=0)
-        ),
-    ).group_by(inner.c.provider)
-    return [(p, int(r or 0), int(f or 0)) for p, r, f in conn.execute(q)]
-
-
-def jobs_by_state(conn: Connection) -> dict[str, int]:
-    counts = {s.value: 0 for s in JobState}
-    for state, n in conn.execute(select(Job.state, func.count()).group_by(Job.state)):
-        counts[state] = int(n)
-    return counts
 
 
 def quota_uses(conn: Connection, now: datetime) -> list[QuotaUse]:
     """Every known tenant's current day and month window, as `llmq quota show` reports them
-    (quota_repo's read; a window's own limits are what reservations check)."""
-    from core.ledger.quota_repo import quota_report
+    (quota_report_repo's read; a window's own limits are what reservations check)."""
+    from core.ledger.quota_report_repo import quota_report
 
     with Session(bind=conn) as session:
         reports = quota_report(session, None, now)
@@ -244,26 +117,26 @@ class LedgerCollector:
         req = CounterMetricFamily(
             "llmq_provider_requests", "Finished provider calls", labels=[*pm, "outcome"]
         )
-        for p, m, o, n in requests_by_outcome(conn):
+        for p, m, o, n in metrics_repo.requests_by_outcome(conn):
             req.add_metric([p, m, o], n)
         yield req
         err = CounterMetricFamily(
             "llmq_provider_errors", "Failed provider calls by kind", labels=[*pm, "error_kind"]
         )
-        for p, m, k, n in errors_by_kind(conn):
+        for p, m, k, n in metrics_repo.errors_by_kind(conn):
             err.add_metric([p, m, k], n)
         yield err
         flight = GaugeMetricFamily(
             "llmq_provider_requests_in_flight", "Calls started, not finished", labels=["provider"]
         )
-        for p, n in in_flight(conn):
+        for p, n in metrics_repo.in_flight(conn):
             flight.add_metric([p], n)
         yield flight
         yield self._latency(conn)
         yield from self._usage(conn)
         yield from self._retries(conn)
         jobs = GaugeMetricFamily("llmq_jobs", "Jobs by state", labels=["state"])
-        for state, n in jobs_by_state(conn).items():
+        for state, n in metrics_repo.jobs_by_state(conn).items():
             jobs.add_metric([state], n)
         yield jobs
         yield from self._quota(conn)
@@ -272,7 +145,7 @@ class LedgerCollector:
         hist = HistogramMetricFamily(
             "llmq_provider_latency_seconds", "Provider call latency", labels=["provider", "model"]
         )
-        for p, m, counts, n, total_s in latency_histogram(conn):
+        for p, m, counts, n, total_s in metrics_repo.latency_histogram(conn, LATENCY_BUCKETS_S):
             buckets = [
                 (floatToGoString(b), c) for b, c in zip(LATENCY_BUCKETS_S, counts, strict=True)
             ]
@@ -293,7 +166,7 @@ class LedgerCollector:
             "Successful calls whose price was unknown",
             labels=["provider", "model"],
         )
-        for p, m, prompt, completion, usd, unknown in usage_totals(conn):
+        for p, m, prompt, completion, usd, unknown in metrics_repo.usage_totals(conn):
             tokens.add_metric([p, m, "prompt"], prompt)
             tokens.add_metric([p, m, "completion"], completion)
             cost.add_metric([p, m], float(usd))
@@ -304,7 +177,7 @@ class LedgerCollector:
         saved = CounterMetricFamily(
             "llmq_cache_saved_usd", "USD not spent thanks to the cache", labels=["model"]
         )
-        for m, n, usd in cache_hits(conn):
+        for m, n, usd in metrics_repo.cache_hits(conn):
             hits.add_metric([m], n)
             saved.add_metric([m], float(usd))
         yield from (tokens, cost, unpriced, hits, saved)
@@ -316,7 +189,7 @@ class LedgerCollector:
         fallbacks = CounterMetricFamily(
             "llmq_fallbacks", "Attempts moved to another deployment", labels=["provider"]
         )
-        for p, r, f in retries_and_fallbacks(conn):
+        for p, r, f in metrics_repo.retries_and_fallbacks(conn):
             retries.add_metric([p], r)
             fallbacks.add_metric([p], f)
         yield retries

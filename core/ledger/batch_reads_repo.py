@@ -1,71 +1,33 @@
-"""Batch-level ledger access for the producer: submit's bulk insert, status, results, one job's
-timeline, cancel and resume.
+"""The read model of a batch: its status and spend, its results export, one job's timeline.
 
-Owns: these reads, and the state changes on `batches`/`jobs` that a user asks for (never the
-`attempts` table, which only the pipeline writes). Must not: commit or open transactions (every
-function takes an open Session, normally inside `core.ledger.db.session_scope`), decide
-routing or quota, or import provider code.
+Owns: these reads (`llmq status`, `llmq results`, `llmq job`, the Python client), and the
+value types they return. Read-only. Must not: write anything (submit is `batch_submit_repo`,
+cancel and resume are `batch_control_repo`), open or commit transactions (every function takes
+an open Session), decide routing or quota, or import provider code.
 
-Conventions:
-- A job's `spec` column is `JobSpec.model_dump(mode="json")` minus `custom_id` and `model`
-  (those are columns); rebuild with ``JobSpec(**job.spec, custom_id=..., model=...)``.
-- `line_no` is the job's 1-based position among the input's job lines: results order by it.
-- `enqueued_at` is set at insert for queued jobs (the producer publishes right after commit);
-  if publishing fails the producer calls `clear_enqueued`: NULL means "never sent", and the
-  sweeper (which ages NULL from `created_at`) re-sends such jobs after `requeue_after_s`.
-- Cost: `Decimal` here; `money_str` gives the JSON/CLI form, a string with exactly 8 decimal
-  places ("0.00123400"). Attempts with an unknown price add nothing to sums; they are counted
-  in `BatchStatus.unpriced_attempts`.
+Cost: `Decimal` here; `core.money.money_str` gives the JSON/CLI form, a string with exactly 8
+decimal places ("0.00123400"). Attempts with an unknown price add nothing to sums; they are
+counted in `BatchStatus.unpriced_attempts`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, case, cast, func, insert, select, update
+from sqlalchemy import String, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from core.ledger.models import Attempt, Batch, Job
-from schemas.job import AttemptOutcome, BatchState, JobSpec, JobState
+from core.money import as_decimal, money_str
+from schemas.job import AttemptOutcome, BatchState, JobState
 
-Q8 = Decimal("0.00000001")
 PARKED = (JobState.QUOTA_EXCEEDED.value, JobState.DEFERRED.value)
-CANCELLABLE = (JobState.QUEUED.value, *PARKED)
 TERMINAL = (JobState.SUCCEEDED.value, JobState.FAILED.value, JobState.CANCELLED.value)
-COPY_COLUMNS = (
-    "id, batch_id, line_no, custom_id, tenant, model, spec, state, attempts, "
-    "prompt_tokens, completion_tokens, cost_usd, created_at, enqueued_at, cache_key"
-)
-_ID_CHUNK = 5000  # ids per IN (...) list; SQLite caps bound parameters
-_NO_SYNC = {"synchronize_session": False}  # bulk UPDATEs: no ORM objects to refresh
-
-
-def money_str(value: Decimal | float | int | None) -> str | None:
-    """USD as an exact decimal string with 8 places, or None when unknown."""
-    return None if value is None else format(_dec(value).quantize(Q8), "f")
-
-
-def _dec(value: Decimal | float | int) -> Decimal:
-    """SQLite hands sums back as floats; go through str so no binary noise creeps in."""
-    return value if isinstance(value, Decimal) else Decimal(str(value))
-
-
-@dataclass(frozen=True)
-class NewBatch:
-    """What `insert_batch_with_jobs` needs to know about the batch besides its jobs."""
-
-    tenant: str
-    name: str | None = None
-    default_model: str | None = None
-    max_cost_usd: Decimal | None = None  # USD, per-batch budget (enforced by quota)
-    nightly: bool = False  # jobs start `deferred` for the nightly run
-    use_cache: bool = True  # False stores "cache": false in every job spec
-    source: str | None = None  # input file path, for people
 
 
 @dataclass(frozen=True)
@@ -137,108 +99,6 @@ class BatchStatus:
             "cache": {"hits": self.cache_hits, "saved_usd": money_str(self.cache_saved_usd)},
             "created_at": self.created_at.isoformat(),
         }
-
-
-# --- submit -------------------------------------------------------------------------------
-
-
-def insert_batch_with_jobs(
-    session: Session,
-    batch: NewBatch,
-    specs: Sequence[JobSpec],
-    now: datetime,
-    cache_keys: Sequence[str | None] | None = None,
-) -> tuple[uuid.UUID, list[uuid.UUID]]:
-    """Insert the batch row and one job per spec (in order), in the caller's transaction.
-
-    Every spec must have `model` resolved. Postgres uses COPY; other dialects executemany.
-    `cache_keys` (one per spec, from `core.cache_key.keys_for`; None = no key) are stored only
-    when the batch uses the cache. Returns the batch id and the job ids in input order.
-    """
-    batch_id = uuid.uuid4()
-    state = JobState.DEFERRED if batch.nightly else JobState.QUEUED
-    session.execute(
-        insert(Batch).values(
-            id=batch_id,
-            name=batch.name,
-            tenant=batch.tenant,
-            state=BatchState.ACTIVE.value,
-            total_jobs=len(specs),
-            default_model=batch.default_model,
-            max_cost_usd=batch.max_cost_usd,
-            nightly=batch.nightly,
-            use_cache=batch.use_cache,
-            source=batch.source,
-            created_at=now,
-        )
-    )
-    enqueued_at = None if batch.nightly else now
-    job_ids = [uuid.uuid4() for _ in specs]
-    # --no-cache is stored in every spec too, so a job row alone says whether it may be cached
-    stored = specs if batch.use_cache else [s.model_copy(update={"cache": False}) for s in specs]
-    keys = cache_keys if cache_keys is not None and batch.use_cache else [None] * len(specs)
-    rows = (
-        (jid, batch_id, n, s.custom_id, batch.tenant, s.model, s, key)
-        for n, (jid, s, key) in enumerate(zip(job_ids, stored, keys, strict=True), 1)
-    )
-    common = (state.value, 0, 0, 0, Decimal(0), now, enqueued_at)
-    if session.get_bind().dialect.name == "postgresql":
-        _copy_jobs(session, rows, common)
-    else:
-        _executemany_jobs(session, rows, common)
-    return batch_id, job_ids
-
-
-_SPEC_EXCLUDE = {"custom_id", "model"}  # they are columns of their own
-
-
-def _copy_jobs(session: Session, rows: Iterator[tuple[Any, ...]], common: tuple[Any, ...]) -> None:
-    """COPY into jobs over the session's own connection, so it shares the transaction.
-    The spec goes in as JSON text serialised by pydantic-core (one step, in Rust)."""
-    raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f"COPY jobs ({COPY_COLUMNS}) FROM STDIN") as copy:
-        for row in rows:
-            spec_json = row[6].model_dump_json(exclude=_SPEC_EXCLUDE)
-            copy.write_row((*row[:6], spec_json, *common, row[7]))
-
-
-def _executemany_jobs(
-    session: Session, rows: Iterator[tuple[Any, ...]], common: tuple[Any, ...]
-) -> None:
-    """SQLite (embedded mode): Core executemany in chunks; the JSON type serialises specs."""
-    names = [c.strip() for c in COPY_COLUMNS.split(",")]
-    chunk: list[dict[str, Any]] = []
-    for jid, bid, n, cid, tenant, model, spec, key in rows:
-        spec_dict = spec.model_dump(mode="json", exclude=_SPEC_EXCLUDE)
-        chunk.append(
-            dict(
-                zip(names, (jid, bid, n, cid, tenant, model, spec_dict, *common, key), strict=True)
-            )
-        )
-        if len(chunk) >= _ID_CHUNK:
-            session.execute(insert(Job.__table__), chunk)
-            chunk = []
-    if chunk:
-        session.execute(insert(Job.__table__), chunk)
-
-
-def clear_enqueued(
-    session: Session, batch_id: uuid.UUID, job_ids: Sequence[uuid.UUID] | None = None
-) -> None:
-    """Mark queued jobs as never sent (publishing failed); the sweeper re-sends them once they
-    are older than its `requeue_after_s`, counted from `created_at`."""
-    base = update(Job).where(Job.batch_id == batch_id, Job.state == JobState.QUEUED.value)
-    if job_ids is None:
-        session.execute(base.values(enqueued_at=None), execution_options=_NO_SYNC)
-        return
-    for i in range(0, len(job_ids), _ID_CHUNK):
-        chunk = list(job_ids[i : i + _ID_CHUNK])
-        session.execute(
-            base.where(Job.id.in_(chunk)).values(enqueued_at=None), execution_options=_NO_SYNC
-        )
-
-
-# --- reads --------------------------------------------------------------------------------
 
 
 def find_batch_id(session: Session, text: str) -> uuid.UUID | None:
@@ -329,7 +189,7 @@ def _attempt_totals(session: Session, batch_id: uuid.UUID) -> dict[str, Any]:
     out: dict[str, Any] = {"by_provider": {}, "prompt_tokens": 0, "completion_tokens": 0}
     out |= {"cost_usd": zero, "cache_hits": 0, "cache_saved_usd": zero, "unpriced": 0}
     for provider, n, cost, ptok, ctok, hits, saved, unpriced in session.execute(stmt):
-        cost, saved = _dec(cost), _dec(saved)
+        cost, saved = as_decimal(cost), as_decimal(saved)
         out["by_provider"][provider] = (n, cost)
         out["prompt_tokens"] += int(ptok)
         out["completion_tokens"] += int(ctok)
@@ -429,54 +289,3 @@ def job_timeline(session: Session, job_id: uuid.UUID) -> JobTimeline | None:
     ).all()
     cols = [c.key for c in Attempt.__table__.columns if c.key != "job_id"]
     return JobTimeline(info, [{c: getattr(a, c) for c in cols} for a in rows])
-
-
-# --- user-requested state changes ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CancelResult:
-    cancelled: int  # jobs moved to cancelled now
-    running: int  # jobs still running; they finish (their results are kept)
-
-
-def cancel_batch(session: Session, batch_id: uuid.UUID, now: datetime) -> CancelResult | None:
-    """Queued, deferred and parked jobs become cancelled; running ones are left to finish.
-
-    A worker's claim is a conditional UPDATE on `queued`, so a job is either claimed first
-    (and finishes) or cancelled first (and the claim finds nothing): row locks serialise them.
-    """
-    batch = session.get(Batch, batch_id, with_for_update=True)
-    if batch is None:
-        return None
-    result = session.execute(
-        update(Job)
-        .where(Job.batch_id == batch_id, Job.state.in_(CANCELLABLE))
-        .values(state=JobState.CANCELLED.value, finished_at=now, lease_until=None),
-        execution_options=_NO_SYNC,
-    )
-    batch.state = BatchState.CANCELLED.value
-    running = session.scalar(
-        select(func.count()).where(Job.batch_id == batch_id, Job.state == JobState.RUNNING.value)
-    )
-    return CancelResult(result.rowcount or 0, int(running or 0))
-
-
-def resume_batch(session: Session, batch_id: uuid.UUID, now: datetime) -> list[uuid.UUID] | None:
-    """Parked (`quota_exceeded`) and `deferred` jobs go back to `queued`; returns their ids
-    for the caller to enqueue after commit. A cancelled batch stays cancelled (its parked jobs
-    were cancelled with it); None when the batch does not exist."""
-    batch = session.get(Batch, batch_id, with_for_update=True)
-    if batch is None:
-        return None
-    ids = session.scalars(
-        update(Job)
-        .where(Job.batch_id == batch_id, Job.state.in_(PARKED))
-        .values(state=JobState.QUEUED.value, not_before=None, error=None, enqueued_at=now)
-        .returning(Job.id),
-        execution_options=_NO_SYNC,
-    ).all()
-    if ids and batch.state != BatchState.CANCELLED:
-        batch.state = BatchState.ACTIVE.value
-        batch.finished_at = None
-    return list(ids)

@@ -1,0 +1,148 @@
+"""Submit's half of the batch ledger: the batch row and all its jobs in one bulk insert, and
+marking jobs as never sent when publishing fails.
+
+Owns: inserting `batches` and `jobs` rows at submit (COPY on Postgres, executemany on SQLite),
+and `clear_enqueued`. Must not: commit or open transactions (every function takes an open
+Session, normally inside `core.ledger.db.session_scope`), validate input (`core.jsonl` and the
+producer do), publish messages, or import provider code. Reads of a batch live in
+`batch_reads_repo`, cancel and resume in `batch_control_repo`.
+
+Conventions:
+- A job's `spec` column is `JobSpec.model_dump(mode="json")` minus `custom_id` and `model`
+  (those are columns); rebuild with ``JobSpec(**job.spec, custom_id=..., model=...)``.
+- `line_no` is the job's 1-based position among the input's job lines: results order by it.
+- `enqueued_at` is set at insert for queued jobs (the producer publishes right after commit);
+  if publishing fails the producer calls `clear_enqueued`: NULL means "never sent", and the
+  sweeper (which ages NULL from `created_at`) re-sends such jobs after `requeue_after_s`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session
+
+from core.ledger.models import Batch, Job
+from schemas.job import BatchState, JobSpec, JobState
+
+COPY_COLUMNS = (
+    "id, batch_id, line_no, custom_id, tenant, model, spec, state, attempts, "
+    "prompt_tokens, completion_tokens, cost_usd, created_at, enqueued_at, cache_key"
+)
+_ID_CHUNK = 5000  # ids per IN (...) list; SQLite caps bound parameters
+_NO_SYNC = {"synchronize_session": False}  # bulk UPDATEs: no ORM objects to refresh
+
+
+@dataclass(frozen=True)
+class NewBatch:
+    """What `insert_batch_with_jobs` needs to know about the batch besides its jobs."""
+
+    tenant: str
+    name: str | None = None
+    default_model: str | None = None
+    max_cost_usd: Decimal | None = None  # USD, per-batch budget (enforced by quota)
+    nightly: bool = False  # jobs start `deferred` for the nightly run
+    use_cache: bool = True  # False stores "cache": false in every job spec
+    source: str | None = None  # input file path, for people
+
+
+def insert_batch_with_jobs(
+    session: Session,
+    batch: NewBatch,
+    specs: Sequence[JobSpec],
+    now: datetime,
+    cache_keys: Sequence[str | None] | None = None,
+) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """Insert the batch row and one job per spec (in order), in the caller's transaction.
+
+    Every spec must have `model` resolved. Postgres uses COPY; other dialects executemany.
+    `cache_keys` (one per spec, from `core.cache_key.keys_for`; None = no key) are stored only
+    when the batch uses the cache. Returns the batch id and the job ids in input order.
+    """
+    batch_id = uuid.uuid4()
+    state = JobState.DEFERRED if batch.nightly else JobState.QUEUED
+    session.execute(
+        insert(Batch).values(
+            id=batch_id,
+            name=batch.name,
+            tenant=batch.tenant,
+            state=BatchState.ACTIVE.value,
+            total_jobs=len(specs),
+            default_model=batch.default_model,
+            max_cost_usd=batch.max_cost_usd,
+            nightly=batch.nightly,
+            use_cache=batch.use_cache,
+            source=batch.source,
+            created_at=now,
+        )
+    )
+    enqueued_at = None if batch.nightly else now
+    job_ids = [uuid.uuid4() for _ in specs]
+    # --no-cache is stored in every spec too, so a job row alone says whether it may be cached
+    stored = specs if batch.use_cache else [s.model_copy(update={"cache": False}) for s in specs]
+    keys = cache_keys if cache_keys is not None and batch.use_cache else [None] * len(specs)
+    rows = (
+        (jid, batch_id, n, s.custom_id, batch.tenant, s.model, s, key)
+        for n, (jid, s, key) in enumerate(zip(job_ids, stored, keys, strict=True), 1)
+    )
+    common = (state.value, 0, 0, 0, Decimal(0), now, enqueued_at)
+    if session.get_bind().dialect.name == "postgresql":
+        _copy_jobs(session, rows, common)
+    else:
+        _executemany_jobs(session, rows, common)
+    return batch_id, job_ids
+
+
+_SPEC_EXCLUDE = {"custom_id", "model"}  # they are columns of their own
+
+
+def _copy_jobs(session: Session, rows: Iterator[tuple[Any, ...]], common: tuple[Any, ...]) -> None:
+    """COPY into jobs over the session's own connection, so it shares the transaction.
+    The spec goes in as JSON text serialised by pydantic-core (one step, in Rust)."""
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY jobs ({COPY_COLUMNS}) FROM STDIN") as copy:
+        for row in rows:
+            spec_json = row[6].model_dump_json(exclude=_SPEC_EXCLUDE)
+            copy.write_row((*row[:6], spec_json, *common, row[7]))
+
+
+def _executemany_jobs(
+    session: Session, rows: Iterator[tuple[Any, ...]], common: tuple[Any, ...]
+) -> None:
+    """SQLite (embedded mode): Core executemany in chunks; the JSON type serialises specs."""
+    names = [c.strip() for c in COPY_COLUMNS.split(",")]
+    chunk: list[dict[str, Any]] = []
+    for jid, bid, n, cid, tenant, model, spec, key in rows:
+        spec_dict = spec.model_dump(mode="json", exclude=_SPEC_EXCLUDE)
+        chunk.append(
+            dict(
+                zip(names, (jid, bid, n, cid, tenant, model, spec_dict, *common, key), strict=True)
+            )
+        )
+        if len(chunk) >= _ID_CHUNK:
+            session.execute(insert(Job.__table__), chunk)
+            chunk = []
+    if chunk:
+        session.execute(insert(Job.__table__), chunk)
+
+
+def clear_enqueued(
+    session: Session, batch_id: uuid.UUID, job_ids: Sequence[uuid.UUID] | None = None
+) -> None:
+    """Mark queued jobs as never sent (publishing failed); the sweeper re-sends them once they
+    are older than its `requeue_after_s`, counted from `created_at`."""
+    base = update(Job).where(Job.batch_id == batch_id, Job.state == JobState.QUEUED.value)
+    if job_ids is None:
+        session.execute(base.values(enqueued_at=None), execution_options=_NO_SYNC)
+        return
+    for i in range(0, len(job_ids), _ID_CHUNK):
+        chunk = list(job_ids[i : i + _ID_CHUNK])
+        session.execute(
+            base.where(Job.id.in_(chunk)).values(enqueued_at=None), execution_options=_NO_SYNC
+        )
