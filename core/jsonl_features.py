@@ -265,18 +265,21 @@ class CapabilityCheck:
 
     def _verdict(self, model: str, need: frozenset[Feature]) -> str | None:
         fallbacks = self.config.fallbacks.get(model, [])
-        able = [
+        every = [
             self._of(d) for name in (model, *fallbacks) for d in self.config.deployments_for(name)
         ]
-        asked: list[str] = []
-        # Features are added in declaration order; the one that leaves no deployment is named.
+        able, asked = every, []
+        # Features are added in declaration order; the one that leaves no deployment is named,
+        # with the earlier ones that the deployments honouring it lack ("together with").
         for feature in in_order(need):
             able = [caps for caps in able if feature in caps]
             if not able:
-                together = f" together with {', '.join(asked)}" if asked else ""
+                having = [caps for caps in every if feature in caps]
+                lacking = [f.value for f in asked if any(f not in caps for caps in having)]
+                together = f" together with {', '.join(lacking)}" if lacking else ""
                 checked = f" (fallbacks checked: {', '.join(fallbacks)})" if fallbacks else ""
                 return f"no deployment of {model} supports {feature}{together}{checked}"
-            asked.append(feature.value)
+            asked.append(feature)
         return None
 
     def _of(self, deployment: LLMModelConfig) -> frozenset[Feature]:

@@ -4,7 +4,6 @@ formats, becomes the right JobSpec; every bad shape is ``line N: field: reason``
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
