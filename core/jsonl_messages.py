@@ -73,34 +73,49 @@ def messages(raw: Any, system: str | None, where: str) -> tuple[list[Message], s
     out: list[Message] = []
     calls = _ToolCalls()
     for i, msg in enumerate(raw):
-        # error texts are built only on failure: this loop runs for every message of every line
-        w = f"{where}[{i}]"
-        if not isinstance(msg, dict):
-            raise BadLine(f"{w} must be an object, got {type_name(msg)}")
-        if not msg.keys() <= MESSAGE_FIELDS:
-            reject_unknown(msg, MESSAGE_FIELDS, f"{w}.")
-        role = msg.get("role")
-        role = ROLES.get(role) if isinstance(role, str) else None
-        if role is None:
-            raise BadLine(f"{w}.role {json.dumps(msg.get('role'))} is not supported")
-        if role != "tool":
-            calls.all_answered(w)
-        if not msg.keys() <= PLAIN_MESSAGE_FIELDS:
-            _fields_fit_role(msg, role, w)
-        if role == "system":
-            systems.append(_text(msg.get("content"), f"{w}.content"))
-        elif role == "user":
-            out.append({"role": "user", "content": _user_content(msg.get("content"), w)})
-        elif role == "assistant":
-            out.append(_assistant(msg, w, calls))
-        else:
-            call_id = calls.answer(msg.get("tool_call_id"), f"{w}.tool_call_id")
-            content = _text(msg.get("content"), f"{w}.content")
-            out.append({"role": "tool", "content": content, "tool_call_id": call_id})
+        # This loop runs for every message of every line: a plain text turn takes the short
+        # path, and error texts (`where` of the message) are built only when needed.
+        if isinstance(msg, dict) and msg.keys() <= PLAIN_MESSAGE_FIELDS and not calls.pending:
+            role, content = ROLES.get(msg.get("role")), msg.get("content")  # type: ignore[arg-type]
+            if isinstance(content, str) and role is not None and role != "tool":
+                if role == "system":
+                    systems.append(content)
+                else:
+                    out.append({"role": role, "content": content})
+                continue
+        _message(msg, f"{where}[{i}]", systems, out, calls)
     calls.all_answered(where)
     if not any(m["role"] == "user" and _non_empty(m["content"]) for m in out):
         raise BadLine(f"missing text: {where} has no non-empty user message")
     return out, "\n\n".join(s for s in systems if s.strip()) or None
+
+
+def _message(
+    msg: Any, where: str, systems: list[str], out: list[Message], calls: _ToolCalls
+) -> None:
+    """One message in full: any role, content parts, tool calls and results."""
+    if not isinstance(msg, dict):
+        raise BadLine(f"{where} must be an object, got {type_name(msg)}")
+    if not msg.keys() <= MESSAGE_FIELDS:
+        reject_unknown(msg, MESSAGE_FIELDS, f"{where}.")
+    role = msg.get("role")
+    role = ROLES.get(role) if isinstance(role, str) else None
+    if role is None:
+        raise BadLine(f"{where}.role {json.dumps(msg.get('role'))} is not supported")
+    if role != "tool":
+        calls.all_answered(where)
+    if not msg.keys() <= PLAIN_MESSAGE_FIELDS:
+        _fields_fit_role(msg, role, where)
+    if role == "system":
+        systems.append(_text(msg.get("content"), f"{where}.content"))
+    elif role == "user":
+        out.append({"role": "user", "content": _user_content(msg.get("content"), where)})
+    elif role == "assistant":
+        out.append(_assistant(msg, where, calls))
+    else:
+        call_id = calls.answer(msg.get("tool_call_id"), f"{where}.tool_call_id")
+        content = _text(msg.get("content"), f"{where}.content")
+        out.append({"role": "tool", "content": content, "tool_call_id": call_id})
 
 
 def _fields_fit_role(msg: dict[str, Any], role: str, where: str) -> None:
