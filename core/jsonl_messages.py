@@ -76,7 +76,8 @@ def messages(raw: Any, system: str | None, where: str) -> tuple[list[Message], s
         # This loop runs for every message of every line: a plain text turn takes the short
         # path, and error texts (`where` of the message) are built only when needed.
         if isinstance(msg, dict) and msg.keys() <= PLAIN_MESSAGE_FIELDS and not calls.pending:
-            role, content = ROLES.get(msg.get("role")), msg.get("content")  # type: ignore[arg-type]
+            role, content = msg.get("role"), msg.get("content")
+            role = ROLES.get(role) if isinstance(role, str) else None
             if isinstance(content, str) and role is not None and role != "tool":
                 if role == "system":
                     systems.append(content)

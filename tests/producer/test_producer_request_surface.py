@@ -674,6 +674,33 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "unsupported field(s): body.messages[1].tool_calls[0].index (allowed: function, id, type)",
     ),
     (
+        "role not a string",
+        msgs({"role": ["user"], "content": "x"}),
+        'body.messages[0].role ["user"] is not supported',
+    ),
+    ("role missing", msgs({"content": "x"}), "body.messages[0].role null is not supported"),
+    ("message not object", msgs("hello"), "body.messages[0] must be an object, got a string"),
+    (
+        "user content null",
+        msgs({"role": "user", "content": None}),
+        "body.messages[0].content must be a string or an array of content parts, got null",
+    ),
+    (
+        "system content number",
+        msgs({"role": "system", "content": 3}, USER),
+        "body.messages[0].content must be a string, got a number",
+    ),
+    (
+        "text part without text",
+        msgs({"role": "user", "content": [{"type": "text"}]}),
+        "body.messages[0].content[0].text must be a string",
+    ),
+    (
+        "text part extra",
+        msgs({"role": "user", "content": [{"type": "text", "text": "a", "cache_control": {}}]}),
+        "unsupported field(s): body.messages[0].content[0].cache_control (allowed: text, type)",
+    ),
+    (
         "message name field",
         msgs({**USER, "name": "bob"}),
         "unsupported field(s): body.messages[0].name (allowed: content, role, tool_call_id, tool_calls)",
