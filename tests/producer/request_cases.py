@@ -51,3 +51,28 @@ def both_formats(custom_id: str, fields: dict[str, Any]) -> tuple[str, str]:
         "body": fields,
     }
     return json.dumps(native), json.dumps(openai)
+
+
+BIG_SCHEMA_OK = {
+    "type": "object",
+    "$defs": {"a": {"type": "string"}},
+    "properties": {"x": {"$ref": "#/$defs/a"}},
+}
+
+
+def rf_schema(schema: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "s", "schema": schema, **extra},
+        }
+    }
+
+
+def msgs(*messages: Any) -> dict[str, Any]:
+    return {"messages": list(messages)}
+
+
+def image(url: Any, **extra: Any) -> dict[str, Any]:
+    part = {"type": "image_url", "image_url": {"url": url, **extra}}
+    return msgs({"role": "user", "content": [{"type": "text", "text": "hi"}, part]})
