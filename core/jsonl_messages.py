@@ -263,9 +263,11 @@ def check_image_url(url: str, where: str) -> None:
     if url.startswith("data:"):
         _check_data_url(url, where)
         return
-    scheme = url.split(":", 1)[0] if ":" in url else ""
-    if scheme.lower() != "https":
-        got = f"scheme {scheme!r}" if scheme else "no scheme"
+    if not url.startswith("https://"):
+        scheme = url.split(":", 1)[0] if ":" in url else ""
+        got = f"scheme {scheme!r}" if scheme and "/" not in scheme else "no scheme"
+        if scheme.lower() == "https":
+            got = f"{url[:20]!r}"
         raise BadLine(f"{where}: must be an https:// URL or a data:image/... URL, got {got}")
     if any(c.isspace() for c in url):
         raise BadLine(f"{where}: the URL contains whitespace")

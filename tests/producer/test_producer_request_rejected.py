@@ -216,6 +216,18 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "URL, got scheme 'file'",
     ),
     (
+        "upper-case scheme",
+        image("HTTPS://example.com/a.png"),
+        "body.messages[0].content[1].image_url.url: must be an https:// URL or a data:image/... "
+        "URL, got 'HTTPS://example.com/'",
+    ),
+    (
+        "relative url",
+        image("/img/a.png"),
+        "body.messages[0].content[1].image_url.url: must be an https:// URL or a data:image/... "
+        "URL, got no scheme",
+    ),
+    (
         "no host",
         image("https:///a.png"),
         "body.messages[0].content[1].image_url.url: the URL has no host",
