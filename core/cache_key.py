@@ -1,9 +1,12 @@
 """The response cache's pure half: which requests may be answered from the ledger, and their key.
 
 Owns: `cache_key` (a digest of what decides a deterministic answer: the model name, the
-messages in order, the system prompt and the output-changing parameters, temperature and
-max_tokens; never the provider or deployment, so an answer from any deployment of the model
-serves them all), `is_cacheable(spec, config)` and `keys_for` (the producer computes the key at
+messages in order (with their content parts, tool calls and tool-call ids), the system prompt
+and the output-changing parameters, temperature and max_tokens, plus the request features of
+issue 15: response_format with its schema, tools, tool_choice, parallel_tool_calls and every
+sampling parameter; never the provider or deployment, so an answer from any deployment of the
+model serves them all. The new parts enter the key only when present, so a plain-text job keeps
+the key it had before, under the same KEY_VERSION), `is_cacheable(spec, config)` and `keys_for` (the producer computes the key at
 submit and stores it on the job; NULL = never looked up and never an entry). Must not: do I/O,
 read a clock, or import provider, routing or ledger code: the producer imports this module.
 
@@ -23,9 +26,11 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.config import LLMConfig
 from schemas.job import ChatMessage, JobSpec
+from schemas.request import Features
 
 __all__ = [
     "KEY_VERSION",
@@ -47,6 +52,7 @@ def cache_key(
     system: str | None,
     temperature: float,
     max_tokens: int | None,
+    features: Features | None = None,
 ) -> str:
     """A 64-character hex SHA-256 of the request's output-deciding parts.
 
@@ -56,6 +62,7 @@ def cache_key(
         system: the system prompt (None and "" are the same request).
         temperature: the effective temperature.
         max_tokens: the effective completion limit in tokens; None = the deployments' default.
+        features: response_format, tools, tool_choice, sampling; None or empty = plain text.
     """
     body = [
         KEY_VERSION,
@@ -63,13 +70,29 @@ def cache_key(
         system or None,
         float(temperature),  # 0 and 0.0 are one request
         max_tokens,
-        [[m.role, m.content] for m in messages],
+        [_message(m) for m in messages],
     ]
+    if features is not None and not features.is_empty:
+        # The compact dump: only what was asked for, in field order; user schemas keep their
+        # key order (it decides the order of keys in a structured reply, so it is the request).
+        body.append(features.model_dump(mode="json"))
     # Canonical: a fixed-position JSON array, no whitespace, UTF-8 (not \u escapes), so one
     # request has exactly one byte string. Messages stay separate pairs: "ab"+"c" != "a"+"bc".
     # surrogatepass: never raise on text the parser would have refused anyway.
     canonical = _CANONICAL.encode(body).encode("utf-8", "surrogatepass")
     return hashlib.sha256(canonical).hexdigest()
+
+
+def _message(m: ChatMessage) -> list[Any]:
+    """A plain turn stays ``[role, text]`` (the key it always had); any other is a 4-item
+    ``[role, content, tool calls, tool_call_id]``, so the two shapes can never collide."""
+    if isinstance(m.content, str) and m.tool_calls is None and m.tool_call_id is None:
+        return [m.role, m.content]
+    content: Any = m.content
+    if isinstance(content, tuple):
+        content = [p.model_dump(mode="json") for p in content]
+    calls = None if m.tool_calls is None else [[c.id, c.name, c.arguments] for c in m.tool_calls]
+    return [m.role, content, calls, m.tool_call_id]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,4 +173,4 @@ def _key(spec: JobSpec, config: LLMConfig, memo: dict[str, _ModelDefaults]) -> s
     max_tokens = spec.max_tokens
     if max_tokens is None:
         max_tokens = _defaults(spec.model, config, memo).max_tokens
-    return cache_key(spec.model, spec.messages, spec.system, 0.0, max_tokens)
+    return cache_key(spec.model, spec.messages, spec.system, 0.0, max_tokens, spec.features)

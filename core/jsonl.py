@@ -1,26 +1,32 @@
 """Parse and validate a JSONL batch file into `JobSpec`s, all lines before anything is written.
 
-Owns: the two accepted line formats and every rule that makes a line bad. Must not: touch the
-database, the broker or provider code; it is a pure function of the file and the config.
+Owns: the file and line loop, the two accepted line formats and the line-level rules (custom_id,
+model, token limits, metadata). The rules for messages live in `core.jsonl_messages`, those for
+response_format, tools and sampling in `core.jsonl_features`, the scalar checks in
+`core.jsonl_common`. Must not: touch the database, the broker or provider code; it is a pure
+function of the file, the config and (optionally) a capabilities function.
 
-Accepted lines (blank lines are skipped):
+Accepted lines (blank lines are skipped), the OpenAI chat request surface in both:
 
 - native: ``{"custom_id", "model"?, "prompt" | "messages", "system"?, "max_tokens"?,
-  "temperature"?, "metadata"?, "cache"?}``
+  "max_completion_tokens"?, "temperature"?, "metadata"?, "cache"?}`` plus the feature fields
+  ``response_format``, ``tools``, ``tool_choice``, ``parallel_tool_calls``, ``stop``,
+  ``top_p``, ``seed``, ``presence_penalty``, ``frequency_penalty``, ``user`` at top level;
 - OpenAI Batch: ``{"custom_id", "method": "POST", "url": "/v1/chat/completions",
   "body": {"model"?, "messages", "max_tokens" | "max_completion_tokens"?, "temperature"?,
-  "metadata"?, "n": 1?, "stream": false?}}``
+  "metadata"?, "n": 1?, "stream": false?, <the feature fields>}}``.
 
 System messages inside ``messages`` (role ``system`` or ``developer``) move to ``system``.
-Anything that cannot be honoured (other body parameters, tool roles, image parts) is a bad
-line rather than silently dropped. Any bad line rejects the whole file: `InputError` carries
-``"line N: reason"`` entries, capped at `max_errors` plus ``"... and K more"``.
+Anything that cannot be honoured (other body parameters such as ``logprobs``, audio or file
+parts, ``n`` > 1) is a bad line rather than silently dropped. Any bad line rejects the whole
+file: `InputError` carries ``"line N: reason"`` entries, capped at `max_errors` plus ``"... and
+K more"``. With `capabilities` given, a line whose features no deployment of its model (nor of
+its fallbacks) can honour is bad too: ``no deployment of MODEL supports FEATURE``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -28,26 +34,39 @@ from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
+from core import jsonl_common as common
+from core.jsonl_common import DECODER, BadLine, reject_unknown, type_name
+from core.jsonl_features import FEATURE_FIELDS, Capabilities, CapabilityCheck, FeatureParser
+from core.jsonl_messages import messages
 from schemas.config import LLMConfig
 from schemas.job import JobSpec
+from schemas.request import required_features
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "Capabilities",
+    "InputError",
+    "check_specs",
+    "native_line",
+    "parse_file",
+    "parse_lines",
+]
 
 MAX_LINE_BYTES = 1 << 20  # 1 MiB per line, newline excluded
 MAX_CUSTOM_ID = 256
-MAX_TOKENS_LIMIT = 1_000_000  # matches JobSpec.max_tokens
-MAX_METADATA_DEPTH = 32  # deeper JSON risks recursion limits when stored and read back
 OPENAI_URL = "/v1/chat/completions"
 
-NATIVE_FIELDS = frozenset(
-    {"custom_id", "model", "prompt", "messages", "system", "max_tokens", "temperature"}
-    | {"metadata", "cache"}
+NATIVE_FIELDS = (
+    frozenset({"custom_id", "model", "prompt", "messages", "system", "max_tokens"})
+    | {"max_completion_tokens", "temperature", "metadata", "cache"}
+    | FEATURE_FIELDS
 )
 OPENAI_FIELDS = frozenset({"custom_id", "method", "url", "body"})
-BODY_FIELDS = frozenset(
-    {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "metadata"}
-    | {"n", "stream"}
+BODY_FIELDS = (
+    frozenset({"model", "messages", "max_tokens", "max_completion_tokens", "temperature"})
+    | {"metadata", "n", "stream"}
+    | FEATURE_FIELDS
 )
-MESSAGE_FIELDS = frozenset({"role", "content"})
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 # Only escapes can put NUL or lone surrogates into a parsed string (raw ones are invalid JSON
 # or invalid UTF-8), so the precise check runs only on lines containing one of these escapes.
 _SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
@@ -69,24 +88,29 @@ class InputError(ValueError):
         return "\n".join([header, *(f"  {e}" for e in self.errors)])
 
 
-class _BadLine(Exception):
-    """One line's reason; caught by the loop and turned into ``line N: reason``."""
-
-
 def parse_file(
     path: str | Path,
     config: LLMConfig,
     default_model: str | None = None,
     max_errors: int = 20,
+    *,
+    capabilities: Capabilities | None = None,
 ) -> list[JobSpec]:
     """Read and validate every line of `path`; return specs in input order, models resolved.
+
+    Args:
+        capabilities: what a deployment can honour (the provider registry's resolver); None
+            skips the capability check (workers still skip deployments that cannot serve).
 
     Raises:
         InputError: any bad line (or an empty file / unreadable path); nothing is returned.
     """
     try:
         with open(path, "rb") as f:
-            return parse_lines(_physical_lines(f), config, default_model, max_errors, str(path))
+            lines = _physical_lines(f)
+            return parse_lines(
+                lines, config, default_model, max_errors, str(path), capabilities=capabilities
+            )
     except OSError as exc:
         raise InputError([f"cannot read file: {exc.strerror or exc}"], str(path)) from exc
 
@@ -97,9 +121,11 @@ def parse_lines(
     default_model: str | None = None,
     max_errors: int = 20,
     source: str | None = None,
+    *,
+    capabilities: Capabilities | None = None,
 ) -> list[JobSpec]:
     """Validate numbered raw lines (None = oversized). See `parse_file`."""
-    ctx = _Context(config, default_model)
+    ctx = _Context(config, default_model, capabilities)
     if ctx.model_error:
         raise InputError([ctx.model_error], source)
     errors: list[str] = []
@@ -108,7 +134,7 @@ def parse_lines(
     for line_no, raw in lines:
         try:
             spec = ctx.line(line_no, raw)
-        except _BadLine as exc:
+        except BadLine as exc:
             bad += 1
             if len(errors) < max_errors:
                 errors.append(f"line {line_no}: {exc}")
@@ -125,11 +151,29 @@ def parse_lines(
 
 
 def check_specs(
-    specs: Sequence[JobSpec], config: LLMConfig, default_model: str | None = None
+    specs: Sequence[JobSpec],
+    config: LLMConfig,
+    default_model: str | None = None,
+    *,
+    capabilities: Capabilities | None = None,
 ) -> list[JobSpec]:
-    """Apply the file rules to specs built in Python: models resolved, custom_ids unique."""
-    lines = ((i, json.dumps(s.model_dump(mode="json"))) for i, s in enumerate(specs, 1))
-    return parse_lines(lines, config, default_model)
+    """Apply the file rules to specs built in Python (each spec is line N, counted from 1):
+    models resolved, custom_ids unique, features checked exactly as in a native line."""
+    lines = ((i, json.dumps(native_line(s))) for i, s in enumerate(specs, 1))
+    return parse_lines(lines, config, default_model, capabilities=capabilities)
+
+
+def native_line(spec: JobSpec) -> dict[str, Any]:
+    """`spec` as a native JSONL line (OpenAI names, nested tool-call and tool-choice forms)."""
+    line: dict[str, Any] = {"custom_id": spec.custom_id}
+    for name in ("model", "system", "max_tokens", "temperature"):
+        if (value := getattr(spec, name)) is not None:
+            line[name] = value
+    line["messages"] = [m.openai() for m in spec.messages]
+    line["metadata"] = spec.metadata
+    line["cache"] = spec.cache
+    line.update(spec.features.openai_params())
+    return line
 
 
 def _physical_lines(f: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
@@ -149,9 +193,12 @@ def _physical_lines(f: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
 
 
 class _Context:
-    """Per-file state: known models, the resolved default, custom_ids seen so far."""
+    """Per-file state: known models, the resolved default, custom_ids seen so far, schemas
+    already checked, capability verdicts."""
 
-    def __init__(self, config: LLMConfig, default_model: str | None) -> None:
+    def __init__(
+        self, config: LLMConfig, default_model: str | None, capabilities: Capabilities | None
+    ) -> None:
         self.models = set(config.model_names())
         self.model_list = ", ".join(config.model_names()[:10]) or "none configured"
         self.model_error: str | None = None
@@ -161,41 +208,113 @@ class _Context:
             )
         self.default = default_model or config.default_model_name()
         self.seen: dict[str, int] = {}
+        self.features = FeatureParser()
+        self.capable = CapabilityCheck(config, capabilities) if capabilities else None
 
     def line(self, line_no: int, raw: bytes | str | None) -> JobSpec | None:
         if raw is None:
-            raise _BadLine(f"line is longer than {MAX_LINE_BYTES} bytes")
+            raise BadLine(f"line is longer than {MAX_LINE_BYTES} bytes")
         text = _decode(raw, first=line_no == 1)
         if not text or text.isspace():  # blank lines are skipped (isspace stops early: no copy)
             return None
         obj = _loads(text)
-        fields = _openai_fields(obj) if _is_openai(obj) else _native_fields(obj)
+        if _is_openai(obj):
+            fields = self._openai_fields(obj)
+        else:
+            fields = self._native_fields(obj)
         custom_id = _custom_id(obj)
         fields["model"] = self._model(fields.get("model"))
         if _SUSPECT_ESCAPE.search(text):
-            _check_text(obj)
+            common.check_text(obj)
         if custom_id in self.seen:
-            raise _BadLine(
+            raise BadLine(
                 f"duplicate custom_id {custom_id!r} (first on line {self.seen[custom_id]})"
             )
+        if fields.get("features") is None:
+            fields.pop("features", None)
         try:  # the checks above make this pass; pydantic stays the final word on the schema
             spec = JobSpec(custom_id=custom_id, **fields)
         except ValidationError as exc:
             err = exc.errors()[0]
-            raise _BadLine(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from exc
+            raise BadLine(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from exc
+        if self.capable is not None:
+            self.capable.check(fields["model"], required_features(spec.features, spec.messages))
         self.seen[custom_id] = line_no
         return spec
 
     def _model(self, name: Any) -> str:
         if name is None:
             if self.default is None:
-                raise _BadLine("no model given and no default model configured")
+                raise BadLine("no model given and no default model configured")
             return self.default
         if not isinstance(name, str) or not name:
-            raise _BadLine("model must be a non-empty string")
+            raise BadLine("model must be a non-empty string")
         if name not in self.models:
-            raise _BadLine(f"unknown model {name!r} (known: {self.model_list})")
+            raise BadLine(f"unknown model {name!r} (known: {self.model_list})")
         return name
+
+    def _native_fields(self, obj: dict[str, Any]) -> dict[str, Any]:
+        reject_unknown(obj, NATIVE_FIELDS)
+        prompt, msgs = obj.get("prompt"), obj.get("messages")
+        if prompt is not None and msgs is not None:
+            raise BadLine("give either prompt or messages, not both")
+        system = common.optional_str(obj, "system")
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise BadLine(f"prompt must be a string, got {type_name(prompt)}")
+            if not prompt.strip():
+                raise BadLine("missing text: prompt is empty")
+            out = [{"role": "user", "content": prompt}]
+        elif msgs is not None:
+            out, system = messages(msgs, system, "messages")
+        else:
+            raise BadLine("missing text: give prompt or messages")
+        return {
+            "model": obj.get("model"),
+            "messages": out,
+            "system": system,
+            "max_tokens": _max_tokens(obj, ""),
+            "temperature": common.temperature(obj.get("temperature"), "temperature"),
+            "metadata": common.metadata(obj.get("metadata"), "metadata"),
+            "cache": common.cache(obj.get("cache")),
+            "features": self.features.parse(obj, ""),
+        }
+
+    def _openai_fields(self, obj: dict[str, Any]) -> dict[str, Any]:
+        reject_unknown(obj, OPENAI_FIELDS)
+        if obj.get("method") != "POST":
+            raise BadLine(f'method must be "POST", got {json.dumps(obj.get("method"))}')
+        if obj.get("url") != OPENAI_URL:
+            raise BadLine(f'url must be "{OPENAI_URL}", got {json.dumps(obj.get("url"))}')
+        body = obj.get("body")
+        if not isinstance(body, dict):
+            raise BadLine(f"body must be an object, got {type_name(body)}")
+        reject_unknown(body, BODY_FIELDS, "body.")
+        if body.get("n") not in (None, 1):
+            raise BadLine("body.n must be 1 (one completion per line)")
+        if body.get("stream") not in (None, False):
+            raise BadLine("body.stream must be false in a batch")
+        if body.get("messages") is None:
+            raise BadLine("missing text: body.messages is required")
+        msgs, system = messages(body["messages"], None, "body.messages")
+        return {
+            "model": body.get("model"),
+            "messages": msgs,
+            "system": system,
+            "max_tokens": _max_tokens(body, "body."),
+            "temperature": common.temperature(body.get("temperature"), "body.temperature"),
+            "metadata": common.metadata(body.get("metadata"), "body.metadata"),
+            "features": self.features.parse(body, "body."),
+        }
+
+
+def _max_tokens(obj: dict[str, Any], prefix: str) -> int | None:
+    """`max_tokens` or its newer name `max_completion_tokens`; both given must agree."""
+    max_tokens = common.max_tokens(obj.get("max_tokens"), f"{prefix}max_tokens")
+    newer = common.max_tokens(obj.get("max_completion_tokens"), f"{prefix}max_completion_tokens")
+    if max_tokens is not None and newer is not None and max_tokens != newer:
+        raise BadLine(f"{prefix}max_tokens and {prefix}max_completion_tokens disagree")
+    return max_tokens if max_tokens is not None else newer
 
 
 def _decode(raw: bytes | str, first: bool) -> str:
@@ -203,30 +322,23 @@ def _decode(raw: bytes | str, first: bool) -> str:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise _BadLine(f"not valid UTF-8 (byte {exc.start + 1})") from exc
+            raise BadLine(f"not valid UTF-8 (byte {exc.start + 1})") from exc
     else:
         text = raw
     return text.removeprefix("\ufeff") if first else text
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a valid JSON number")
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # built once: NaN/Infinity refused
-
-
 def _loads(text: str) -> dict[str, Any]:
     try:
-        obj = _DECODER.decode(text)
+        obj = DECODER.decode(text)
     except json.JSONDecodeError as exc:
-        raise _BadLine(f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
+        raise BadLine(f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
     except ValueError as exc:  # NaN/Infinity, integers beyond the digit limit
-        raise _BadLine(f"invalid JSON: {exc}") from exc
+        raise BadLine(f"invalid JSON: {exc}") from exc
     except RecursionError as exc:
-        raise _BadLine("invalid JSON: nested too deeply") from exc
+        raise BadLine("invalid JSON: nested too deeply") from exc
     if not isinstance(obj, dict):
-        raise _BadLine(f"expected a JSON object, got {_type_name(obj)}")
+        raise BadLine(f"expected a JSON object, got {type_name(obj)}")
     return obj
 
 
@@ -234,212 +346,14 @@ def _is_openai(obj: dict[str, Any]) -> bool:
     return "body" in obj or "url" in obj or "method" in obj
 
 
-def _unknown(obj: dict[str, Any], allowed: frozenset[str], where: str = "") -> None:
-    if obj.keys() <= allowed:  # the common case, without building a set
-        return
-    extra = sorted(set(obj) - allowed)
-    if extra:
-        names = ", ".join(f"{where}{k}" for k in extra[:5])
-        raise _BadLine(f"unsupported field(s): {names} (allowed: {', '.join(sorted(allowed))})")
-
-
 def _custom_id(obj: dict[str, Any]) -> str:
     cid = obj.get("custom_id")
     if cid is None:
-        raise _BadLine("missing custom_id")
+        raise BadLine("missing custom_id")
     if not isinstance(cid, str):
-        raise _BadLine(f"custom_id must be a string, got {_type_name(cid)}")
+        raise BadLine(f"custom_id must be a string, got {type_name(cid)}")
     if not cid.strip():
-        raise _BadLine("custom_id is empty")
+        raise BadLine("custom_id is empty")
     if len(cid) > MAX_CUSTOM_ID:
-        raise _BadLine(f"custom_id is longer than {MAX_CUSTOM_ID} characters")
+        raise BadLine(f"custom_id is longer than {MAX_CUSTOM_ID} characters")
     return cid
-
-
-def _native_fields(obj: dict[str, Any]) -> dict[str, Any]:
-    _unknown(obj, NATIVE_FIELDS)
-    prompt, messages = obj.get("prompt"), obj.get("messages")
-    if prompt is not None and messages is not None:
-        raise _BadLine("give either prompt or messages, not both")
-    system = _optional_str(obj, "system")
-    if prompt is not None:
-        if not isinstance(prompt, str):
-            raise _BadLine(f"prompt must be a string, got {_type_name(prompt)}")
-        if not prompt.strip():
-            raise _BadLine("missing text: prompt is empty")
-        msgs = [{"role": "user", "content": prompt}]
-    elif messages is not None:
-        msgs, system = _messages(messages, system, "messages")
-    else:
-        raise _BadLine("missing text: give prompt or messages")
-    return {
-        "model": obj.get("model"),
-        "messages": msgs,
-        "system": system,
-        "max_tokens": _max_tokens(obj.get("max_tokens"), "max_tokens"),
-        "temperature": _temperature(obj.get("temperature"), "temperature"),
-        "metadata": _metadata(obj.get("metadata"), "metadata"),
-        "cache": _cache(obj.get("cache")),
-    }
-
-
-def _openai_fields(obj: dict[str, Any]) -> dict[str, Any]:
-    _unknown(obj, OPENAI_FIELDS)
-    if obj.get("method") != "POST":
-        raise _BadLine(f'method must be "POST", got {json.dumps(obj.get("method"))}')
-    if obj.get("url") != OPENAI_URL:
-        raise _BadLine(f'url must be "{OPENAI_URL}", got {json.dumps(obj.get("url"))}')
-    body = obj.get("body")
-    if not isinstance(body, dict):
-        raise _BadLine(f"body must be an object, got {_type_name(body)}")
-    _unknown(body, BODY_FIELDS, "body.")
-    if body.get("n") not in (None, 1):
-        raise _BadLine("body.n must be 1 (one completion per line)")
-    if body.get("stream") not in (None, False):
-        raise _BadLine("body.stream must be false in a batch")
-    if body.get("messages") is None:
-        raise _BadLine("missing text: body.messages is required")
-    msgs, system = _messages(body["messages"], None, "body.messages")
-    max_tokens = _max_tokens(body.get("max_tokens"), "body.max_tokens")
-    max_completion = _max_tokens(body.get("max_completion_tokens"), "body.max_completion_tokens")
-    if max_tokens is not None and max_completion is not None and max_tokens != max_completion:
-        raise _BadLine("body.max_tokens and body.max_completion_tokens disagree")
-    return {
-        "model": body.get("model"),
-        "messages": msgs,
-        "system": system,
-        "max_tokens": max_tokens if max_tokens is not None else max_completion,
-        "temperature": _temperature(body.get("temperature"), "body.temperature"),
-        "metadata": _metadata(body.get("metadata"), "body.metadata"),
-    }
-
-
-def _messages(raw: Any, system: str | None, where: str) -> tuple[list[dict[str, str]], str | None]:
-    """Validate chat messages; system/developer messages are folded into `system`.
-
-    Returned as dicts: JobSpec validates them into ChatMessage once, with the whole spec."""
-    if not isinstance(raw, list):
-        raise _BadLine(f"{where} must be a list, got {_type_name(raw)}")
-    systems = [system] if system else []
-    out: list[dict[str, str]] = []
-    for i, msg in enumerate(raw):
-        # error texts are built only on failure: this loop runs for every message of every line
-        if not isinstance(msg, dict):
-            raise _BadLine(f"{where}[{i}] must be an object, got {_type_name(msg)}")
-        if not msg.keys() <= MESSAGE_FIELDS:
-            _unknown(msg, MESSAGE_FIELDS, f"{where}[{i}].")
-        role = msg.get("role")
-        role = ROLES.get(role) if isinstance(role, str) else None
-        if role is None:
-            raise _BadLine(f"{where}[{i}].role {json.dumps(msg.get('role'))} is not supported")
-        content = msg.get("content")
-        if not isinstance(content, str):
-            content = _content(content, f"{where}[{i}].content")
-        if role == "system":
-            systems.append(content)
-        else:
-            out.append({"role": role, "content": content})
-    if not any(m["role"] == "user" and m["content"].strip() for m in out):
-        raise _BadLine(f"missing text: {where} has no non-empty user message")
-    return out, "\n\n".join(s for s in systems if s.strip()) or None
-
-
-def _content(raw: Any, where: str) -> str:
-    if isinstance(raw, str):
-        return raw
-    if isinstance(raw, list):  # OpenAI content parts: only text can be honoured
-        texts = []
-        for j, part in enumerate(raw):
-            if not (isinstance(part, dict) and part.get("type") == "text"):
-                kind = part.get("type") if isinstance(part, dict) else _type_name(part)
-                raise _BadLine(f"{where}[{j}]: content part {json.dumps(kind)} is not supported")
-            if not isinstance(part.get("text"), str):
-                raise _BadLine(f"{where}[{j}].text must be a string")
-            texts.append(part["text"])
-        return "\n".join(texts)
-    raise _BadLine(f"{where} must be a string, got {_type_name(raw)}")
-
-
-def _optional_str(obj: dict[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _BadLine(f"{key} must be a string, got {_type_name(value)}")
-    return value or None
-
-
-def _max_tokens(value: Any, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _BadLine(f"{where} must be an integer, got {json.dumps(value)}")
-    if not 0 < value <= MAX_TOKENS_LIMIT:
-        raise _BadLine(f"{where} must be between 1 and {MAX_TOKENS_LIMIT}, got {value}")
-    return value
-
-
-def _temperature(value: Any, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _BadLine(f"{where} must be a number, got {json.dumps(value)}")
-    if not (math.isfinite(value) and 0 <= value <= 2):
-        raise _BadLine(f"{where} must be between 0 and 2, got {value}")
-    return float(value)
-
-
-def _metadata(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _BadLine(f"{where} must be an object, got {_type_name(value)}")
-    nested = any(isinstance(v, dict | list) for v in value.values())
-    if nested and _depth(value) > MAX_METADATA_DEPTH:
-        raise _BadLine(f"{where} is nested deeper than {MAX_METADATA_DEPTH} levels")
-    return value
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of a JSON value, without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        children = node.values() if isinstance(node, dict) else node
-        if isinstance(node, dict | list):
-            stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
-    return deepest
-
-
-def _cache(value: Any) -> bool:
-    if value is None:
-        return True
-    if not isinstance(value, bool):
-        raise _BadLine(f"cache must be true or false, got {json.dumps(value)}")
-    return value
-
-
-def _check_text(obj: Any) -> None:
-    """Reject NUL characters and unpaired surrogates anywhere: Postgres cannot store them."""
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            _check_text(key)
-            _check_text(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            _check_text(value)
-    elif isinstance(obj, str):
-        if "\x00" in obj:
-            raise _BadLine("text contains a NUL character (\\u0000)")
-        try:
-            obj.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise _BadLine("text contains an unpaired UTF-16 surrogate escape") from exc
-
-
-def _type_name(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
-    if value is None:
-        return "null"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return "a number"
-    return names.get(type(value), type(value).__name__)

@@ -72,6 +72,12 @@ class Client:
         config: the `llm_config.yaml` model; by default loaded on first need (submit only)
             with `core.config_file.load_config` from LLMQ_CONFIG / ./llm_config.yaml.
         env: the environment to read LLMQ_* from (default `os.environ`).
+        capabilities: what a deployment can honour (`core.jsonl.Capabilities`; the CLI passes
+            the provider registry's resolver). Given, submit rejects a line whose features
+            (JSON output, tools, images, stop, ...) no deployment of its model or of its
+            fallbacks honours: ``line N: no deployment of MODEL supports FEATURE``. None
+            skips that check (the workers' routing still never sends a job where it cannot
+            be served).
 
     Close it (or use it as a context manager) to release database connections.
     """
@@ -83,6 +89,7 @@ class Client:
         config: LLMConfig | None = None,
         *,
         env: Mapping[str, str] | None = None,
+        capabilities: jsonl.Capabilities | None = None,
     ) -> None:
         self._env = os.environ if env is None else env
         settings: Settings = load_settings(self._env)
@@ -90,6 +97,7 @@ class Client:
         self.broker_url = broker_url or settings.broker_url
         self._config_path = settings.config_path
         self._config = config
+        self.capabilities = capabilities
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
 
@@ -137,7 +145,9 @@ class Client:
         """Validate every line, store the batch and its jobs in one transaction, enqueue them.
 
         Args:
-            path_or_specs: a JSONL file (native or OpenAI Batch lines) or JobSpecs.
+            path_or_specs: a JSONL file (native or OpenAI Batch lines) or JobSpecs (built
+                with `features=schemas.request.Features(...)` for response_format, tools,
+                sampling; checked by the same rules as a native line, spec N = line N).
             name: a label for people.
             tenant: whose quota pays; default `quota.default_tenant` from the config.
             model: the model for lines that name none (else the config's default).
@@ -179,10 +189,14 @@ class Client:
         t0 = time.perf_counter()
         if isinstance(path_or_specs, str | Path):
             source = str(Path(path_or_specs).resolve())
-            specs = jsonl.parse_file(path_or_specs, self.config, model)
+            specs = jsonl.parse_file(
+                path_or_specs, self.config, model, capabilities=self.capabilities
+            )
             batch = replace(batch, source=source)
         else:
-            specs = jsonl.check_specs(path_or_specs, self.config, model)
+            specs = jsonl.check_specs(
+                path_or_specs, self.config, model, capabilities=self.capabilities
+            )
         keys = cache.keys_for(specs, self.config, batch.use_cache)  # issue 11: None = no cache
         parse_s = time.perf_counter() - t0
         result = store_and_enqueue(self.sessions, self.broker_url, specs, batch, cache_keys=keys)

@@ -9,9 +9,16 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.request import ContentPart, Features, ImageUrl, TextPart, ToolCall
+from schemas.request import (
+    NO_FEATURES,
+    ContentPart,
+    Features,
+    ImageUrl,
+    TextPart,
+    ToolCall,
+)
 
 
 class JobState(StrEnum):
@@ -62,19 +69,44 @@ class AttemptOutcome(StrEnum):
     SUPERSEDED = "superseded"  # finished after another attempt took the job over
 
 
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _no_features(value: Features) -> bool:
+    return value.is_empty
+
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
 class ChatMessage(BaseModel):
     """One turn. `content` is text, or content parts (text and images); an assistant turn may
-    carry `tool_calls` (then content may be None); a `tool` turn answers `tool_call_id`."""
+    carry `tool_calls` (then content may be None); a `tool` turn answers `tool_call_id`.
+
+    Images only in user turns. Dumped without `tool_calls` / `tool_call_id` while they are None,
+    so a plain turn dumps as ``{"role", "content"}``, as before issue 15. `openai()` gives the
+    OpenAI Chat Completions form.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Role
     content: str | tuple[ContentPart, ...] | None
-    tool_calls: tuple[ToolCall, ...] | None = None
-    tool_call_id: str | None = None
+    tool_calls: tuple[ToolCall, ...] | None = Field(default=None, min_length=1, exclude_if=_is_none)
+    tool_call_id: str | None = Field(default=None, min_length=1, exclude_if=_is_none)
+
+    @model_validator(mode="after")
+    def _fits_role(self) -> ChatMessage:
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("tool_calls are only for assistant messages")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a tool message needs tool_call_id, and only a tool message has one")
+        if self.content is None and self.tool_calls is None:
+            raise ValueError("content may be null only in an assistant message with tool_calls")
+        if self.role != "user" and self.images:
+            raise ValueError("image parts are only for user messages")
+        return self
 
     @property
     def text(self) -> str:
@@ -91,9 +123,25 @@ class ChatMessage(BaseModel):
             return ()
         return tuple(p.image_url for p in self.content if not isinstance(p, TextPart))
 
+    def openai(self) -> dict[str, Any]:
+        """This turn as an OpenAI chat message."""
+        out: dict[str, Any] = {"role": self.role}
+        if self.content is None or isinstance(self.content, str):
+            out["content"] = self.content
+        else:
+            out["content"] = [p.model_dump(mode="json") for p in self.content]
+        if self.tool_calls is not None:
+            out["tool_calls"] = [c.openai() for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
+
 
 class JobSpec(BaseModel):
-    """What one input line asks for, normalised from either accepted JSONL format."""
+    """What one input line asks for, normalised from either accepted JSONL format.
+
+    A dump leaves `features` out while the request asks for none, so a plain-text job dumps
+    (and is stored) exactly as before issue 15."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -105,7 +153,8 @@ class JobSpec(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     metadata: dict[str, Any] = Field(default_factory=dict)
     cache: bool = True  # per-job opt-out of the response cache
-    features: Features = Features()  # output format, tools, sampling (schemas/request.py)
+    # output format, tools, sampling (schemas/request.py)
+    features: Features = Field(default=NO_FEATURES, exclude_if=_no_features)
 
 
 class Usage(BaseModel):

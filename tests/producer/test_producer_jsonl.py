@@ -46,9 +46,10 @@ BAD_LINES: list[tuple[str, str]] = [
     ),
     ('{"custom_id": "x", "prompt": 12}', "prompt must be a string"),
     ('{"custom_id": "x", "messages": [{"role": "tool", "content": "q"}]}', "role"),
+    ('{"custom_id": "x", "messages": [{"role": "function", "content": "q"}]}', "role"),
     (
-        '{"custom_id": "x", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}',
-        "not supported",
+        '{"custom_id": "x", "messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}',
+        'content part "input_audio" is not supported',
     ),
     ('{"custom_id": "x", "messages": [{"role": "user", "content": "q", "name": "n"}]}', "name"),
     ('{"custom_id": "x", "messages": "hello"}', "must be a list"),
@@ -102,8 +103,8 @@ BAD_LINES: list[tuple[str, str]] = [
     ),
     (
         '{"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", "body": '
-        '{"messages": [{"role": "user", "content": "q"}], "top_p": 0.9}}',
-        "body.top_p",
+        '{"messages": [{"role": "user", "content": "q"}], "logprobs": true}}',
+        "unsupported field(s): body.logprobs",
     ),
     (
         '{"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", "body": '
