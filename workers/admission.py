@@ -32,18 +32,15 @@ from core.ledger.db import session_scope
 from core.ledger.jobs_repo import AttemptStart, ClaimedJob
 from workers.routing.health import HealthSnapshot
 from workers.routing.select import Candidate
-from workers.routing.slots import Hold, give_back, take_slot
+from workers.routing.slots import MIN_WAIT_S, Hold, give_back, take_slot
 from workers.run_types import Admitted, Clock, ParsedJob
 
 if TYPE_CHECKING:
     from workers.runtime import Runtime
 
-__all__ = ["MIN_WAIT_S", "Admission", "Refused", "Superseded", "Waiting", "admit"]
+__all__ = ["Admission", "Refused", "Superseded", "Waiting", "admit"]
 
 log = logging.getLogger(__name__)
-
-# Shortest reschedule: a bucket that refills in microseconds still gets a real countdown.
-MIN_WAIT_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,11 +31,11 @@ from core.ledger import cache_repo, jobs_repo, quota_repo
 from core.ledger.db import session_scope
 from core.ledger.jobs_repo import ClaimedJob
 from schemas.job import ChatMessage, ErrorKind, ErrorRecord
-from workers.admission import MIN_WAIT_S, Refused, Superseded, Waiting, admit
+from workers.admission import Refused, Superseded, Waiting, admit
 from workers.attempt import call_and_finish
 from workers.routing.health import HealthSnapshot
 from workers.routing.select import RouteRequest, rank_candidates
-from workers.routing.slots import next_wake
+from workers.routing.slots import MIN_WAIT_S, next_wake
 from workers.run_types import NOOP, Admitted, Clock, Outcome, ParsedJob
 
 if TYPE_CHECKING:

@@ -1,9 +1,9 @@
 """Taking a deployment's admission slot in the health store, and giving it back.
 
 Owns: `Hold` (what one admission took: a rate-limit slot named by a ticket, and the half-open
-probe lease if one was claimed), `take_slot`, `give_back` and `next_wake`. The queue's admission
-(workers/admission.py) and the direct call (workers/direct_call.py) both go through here, so a
-deployment is skipped, waited for or probed for the same reasons on both paths.
+probe lease if one was claimed), `take_slot`, `give_back`, `next_wake` and `MIN_WAIT_S`. The
+queue's admission (workers/admission.py) and the direct call (workers/direct_call.py) both go
+through here, so a deployment is skipped, waited for or probed for the same reasons on both.
 
 Must not: rank deployments (`select` does), decide retries (`workers.retry` does), or touch the
 ledger. Every store change is one atomic store operation (`try_acquire`, `claim_probe`,
@@ -18,6 +18,10 @@ from dataclasses import dataclass
 
 from workers.routing._health_model import Circuit, HealthSnapshot, HealthStore
 from workers.routing.select import Candidate
+
+# Shortest wait either path schedules: a bucket that refills in microseconds still gets a
+# real countdown (queue) or sleep (direct call) instead of a busy loop.
+MIN_WAIT_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
