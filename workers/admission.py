@@ -91,7 +91,7 @@ def admit(
             _give_back_quietly(rt, held)
             raise
         if reservation == "reserved":
-            return Admitted(cand, price, start, held, left=len(plan) - i - 1)
+            return Admitted(cand, price, start, left=len(plan) - i - 1)
         give_back(rt.health, held)
         if reservation == "superseded":
             return Superseded()

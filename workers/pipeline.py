@@ -4,9 +4,10 @@ Owns: the order of one job run: claim -> cache lookup -> plan -> admit (rate slo
 quota reservation and the attempt row; workers/admission.py, undone there if refused or
 superseded) -> one provider call -> finish (attempt row, quota settlement and the job, in one
 transaction; workers/attempt.py), and turning each step's value into the run's `Outcome`
-(workers/run_types.py), which the task maps to a message. Must not: decide anything itself (routing, retry, quota and pricing are pure
-functions in their own modules), write SQL (the ledger repos do), sleep on a wait (waits become
-`not_before` plus a countdown message), or hold a transaction across the provider call.
+(workers/run_types.py), which the task maps to a message. Must not: decide anything itself
+(routing, retry, quota and pricing are pure functions in their own modules), write SQL (the
+ledger repos do), sleep on a wait (waits become `not_before` plus a countdown message), or
+hold a transaction across the provider call.
 
 Transactions per job run: at most three (claim; reserve + attempt insert; finish), plus one
 more per extra candidate whose quota reservation was refused, plus one for the cache lookup of

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Literal
 
 from core.ledger.jobs_repo import AttemptStart, ClaimedJob
 from workers.routing.select import Candidate, RouteRequest
-from workers.routing.slots import Hold
 
 if TYPE_CHECKING:
     from workers.pricing import Price
@@ -54,13 +53,13 @@ class ParsedJob:
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """The admitted candidate: rate slot (and probe lease) held, quota reserved, attempt row
-    written. The call is now owed: the attempt's finish records it either way."""
+    """The admitted candidate: rate slot (and probe lease) taken, quota reserved, attempt row
+    written. The call is now owed: its finish records it and settles the reservation, and its
+    reply closes or re-opens a half-open circuit, so nothing is given back after this."""
 
     candidate: Candidate
     price: Price | None
     start: AttemptStart
-    hold: Hold
     left: int  # candidates after this one in the plan
 
 

@@ -11,9 +11,11 @@ import pytest
 import redis
 
 from core.errors import AuthFailed
-from schemas.config import RoutingSettings
+from schemas.config import LLMModelConfig, RoutingSettings
 from workers.routing._health_model import RATE_WINDOW_S
 from workers.routing.health import HealthStore, MemoryHealthStore, RedisHealthStore
+from workers.routing.select import Candidate
+from workers.routing.slots import Hold, give_back, take_slot
 
 T0 = 1_700_000_000.0
 DEP = "openai/gpt-x"
@@ -80,3 +82,29 @@ def test_an_old_probe_cannot_end_a_newer_lease(store: HealthStore) -> None:
     assert store.claim_probe(DEP, T0 + 31)  # a new prober
     store.give_back(DEP, None, 0, T0 + 30)  # the first one again: not its lease any more
     assert not store.claim_probe(DEP, T0 + 32)
+
+
+def test_a_probe_claimed_for_a_deployment_without_rate_headroom_is_given_back(
+    store: HealthStore,
+) -> None:
+    dep = LLMModelConfig(name="gpt-x", provider="openai", rpm=1)
+    cand = Candidate(dep, "gpt-x", False, 10, 10, None)
+    assert store.try_acquire(dep.deployment_id, 1, None, 1, T0 + 29) == 0.0  # window full
+    store.record_failure(dep.deployment_id, AuthFailed("bad key"), T0, POLICY)
+
+    assert take_slot(store, cand, "half_open", T0 + 30, probe_wait_s=5.0) > 0  # must wait
+
+    assert store.claim_probe(dep.deployment_id, T0 + 31)  # the lease was not kept
+
+
+def test_take_slot_then_give_back_leaves_nothing_held(store: HealthStore) -> None:
+    dep = LLMModelConfig(name="gpt-x", provider="openai", rpm=1, tpm=100)
+    cand = Candidate(dep, "gpt-x", False, 40, 60, None)
+    store.record_failure(dep.deployment_id, AuthFailed("bad key"), T0, POLICY)
+    hold = take_slot(store, cand, "half_open", T0 + 30, probe_wait_s=5.0)
+    assert isinstance(hold, Hold) and hold.tokens == 100 and hold.probe_claimed_at == T0 + 30
+
+    give_back(store, hold)
+
+    assert store.claim_probe(dep.deployment_id, T0 + 31)
+    assert store.try_acquire(dep.deployment_id, 1, 100, 100, T0 + 31) == 0.0

@@ -1,9 +1,9 @@
 """Routing: turn a request, the configured deployments and a health snapshot into an ordered plan.
 
 Owns: `RouteRequest`, `Candidate`, `rank_candidates`, `route_deployment_ids` and the cheap
-prompt estimate used for ordering. Must not: touch Redis, the database, the clock or a random source. Everything that
-varies (health, prices, credentials, `now`, `rng`) is passed in, so the same inputs always give
-the same plan and the whole module is testable as a table.
+prompt estimate used for ordering. Must not: touch Redis, the database, the clock or a random
+source. Everything that varies (health, prices, credentials, `now`, `rng`) is passed in, so the
+same inputs always give the same plan and the whole module is testable as a table.
 
 The plan has tiers: the requested model's deployments first, then each model in
 `config.fallbacks[name]` in the listed order (one level: a fallback's own fallbacks are not
