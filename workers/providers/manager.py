@@ -244,11 +244,13 @@ class LLMProviderManager:
         Returns: `response` (text), `model`, `provider`, `model_id`, `deployment`,
         `finish_reason`, `usage` {prompt_tokens, completion_tokens, total_tokens, estimated},
         `cost_usd` (Decimal, None when the price is unknown), `latency_ms`, `request_id`,
-        `attempts`, `fallback` (True when another model answered).
+        `attempts` (provider calls made), `fallback` (True when one of the model's configured
+        fallback models answered).
 
         Raises:
-            LLMProviderError: unknown model, bad input, or every candidate failed (the last
-                failure's class, e.g. `RateLimited`, with all attempts in the message).
+            LLMProviderError: unknown model, bad input, every candidate failed (the last
+                failure's class, e.g. `RateLimited`, with all attempts in the message), or a
+                wait longer than `max_wait_s` / more than `max_retries` waits was needed.
         """
         name = model_name or self._default_name()
         self._require(name)
