@@ -207,26 +207,22 @@ return '0'
 )
 
 # KEYS: rq, tk, rl, st.  ARGV: ticket ('' = none), tokens, probe claimed at ('' = none), lease_s
-# Undoes one admission: the rate slot leaves both windows (its tokens leave tsum) only if it is
-# still there, and the probe lease ends only if it is still the one claimed at ARGV[3] (a
-# later prober's lease is someone else's). Returns nothing useful; it is idempotent.
+# Only that slot (if still in the window) and that probe lease (not a later prober's); idempotent.
 _GIVE_BACK = (
     _LUA_COMMON
     + """
 if ARGV[1] ~= '' then
   redis.call('ZREM', KEYS[1], ARGV[1])
   local tokens = tonumber(ARGV[2])
-  if tokens > 0 and redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. tokens) == 1 then
-    local tsum = num(redis.call('HGET', KEYS[3], 'tsum'), 0) - tokens
-    if tsum < 0 then tsum = 0 end
-    if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('HSET', KEYS[3], 'tsum', tsum) end
+  if tokens > 0 and redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. tokens) == 1
+     and redis.call('EXISTS', KEYS[3]) == 1 then
+    local tsum = num(redis.call('HGET', KEYS[3], 'tsum'), 0)
+    redis.call('HSET', KEYS[3], 'tsum', math.max(tsum - tokens, 0))
   end
 end
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[4], 'state') == 'open' then
-  local mine = fmt(tonumber(ARGV[3]) + tonumber(ARGV[4]))
-  if redis.call('HGET', KEYS[4], 'probe_until') == mine then
-    redis.call('HSET', KEYS[4], 'probe_until', 0)
-  end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[4], 'state') == 'open'
+   and redis.call('HGET', KEYS[4], 'probe_until') == fmt(tonumber(ARGV[3]) + tonumber(ARGV[4])) then
+  redis.call('HSET', KEYS[4], 'probe_until', 0)
 end
 return 0
 """
@@ -373,8 +369,7 @@ class RedisHealthStore:
     def give_back(
         self, dep_id: str, ticket: str | None, tokens: int, probe_claimed_at: float | None
     ) -> None:
-        """Undo an admission whose call will not be made, in one script: free the rate slot
-        taken with `ticket` and end the probe lease claimed at `probe_claimed_at`."""
+        """Undo an unused admission in one script: free `ticket`'s slot, end the probe lease."""
         keys = [self._key(dep_id, p) for p in ("rq", "tk", "rl", "st")]
         args = [ticket or "", max(int(tokens), 0), _opt(probe_claimed_at), PROBE_LEASE_S]
         self._run(self._give_back, keys, args)
