@@ -39,7 +39,11 @@ LIBRARIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("llmq: ledger repos", ("core/ledger/",)),
     ("llmq: providers", ("workers/providers/",)),
     ("llmq: routing+health", ("workers/routing/",)),
-    ("llmq: pipeline+tasks", ("workers/pipeline.py", "workers/tasks.py", "workers/runtime.py")),
+    # admission.py holds what pipeline.py did before issue 14: same bucket, comparable runs
+    (
+        "llmq: pipeline+tasks",
+        ("workers/pipeline.py", "workers/admission.py", "workers/tasks.py", "workers/runtime.py"),
+    ),
     ("llmq: other", ("workers/", "schemas/")),
 )
 # Inclusive stages: (label, regex over one frame, "func (path:line)").

@@ -201,7 +201,7 @@ def serialize_sqlite(engine: Engine) -> None:
     `synchronous=NORMAL` is SQLite's recommended setting in WAL mode: a commit no longer
     waits for an fsync (an OS crash may lose the last commits, never corrupt the file).
     """
-    turn = _Turn()
+    baton = _ConnectionBaton()
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -209,11 +209,11 @@ def serialize_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
-    event.listen(engine, "checkout", lambda *_: turn.take())
-    event.listen(engine, "checkin", lambda *_: turn.give())
+    event.listen(engine, "checkout", lambda *_: baton.take())
+    event.listen(engine, "checkin", lambda *_: baton.give())
 
 
-class _Turn:
+class _ConnectionBaton:
     """One thread at a time holds connections; re-entrant for that thread (a second session
     opened while holding one must not deadlock), and releasable from any thread (a connection
     garbage-collected elsewhere is checked in there)."""

@@ -2,10 +2,10 @@
 
 Owns: `call_and_finish` (call the adapter outside any transaction; then, in ONE transaction,
 close the attempt row, settle its quota reservation and, if the claim still holds the job,
-write the job's result or its next step from `retry.decide`), plus the small values the
-pipeline hands over (`Job`, `Slot`, `Clock`, `Outcome`). Must not: choose deployments or
-reserve quota (workers/pipeline.py does, before), decide retries (workers/retry.py does), or
-write SQL (the ledger repos do).
+write the job's result or its next step from `retry.decide`). The values it gets and returns
+(`ParsedJob`, `Admitted`, `Clock`, `Outcome`) live in workers/run_types.py. Must not: choose
+deployments or reserve quota (workers/admission.py does, before), decide retries
+(workers/retry.py does), or write SQL (the ledger repos do).
 
 A superseded attempt (its claim lost the job to a newer one) still records what the provider
 billed on its attempt row and settles its reservation, but never touches the job.
@@ -17,10 +17,9 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -34,110 +33,60 @@ from workers import retry
 from workers.observability.logs import log_provider_call
 from workers.pricing import cost as priced
 from workers.providers.base import ProviderReply, ProviderRequest
-from workers.routing.select import Candidate, RouteRequest
+from workers.run_types import Admitted, Clock, Outcome, ParsedJob
 
 if TYPE_CHECKING:
-    from workers.pricing import Price
     from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-Status = Literal[
-    "noop", "succeeded", "failed", "retry_later", "fallback", "waiting", "parked", "superseded"
-]
 FINISH_TRIES = 3  # the call is paid for: retry a failed finishing transaction briefly
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a run did and whether the job's message must be sent again.
-
-    `countdown_s` not None = publish the job id again after that many seconds (0 = now).
-    None = no message: the job is finished, parked, held by someone else, or waits longer than
-    `routing.max_countdown_s` (then only `not_before` is written and the sweeper re-sends).
-    """
-
-    status: Status
-    countdown_s: float | None = None
-
-
-NOOP = Outcome("noop")
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A claimed job, parsed once for routing, quota and the request."""
-
-    claim: ClaimedJob
-    request: RouteRequest
-    temperature: float | None
-    prompt_bound: int  # guaranteed upper bound on prompt tokens (quota)
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """The admitted candidate: rate-limit token taken, quota reserved, attempt row written."""
-
-    candidate: Candidate
-    price: Price | None
-    start: AttemptStart
-    left: int  # candidates after this one in the plan
-
-
-@dataclass(frozen=True, slots=True)
-class Clock:
-    """The run's time: the `now` it was given, advanced by the monotonic time since."""
-
-    base: datetime
-    mono: float
-
-    @classmethod
-    def starting(cls, now: datetime) -> Clock:
-        return cls(now, time.monotonic())
-
-    def now(self) -> datetime:
-        return self.base + timedelta(seconds=time.monotonic() - self.mono)
-
-
-def call_and_finish(rt: Runtime, job: Job, slot: Slot, clock: Clock) -> Outcome:
+def call_and_finish(rt: Runtime, job: ParsedJob, admitted: Admitted, clock: Clock) -> Outcome:
     """Make the admitted call, then finish the attempt in one transaction."""
-    dep = slot.candidate.deployment
+    dep = admitted.candidate.deployment
     temperature = job.temperature if job.temperature is not None else dep.temperature
     request = ProviderRequest(
-        model_id=slot.start.model,
+        model_id=admitted.start.model,
         messages=job.request.messages,
-        max_tokens=slot.candidate.max_tokens,
+        max_tokens=admitted.candidate.max_tokens,
         system=job.request.system,
         temperature=temperature,
     )
     started = time.monotonic()
     try:
-        reply = rt.adapters[slot.start.deployment].complete(request)
+        reply = rt.adapters[admitted.start.deployment].complete(request)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded attempt
         if not isinstance(exc, LLMQError):
             log.exception("job %s: adapter raised outside the error tree", job.claim.id)
         elapsed = time.monotonic() - started
-        return _finish_failure(rt, job, slot, exc, clock.now(), elapsed)
+        return _finish_failure(rt, job, admitted, exc, clock.now(), elapsed)
     elapsed = time.monotonic() - started
-    return _finish_success(rt, job, slot, reply, clock.now(), elapsed)
+    return _finish_success(rt, job, admitted, reply, clock.now(), elapsed)
 
 
 def _finish_success(
-    rt: Runtime, job: Job, slot: Slot, reply: ProviderReply, after: datetime, elapsed: float
+    rt: Runtime,
+    job: ParsedJob,
+    admitted: Admitted,
+    reply: ProviderReply,
+    after: datetime,
+    elapsed: float,
 ) -> Outcome:
-    claim, start = job.claim, slot.start
+    claim, start = job.claim, admitted.start
     latency_ms = reply.latency_ms or int(elapsed * 1000)
     rt.health.record_success(start.deployment, latency_ms, reply.rate_limits, after.timestamp())
     usage = reply.usage
-    cost = priced(usage, slot.price)
+    cost = priced(usage, admitted.price)
     completion = Completion(
         text=reply.text,
         finish_reason=reply.finish_reason,
         usage=usage,
         provider=start.provider,
-        model=slot.candidate.model_name,
+        model=admitted.candidate.model_name,
         model_id=reply.model or start.model,
         latency_ms=latency_ms,
         request_id=reply.request_id,
@@ -166,13 +115,18 @@ def _finish_success(
 
 
 def _finish_failure(
-    rt: Runtime, job: Job, slot: Slot, error: Exception, after: datetime, elapsed: float
+    rt: Runtime,
+    job: ParsedJob,
+    admitted: Admitted,
+    error: Exception,
+    after: datetime,
+    elapsed: float,
 ) -> Outcome:
-    claim, start = job.claim, slot.start
+    claim, start = job.claim, admitted.start
     policy = rt.config.routing
     if isinstance(error, LLMProviderError):
         rt.health.record_failure(start.deployment, error, after.timestamp(), policy)
-    decision = retry.decide(error, claim.budget_attempt_no, policy, slot.left, random.random())
+    decision = retry.decide(error, claim.budget_attempt_no, policy, admitted.left, random.random())
     excluded = claim.excluded | {start.deployment} if decision.exclude else claim.excluded
     status = getattr(error, "status", None)
     kind = error.kind if isinstance(error, LLMQError) else ErrorKind.INTERNAL

@@ -1,11 +1,13 @@
 """`run_job`: the ONE place routing, health, quota, the provider adapter and the ledger meet.
 
-Owns: the order of one job run: claim -> cache lookup -> plan -> admit (rate limit, quota
-reservation and the attempt row) -> one provider call -> finish (attempt row, quota settlement
-and the job, in one transaction; workers/attempt.py). Returns an `Outcome` value; the task maps
-it to a message. Must not: decide anything itself (routing, retry, quota and pricing are pure
-functions in their own modules), write SQL (the ledger repos do), sleep on a wait (waits become
-`not_before` plus a countdown message), or hold a transaction across the provider call.
+Owns: the order of one job run: claim -> cache lookup -> plan -> admit (rate slot, probe lease,
+quota reservation and the attempt row; workers/admission.py, undone there if refused or
+superseded) -> one provider call -> finish (attempt row, quota settlement and the job, in one
+transaction; workers/attempt.py), and turning each step's value into the run's `Outcome`
+(workers/run_types.py), which the task maps to a message. Must not: decide anything itself
+(routing, retry, quota and pricing are pure functions in their own modules), write SQL (the
+ledger repos do), sleep on a wait (waits become `not_before` plus a countdown message), or
+hold a transaction across the provider call.
 
 Transactions per job run: at most three (claim; reserve + attempt insert; finish), plus one
 more per extra candidate whose quota reservation was refused, plus one for the cache lookup of
@@ -23,17 +25,20 @@ import logging
 import random
 import uuid
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from core.ledger import cache_repo, jobs_repo, quota_repo
 from core.ledger.db import session_scope
-from core.ledger.jobs_repo import AttemptStart, ClaimedJob
+from core.ledger.jobs_repo import ClaimedJob
+from core.quota import next_reset
 from schemas.job import ChatMessage, ErrorKind, ErrorRecord
 from workers import quota
-from workers.attempt import NOOP, Clock, Job, Outcome, Slot, call_and_finish
+from workers.admission import Refused, Superseded, Waiting, admit
+from workers.attempt import call_and_finish
 from workers.routing.health import HealthSnapshot
-from workers.routing.select import Candidate, RouteRequest, rank_candidates
+from workers.routing.select import RouteRequest, rank_candidates
+from workers.routing.slots import MIN_WAIT_S, next_wake
+from workers.run_types import NOOP, Admitted, Clock, Outcome, ParsedJob
 
 if TYPE_CHECKING:
     from workers.runtime import Runtime
@@ -41,17 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["NOOP", "Outcome", "run_job"]
 
 log = logging.getLogger(__name__)
-
-# Shortest reschedule: a bucket that refills in microseconds still gets a real countdown.
-MIN_WAIT_S = 0.05
-
-
-class _Superseded(Exception):
-    """Raised inside a transaction to roll it back: another claim owns the job now."""
-
-
-class _Refused(Exception):
-    """Raised inside a transaction to roll it back: the quota reservation was refused."""
 
 
 def run_job(job_id: uuid.UUID, rt: Runtime, now: datetime) -> Outcome:
@@ -68,22 +62,23 @@ def run_job(job_id: uuid.UUID, rt: Runtime, now: datetime) -> Outcome:
     if claim is None:
         return NOOP
     try:
-        admitted = _from_cache(rt, claim, clock)  # issue 11: a hit needs no route, quota or call
-        if admitted is None:
-            admitted = _plan_and_admit(rt, claim, clock)
+        cached = _from_cache(rt, claim, clock)  # issue 11: a hit needs no route, quota or call
+        step = cached if cached is not None else _plan_and_admit(rt, claim, clock)
     except Exception:
         # Redis or Postgres failed before any call: hand the job back now instead of leaving
         # it leased for lease_s (best effort; if the database is the problem the lease and
         # the sweeper recover it).
         _release_quietly(rt, claim)
         raise
-    if isinstance(admitted, Outcome):
-        return admitted
-    job, slot = admitted
-    return call_and_finish(rt, job, slot, clock)
+    if isinstance(step, Outcome):
+        return step
+    job, admitted = step
+    return call_and_finish(rt, job, admitted, clock)
 
 
-def _plan_and_admit(rt: Runtime, claim: ClaimedJob, clock: Clock) -> Outcome | tuple[Job, Slot]:
+def _plan_and_admit(
+    rt: Runtime, claim: ClaimedJob, clock: Clock
+) -> Outcome | tuple[ParsedJob, Admitted]:
     policy = rt.config.routing
     now = clock.now()
     if claim.budget_attempt_no > policy.max_attempts:
@@ -106,11 +101,18 @@ def _plan_and_admit(rt: Runtime, claim: ClaimedJob, clock: Clock) -> Outcome | t
     )
     if not plan:
         return _no_candidate(rt, claim, snapshot, now)
-    admitted = _admit(rt, job, plan, snapshot, clock)
-    return admitted if isinstance(admitted, Outcome) else (job, admitted)
+    admission = admit(rt, job, plan, snapshot, clock)
+    if isinstance(admission, Admitted):
+        return job, admission
+    if isinstance(admission, Waiting):
+        return _wait(rt, claim, admission.wait_s, clock.now())
+    if isinstance(admission, Refused):
+        return _park(rt, claim, admission, clock.now())
+    assert isinstance(admission, Superseded)
+    return Outcome("superseded")
 
 
-def _parse(rt: Runtime, claim: ClaimedJob) -> Job | None:
+def _parse(rt: Runtime, claim: ClaimedJob) -> ParsedJob | None:
     spec = claim.spec
     try:
         # Validated at submit; model_construct skips re-validating on the hot path.
@@ -123,7 +125,7 @@ def _parse(rt: Runtime, claim: ClaimedJob) -> Job | None:
     system = spec.get("system")
     request = RouteRequest(claim.model, messages, system, spec.get("max_tokens"))
     bound = quota.prompt_token_bound(messages, system, rt.config.quota.per_message_allowance)
-    return Job(claim, request, spec.get("temperature"), bound)
+    return ParsedJob(claim, request, spec.get("temperature"), bound)
 
 
 # ---- response cache (issue 11) ------------------------------------------------------------
@@ -152,86 +154,6 @@ def _from_cache(rt: Runtime, claim: ClaimedJob, clock: Clock) -> Outcome | None:
     return Outcome("succeeded")
 
 
-# ---- admission ----------------------------------------------------------------------------
-
-
-def _admit(
-    rt: Runtime, job: Job, plan: list[Candidate], snapshot: HealthSnapshot, clock: Clock
-) -> Slot | Outcome:
-    """Walk the plan: the first candidate with rate-limit headroom and quota room wins."""
-    wait_s: float | None = None
-    refused: tuple[int, Decimal] | None = None
-    for i, cand in enumerate(plan):
-        dep = cand.deployment
-        dep_id = cand.deployment_id
-        now = clock.now()
-        now_s = now.timestamp()
-        if snapshot.get(dep_id).circuit != "closed" and not rt.health.claim_probe(dep_id, now_s):
-            # Someone else is probing this half-open deployment; its answer comes soon.
-            wait_s = _shorter(wait_s, max(rt.config.routing.default_cooldown_s, MIN_WAIT_S))
-            continue
-        tokens = cand.est_prompt_tokens + cand.max_tokens
-        wait = rt.health.try_acquire(dep_id, dep.rpm, dep.tpm, tokens, now_s)
-        if wait > 0:
-            wait_s = _shorter(wait_s, wait)
-            continue
-        price = rt.prices.get(dep_id)
-        reserve_tokens, reserve_usd = quota.worst_case(job.prompt_bound, cand.max_tokens, price)
-        start = AttemptStart(
-            provider=dep.provider.value,
-            model=dep.model_id or dep.name,
-            deployment=dep_id,
-            started_at=now,
-            reserved_tokens=reserve_tokens,
-            reserved_usd=reserve_usd,
-            waited_ms=job.claim.waited_ms,
-        )
-        started = _reserve_and_start(rt, job.claim, start)
-        if started is None:
-            return Outcome("superseded")
-        if started:
-            return Slot(cand, price, start, left=len(plan) - i - 1)
-        refused = (reserve_tokens, reserve_usd)
-    if wait_s is not None:
-        return _wait(rt, job.claim, wait_s, clock.now())
-    assert refused is not None  # every candidate either waited or was refused
-    return _park(rt, job.claim, refused, clock.now())
-
-
-def _reserve_and_start(rt: Runtime, claim: ClaimedJob, start: AttemptStart) -> bool | None:
-    """Insert the attempt row and reserve the worst case, in one transaction.
-
-    True = both done; False = no quota room (rolled back: no row, nothing reserved); None =
-    the job is no longer ours (rolled back, nothing reserved). The reservation goes LAST so
-    the tenant's quota window row stays locked only for that UPDATE and the commit, not for
-    the attempt insert too (issue 10: every job of a tenant queues on that row lock).
-    """
-    try:
-        with session_scope(rt.sessions) as s:
-            if not jobs_repo.start_attempt(s, claim, start):
-                raise _Superseded
-            ok = quota_repo.reserve(
-                s,
-                claim.tenant,
-                claim.batch_id,
-                claim.batch_max_cost,
-                start.reserved_tokens,
-                start.reserved_usd,
-                start.started_at,
-            )
-            if not ok:
-                raise _Refused
-    except _Superseded:
-        return None
-    except _Refused:
-        return False
-    return True
-
-
-def _shorter(current: float | None, new: float) -> float:
-    return new if current is None else min(current, new)
-
-
 # ---- outcomes without a call --------------------------------------------------------------
 
 
@@ -253,12 +175,12 @@ def _wait(rt: Runtime, claim: ClaimedJob, wait_s: float, now: datetime) -> Outco
     return Outcome("waiting", countdown) if ok else NOOP
 
 
-def _park(rt: Runtime, claim: ClaimedJob, refused: tuple[int, Decimal], now: datetime) -> Outcome:
-    tokens, usd = refused
+def _park(rt: Runtime, claim: ClaimedJob, refused: Refused, now: datetime) -> Outcome:
+    tokens, usd = refused.tokens, refused.usd
     with session_scope(rt.sessions) as s:
         reason = quota_repo.explain_refusal(s, claim.tenant, claim.batch_id, tokens, usd, now)
         error = ErrorRecord(type=ErrorKind.QUOTA_EXCEEDED.value, message=reason)
-        ok = jobs_repo.park_job(s, claim, error, quota_repo.next_reset(now))
+        ok = jobs_repo.park_job(s, claim, error, next_reset(now))
     if ok:
         log.info("job %s parked: %s", claim.id, reason)
     return Outcome("parked") if ok else NOOP
@@ -269,17 +191,10 @@ def _no_candidate(
 ) -> Outcome:
     """Nothing can serve the job now: wait if something only cools down, else fail."""
     now_s = now.timestamp()
-    wakes: list[float] = []
-    for dep_id in rt.route_deployment_ids(claim.model):
-        if dep_id in claim.excluded or not rt.has_key.get(dep_id, False):
-            continue
-        h = snapshot.get(dep_id)
-        if h.cooldown_until > now_s:
-            wakes.append(h.cooldown_until)
-        elif h.circuit == "open" and h.open_until > now_s:
-            wakes.append(h.open_until)
-    if wakes:
-        return _wait(rt, claim, min(wakes) - now_s, now)
+    ids = rt.route_deployment_ids(claim.model)
+    wake = next_wake(ids, snapshot, rt.has_key, claim.excluded, now_s)
+    if wake is not None:
+        return _wait(rt, claim, wake - now_s, now)
     message = _why_unroutable(rt, claim)
     return _fail_unrun(rt, claim, ErrorKind.NO_DEPLOYMENT, message, now)
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.ledger.db import make_engine, make_sessionmaker
 from schemas.config import LLMConfig, LLMModelConfig
 from schemas.settings import Settings, load_settings
+from workers.routing.select import route_deployment_ids
 
 if TYPE_CHECKING:
     from workers.pricing import Price
@@ -66,9 +67,7 @@ class Runtime:
         """
         ids = self._route_ids.get(model_name)
         if ids is None:
-            names = [model_name, *self.config.fallbacks.get(model_name, [])]
-            found = (m.deployment_id for n in names for m in self.config.deployments_for(n))
-            ids = tuple(dict.fromkeys(found))
+            ids = route_deployment_ids(self.config, model_name)
             self._route_ids[model_name] = ids
         return ids
 

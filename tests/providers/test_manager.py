@@ -47,7 +47,10 @@ def documented_config(sim: Any, **extra: Any) -> LLMConfig:
 
 @pytest.fixture()
 def manager(sim):
-    m = LLMProviderManager(config=documented_config(sim), env={}, sleep=RecordingSleep())
+    # gpt-4 falls back to claude-2 only because the config says so (issue 14: the direct call
+    # no longer falls back to every other model when `fallbacks` is empty; the queue never did)
+    config = documented_config(sim, fallbacks={"gpt-4": ["claude-2"]})
+    m = LLMProviderManager(config=config, env={}, sleep=RecordingSleep())
     yield m
     m.close()
 
@@ -165,28 +168,57 @@ def test_no_prompt_is_bad_request(manager):
         manager.call_model(model_name="gpt-4")
 
 
-def test_retries_honour_retry_after_then_fall_back(sim):
+def test_rate_limited_falls_back_at_once_like_a_queued_job(sim):
+    # Issue 14: the queue's policy (retry.decide): a 429 with a fallback left moves on at
+    # once and the deployment cools down; it used to be retried here max_retries times first.
     config = documented_config(sim, fallbacks={"gpt-4": ["claude-2"]})
     sleep = RecordingSleep()
     manager = LLMProviderManager(config=config, env={}, sleep=sleep, max_retries=2)
     sim.configure("openai", rate_429=1.0, retry_after_s=0.05)
     result = manager.call_model(model_name="gpt-4", prompt="hi")
-    assert (result["model"], result["fallback"], result["attempts"]) == ("claude-2", True, 4)
+    assert (result["model"], result["fallback"], result["attempts"]) == ("claude-2", True, 2)
+    assert sim.stats()["providers"]["openai"]["requests"] == 1
+    assert sleep.calls == []
+
+
+def test_retries_honour_retry_after_with_no_fallback_left(sim):
+    sleep = RecordingSleep()
+    manager = LLMProviderManager(config=documented_config(sim), env={}, sleep=sleep, max_retries=2)
+    sim.configure("openai", rate_429=1.0, retry_after_s=0.05)
+    with pytest.raises(RateLimited, match="all candidates failed"):
+        manager.call_model(model_name="gpt-4", prompt="hi")
     assert sim.stats()["providers"]["openai"]["requests"] == 3  # 1 call + 2 retries
+    assert sim.stats()["providers"].get("anthropic", {}).get("requests", 0) == 0  # no fallbacks
     assert len(sleep.calls) == 2 and all(s >= 0.05 for s in sleep.calls)
+    sim.configure("openai", rate_429=0.0)
+    assert manager.call_model(model_name="gpt-4", prompt="hi")["model"] == "gpt-4"
 
 
 def test_long_retry_after_moves_on_without_waiting(sim):
     sleep = RecordingSleep()
-    manager = LLMProviderManager(config=documented_config(sim), env={}, sleep=sleep, max_wait_s=5)
+    config = documented_config(sim, fallbacks={"gpt-4": ["claude-2"]})
+    manager = LLMProviderManager(config=config, env={}, sleep=sleep, max_wait_s=5)
     sim.configure("openai", rate_429=1.0, retry_after_s=600)
     result = manager.call_model(model_name="gpt-4", prompt="hi")
-    assert result["model"] == "claude-2"  # no fallbacks configured: the next model
+    assert result["model"] == "claude-2"
     assert sleep.calls == []
 
 
+def test_long_retry_after_with_no_fallback_gives_up_without_waiting(sim):
+    sleep = RecordingSleep()
+    manager = LLMProviderManager(config=documented_config(sim), env={}, sleep=sleep, max_wait_s=5)
+    sim.configure("openai", rate_429=1.0, retry_after_s=600)
+    with pytest.raises(RateLimited) as info:  # no fallbacks configured: no other model
+        manager.call_model(model_name="gpt-4", prompt="hi")
+    assert info.value.retry_after == 600 and sleep.calls == []
+    # the deployment now cools down: the next call does not even reach the provider
+    with pytest.raises(LLMProviderError, match="cooling down"):
+        manager.call_model(model_name="gpt-4", prompt="hi")
+    assert sim.stats()["providers"]["openai"]["requests"] == 1
+
+
 def test_auth_failure_is_not_retried(sim):
-    config = documented_config(sim)
+    config = documented_config(sim, fallbacks={"gpt-4": ["claude-2"]})
     config.providers[LLMProvider.OPENAI] = config.providers[LLMProvider.OPENAI].model_copy(
         update={"api_key": None}
     )
@@ -199,8 +231,9 @@ def test_auth_failure_is_not_retried(sim):
 def test_all_candidates_failing_raises_last_class(sim):
     config = documented_config(sim, fallbacks={"gpt-4": ["claude-2"]})
     manager = LLMProviderManager(config=config, env={}, sleep=RecordingSleep(), max_retries=0)
-    sim.configure("openai", rate_429=1.0, retry_after_s=0.01)
-    sim.configure("anthropic", rate_429=1.0, retry_after_s=0.01)
+    # Retry-After outlasts the test: gpt-4 still cools down when claude-2 has failed too
+    sim.configure("openai", rate_429=1.0, retry_after_s=5)
+    sim.configure("anthropic", rate_429=1.0, retry_after_s=5)
     with pytest.raises(RateLimited) as info:
         manager.call_model(model_name="gpt-4", prompt="hi")
     assert "openai/gpt-4" in str(info.value) and "anthropic/claude-2" in str(info.value)

@@ -2,12 +2,14 @@
 
 Owns: the facade users of AI_BackLog_Assistant already call: `call_model`,
 `get_available_models`, `set_default_model`, `add_model`, `remove_model`,
-`update_provider_config`, `get_provider_status`. A call goes to the model's deployments in
-config order, retries transient errors on each (bounded, exponential with jitter, never sooner
-than Retry-After), then falls back to the config's `fallbacks` for that model, else to the other
-configured models. Per-provider health (last error, success rate, latency) lives in the
-instance. Must not: write the ledger, enqueue jobs, or rebuild adapters per call (they are
-built once per deployment and shared).
+`update_provider_config`, `get_provider_status`. A call follows the queue's policy
+(workers/direct_call.py): `rank_candidates` over the model's own deployments, then the models
+in the config's `fallbacks` for it (only those: no fallbacks, no fallback), and `retry.decide`
+after each failure, sleeping (bounded) where a queued job would be requeued. Deployment health
+(cooldowns, circuits, rate windows) lives in an in-memory health store per instance, the
+per-provider figures of `get_provider_status` beside it. Must not: write the ledger, enqueue
+jobs, decide routing or retries itself, or rebuild adapters per call (they are built once per
+deployment and shared).
 """
 
 from __future__ import annotations
@@ -30,17 +32,17 @@ from core.errors import (
     ConfigError,
     ContextTooLong,
     LLMProviderError,
-    RequestRejected,
-    TransientProviderError,
 )
-from schemas.config import LLMConfig, LLMModelConfig, LLMProvider, ProviderSettings
+from schemas.config import LLMConfig, LLMModelConfig, LLMProvider, ProviderName, ProviderSettings
 from schemas.job import ChatMessage
+from workers.direct_call import DirectDeps, GaveUp, call_direct
 from workers.pricing import Price, cost, price_for
 from workers.providers import REGISTRY, build_adapter, env_names, has_credentials
 from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest
 from workers.providers.config import load_config, with_env_keys
 from workers.providers.http import make_client
-from workers.retry import backoff_s
+from workers.routing.health import MemoryHealthStore
+from workers.routing.select import Candidate, RouteRequest
 
 WINDOW = 100  # calls kept per provider for success rate and latency
 
@@ -64,8 +66,11 @@ class LLMProviderManager:
             keys missing from it are filled from the environment / `.env`.
         client: an httpx client to share; one is made (and closed by `close()`) otherwise.
         env: the environment mapping for keys (default `os.environ`).
-        max_retries: retries of a transient error on one deployment before falling back.
-        max_wait_s: a Retry-After longer than this (seconds) moves on instead of waiting.
+        max_retries: sleeps one call may make (a backoff before retrying, or a wait for a
+            cooling or rate-limited deployment) before it gives up; where a queued job would
+            be requeued, the direct call sleeps instead.
+        max_wait_s: the longest single sleep (seconds); a longer wait (e.g. a long
+            Retry-After with no fallback left) gives up at once instead.
         sleep, rng: injectable for tests (seconds -> None; () -> float in [0, 1)).
     """
 
@@ -92,6 +97,9 @@ class LLMProviderManager:
         self._adapters: dict[str, ProviderAdapter] = {}
         self._prices: dict[str, Price | None] = {}
         self._stats = {p: _ProviderStats() for p in REGISTRY}
+        # Cooldowns, circuits and rate windows for this instance's calls (one process, so
+        # the in-memory store; the queue's workers share theirs through Redis).
+        self._health = MemoryHealthStore()
 
     def close(self) -> None:
         if self._owns_client:
@@ -141,7 +149,7 @@ class LLMProviderManager:
         self, provider: LLMProvider | str, settings: Mapping[str, Any] | ProviderSettings
     ) -> None:
         """Merge `settings` (api_base, organization, headers, ...) into a provider's settings."""
-        provider = LLMProvider(provider)
+        provider = _registered(provider)
         if isinstance(settings, ProviderSettings):
             update = {k: getattr(settings, k) for k in settings.model_fields_set}
         else:
@@ -176,7 +184,7 @@ class LLMProviderManager:
 
     def get_provider_status(self, provider: LLMProvider | str) -> dict[str, Any]:
         """Whether the provider is configured and has a key, and how recent calls went."""
-        provider = LLMProvider(provider)
+        provider = _registered(provider)
         deployments = [m for m in self.config.models if m.provider == provider]
         key_present = any(has_credentials(m, self.config) for m in deployments)
         if not deployments:
@@ -236,40 +244,35 @@ class LLMProviderManager:
         Returns: `response` (text), `model`, `provider`, `model_id`, `deployment`,
         `finish_reason`, `usage` {prompt_tokens, completion_tokens, total_tokens, estimated},
         `cost_usd` (Decimal, None when the price is unknown), `latency_ms`, `request_id`,
-        `attempts`, `fallback` (True when another model answered).
+        `attempts` (provider calls made), `fallback` (True when one of the model's configured
+        fallback models answered).
 
         Raises:
-            LLMProviderError: unknown model, bad input, or every candidate failed (the last
-                failure's class, e.g. `RateLimited`, with all attempts in the message).
+            LLMProviderError: unknown model, bad input, every candidate failed (the last
+                failure's class, e.g. `RateLimited`, with all attempts in the message), or a
+                wait longer than `max_wait_s` / more than `max_retries` waits was needed.
         """
         name = model_name or self._default_name()
-        plan = self._plan(name)
+        self._require(name)
         chat = _chat_messages(prompt, messages)
-        errors: list[tuple[str, LLMProviderError]] = []
-        budget = self.config.routing.max_attempts
-        attempts = 0
-        for deployment in plan:
-            if attempts >= budget:
-                break
-            if not has_credentials(deployment, self.config):
-                errors.append((deployment.deployment_id, _no_key(deployment)))
-                continue
-            req = ProviderRequest(
-                model_id=deployment.model_id or deployment.name,
-                messages=chat,
-                max_tokens=max_tokens or deployment.max_tokens,
-                system=system,
-                temperature=deployment.temperature if temperature is None else temperature,
-            )
-            reply, used, error = self._try_deployment(deployment, req, budget - attempts)
-            attempts += used
-            if reply is not None:
-                return self._result(deployment, reply, attempts, fallback=deployment.name != name)
-            assert error is not None
-            errors.append((deployment.deployment_id, error))
-            if isinstance(error, RequestRejected) and not isinstance(error, ContextTooLong):
-                break  # bad everywhere: another model would reject it too
-        raise _combined(name, errors)
+        config = self.config  # one config for the whole call, even if another thread edits it
+        tiers = (name, *config.fallbacks.get(name, []))
+        route = {m.deployment_id: m for n in tiers for m in config.deployments_for(n)}
+        deps = DirectDeps(
+            config=config,
+            health=self._health,
+            prices={dep_id: self._price(m) for dep_id, m in route.items()},
+            has_key={dep_id: has_credentials(m, config) for dep_id, m in route.items()},
+            call=self._send,
+            sleep=self._sleep,
+            rng=self._rng,
+        )
+        request = RouteRequest(name, chat, system, max_tokens)
+        result = call_direct(request, temperature, deps, self.max_retries, self.max_wait_s)
+        if isinstance(result, GaveUp):
+            raise _gave_up(name, list(route.values()), deps.has_key, result)
+        dep = result.candidate.deployment
+        return self._result(dep, result.reply, result.attempts, fallback=dep.name != name)
 
     def _default_name(self) -> str:
         name = self.config.default_model_name()
@@ -277,39 +280,16 @@ class LLMProviderManager:
             raise LLMProviderError("no models configured; add one to llm_config.yaml")
         return name
 
-    def _plan(self, name: str) -> list[LLMModelConfig]:
-        own = self._require(name)
-        others = self.config.fallbacks.get(name)
-        if others is None:
-            others = [n for n in self.config.model_names() if n != name]
-        return own + [m for other in others for m in self.config.deployments_for(other)]
-
-    def _try_deployment(
-        self, deployment: LLMModelConfig, req: ProviderRequest, budget: int
-    ) -> tuple[ProviderReply | None, int, LLMProviderError | None]:
-        """Call one deployment, retrying transient errors. Returns (reply, attempts, error)."""
-        adapter = self._adapter(deployment)
-        policy = self.config.routing
-        error: LLMProviderError | None = None
-        made = 0
-        while made < min(self.max_retries + 1, budget):
-            if error is not None:
-                delay = backoff_s(made - 1, error.retry_after, policy, self._rng())
-                if delay > self.max_wait_s:
-                    break  # told to wait too long: another deployment may answer now
-                self._sleep(delay)
-            made += 1
-            try:
-                reply = adapter.complete(req)
-            except LLMProviderError as exc:
-                self._record(deployment.provider, exc)
-                error = exc
-                if not isinstance(exc, TransientProviderError):
-                    break
-                continue
-            self._record(deployment.provider, None, reply.latency_ms)
-            return reply, made, None
-        return None, made, error
+    def _send(self, cand: Candidate, req: ProviderRequest) -> ProviderReply:
+        """One call through the deployment's shared adapter, counted for `get_provider_status`."""
+        provider = cand.deployment.provider
+        try:
+            reply = self._adapter(cand.deployment).complete(req)
+        except LLMProviderError as exc:
+            self._record(provider, exc)
+            raise
+        self._record(provider, None, reply.latency_ms)
+        return reply
 
     def _adapter(self, deployment: LLMModelConfig) -> ProviderAdapter:
         key = deployment.deployment_id
@@ -378,6 +358,24 @@ def _no_key(deployment: LLMModelConfig) -> AuthFailed:
     )
 
 
+def _gave_up(
+    name: str, route: list[LLMModelConfig], has_key: Mapping[str, bool], result: GaveUp
+) -> LLMProviderError:
+    """The error `call_model` raises when the policy gave up (see `_combined`)."""
+    if result.errors:
+        return _combined(name, list(result.errors))
+    if result.wait_s is not None:
+        return LLMProviderError(
+            f"{name}: every deployment is cooling down or at its rate limit for another "
+            f"{result.wait_s:.1f} s (longer than max_wait_s, or max_retries waits made)",
+            retry_after=result.wait_s,
+        )
+    keyless = [(m.deployment_id, _no_key(m)) for m in route if not has_key[m.deployment_id]]
+    if keyless:
+        return _combined(name, keyless)
+    return ContextTooLong(f"{name}: no deployment's context window fits this request")
+
+
 def _combined(name: str, errors: list[tuple[str, LLMProviderError]]) -> LLMProviderError:
     """The last failure's class, its fields, and every attempt in the message."""
     if not errors:
@@ -389,3 +387,14 @@ def _combined(name: str, errors: list[tuple[str, LLMProviderError]]) -> LLMProvi
     combined = type(last)(f"{name}: all candidates failed: {summary}", **last.fields)
     combined.__cause__ = last
     return combined
+
+
+def _registered(provider: LLMProvider | str) -> LLMProvider | ProviderName:
+    """A registered provider's name (a 7th provider too); ValueError otherwise, as before."""
+    name = str(getattr(provider, "value", provider))
+    if name not in REGISTRY:
+        raise ValueError(f"unknown provider {name!r}; expected one of {', '.join(REGISTRY)}")
+    try:
+        return LLMProvider(name)
+    except ValueError:
+        return ProviderName(name)

@@ -83,10 +83,20 @@ class HealthStore(Protocol):
     ) -> None: ...
 
     def try_acquire(
-        self, dep_id: str, rpm: int | None, tpm: int | None, tokens: int, now: float
+        self,
+        dep_id: str,
+        rpm: int | None,
+        tpm: int | None,
+        tokens: int,
+        now: float,
+        ticket: str | None = None,
     ) -> float: ...
 
     def claim_probe(self, dep_id: str, now: float) -> bool: ...
+
+    def give_back(
+        self, dep_id: str, ticket: str | None, tokens: int, probe_claimed_at: float | None
+    ) -> None: ...
 
     def stats(self, dep_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 

@@ -54,7 +54,9 @@ class _Dep:
     calls: deque[tuple[float, int, float | None, str]] = field(
         default_factory=lambda: deque(maxlen=RECENT_CALLS)
     )
-    admitted: deque[tuple[float, int]] = field(default_factory=deque)  # (at, tokens)
+    admitted: deque[tuple[float, int, str | None]] = field(
+        default_factory=deque
+    )  # at, tokens, ticket
     tsum: int = 0
     hwm: float = 0.0
     learned_rpm: int | None = None
@@ -145,7 +147,13 @@ class MemoryHealthStore:
         return None
 
     def try_acquire(
-        self, dep_id: str, rpm: int | None, tpm: int | None, tokens: int, now: float
+        self,
+        dep_id: str,
+        rpm: int | None,
+        tpm: int | None,
+        tokens: int,
+        now: float,
+        ticket: str | None = None,
     ) -> float:
         tokens = max(int(tokens), 0)
         with self._lock:
@@ -163,7 +171,7 @@ class MemoryHealthStore:
             free_at = self._free_at(d, rpm, tpm, tokens)
             if free_at is not None:
                 return max(free_at - now, 0.001)
-            d.admitted.append((eff, tokens))
+            d.admitted.append((eff, tokens, ticket))
             d.tsum += tokens
             d.hwm = eff
             return 0.0
@@ -175,7 +183,7 @@ class MemoryHealthStore:
             free_at = d.admitted[len(d.admitted) - rpm][0] + self.rate_window_s
         if tpm is not None and tokens > 0 and d.tsum > 0 and d.tsum + tokens > tpm:
             need, freed, at = d.tsum + tokens - tpm, 0, None
-            for t, n in d.admitted:  # requests without tokens occupy no token budget
+            for t, n, _ticket in d.admitted:  # requests without tokens occupy no token budget
                 if n == 0:
                     continue
                 freed += n
@@ -195,6 +203,26 @@ class MemoryHealthStore:
                 return False
             d.probe_until = now + PROBE_LEASE_S
             return True
+
+    def give_back(
+        self, dep_id: str, ticket: str | None, tokens: int, probe_claimed_at: float | None
+    ) -> None:
+        """Undo an admission whose call will not be made: free the rate slot taken with
+        `ticket` (if it is still in the window) and end the probe lease claimed at
+        `probe_claimed_at` (if it is still that lease)."""
+        with self._lock:
+            d = self._deps.get(dep_id)
+            if d is None:
+                return
+            if ticket is not None:
+                for entry in d.admitted:
+                    if entry[2] == ticket:
+                        d.admitted.remove(entry)
+                        d.tsum = max(d.tsum - entry[1], 0)
+                        break
+            if probe_claimed_at is not None and d.state == "open":
+                if d.probe_until == probe_claimed_at + PROBE_LEASE_S:
+                    d.probe_until = 0.0
 
     def stats(self, dep_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}

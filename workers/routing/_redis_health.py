@@ -206,6 +206,28 @@ return '0'
 """
 )
 
+# KEYS: rq, tk, rl, st.  ARGV: ticket ('' = none), tokens, probe claimed at ('' = none), lease_s
+# Only that slot (if still in the window) and that probe lease (not a later prober's); idempotent.
+_GIVE_BACK = (
+    _LUA_COMMON
+    + """
+if ARGV[1] ~= '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  local tokens = tonumber(ARGV[2])
+  if tokens > 0 and redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. tokens) == 1
+     and redis.call('EXISTS', KEYS[3]) == 1 then
+    local tsum = num(redis.call('HGET', KEYS[3], 'tsum'), 0)
+    redis.call('HSET', KEYS[3], 'tsum', math.max(tsum - tokens, 0))
+  end
+end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[4], 'state') == 'open'
+   and redis.call('HGET', KEYS[4], 'probe_until') == fmt(tonumber(ARGV[3]) + tonumber(ARGV[4])) then
+  redis.call('HSET', KEYS[4], 'probe_until', 0)
+end
+return 0
+"""
+)
+
 
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
@@ -234,6 +256,7 @@ class RedisHealthStore:
         self._failure = client.register_script(_RECORD_FAILURE)
         self._probe = client.register_script(_CLAIM_PROBE)
         self._acquire = client.register_script(_TRY_ACQUIRE)
+        self._give_back = client.register_script(_GIVE_BACK)
 
     def _key(self, dep_id: str, part: str) -> str:
         # The {hash tag} keeps one deployment's keys in one cluster slot, as scripts need.
@@ -313,12 +336,19 @@ class RedisHealthStore:
         self._run(self._failure, keys, args)
 
     def try_acquire(
-        self, dep_id: str, rpm: int | None, tpm: int | None, tokens: int, now: float
+        self,
+        dep_id: str,
+        rpm: int | None,
+        tpm: int | None,
+        tokens: int,
+        now: float,
+        ticket: str | None = None,
     ) -> float:
         """Take one request and `tokens` from the deployment's windows, or say how long to wait.
 
         Returns 0.0 when admitted (the slot is taken), else seconds until a slot frees up
-        (a cooldown counts too). Learned limits apply when lower than `rpm`/`tpm`.
+        (a cooldown counts too). Learned limits apply when lower than `rpm`/`tpm`. `ticket`
+        names the slot so `give_back` can return it (None = a fresh id nobody can return).
         """
         keys = [self._key(dep_id, p) for p in ("cool", "rq", "tk", "rl", "learned")]
         args = [
@@ -326,7 +356,7 @@ class RedisHealthStore:
             _opt(rpm),
             _opt(tpm),
             max(int(tokens), 0),
-            uuid.uuid4().hex,
+            ticket or uuid.uuid4().hex,
             repr(float(self.rate_window_s)),
             _ms(self.rate_window_s + COOLDOWN_GRACE_S),
         ]
@@ -335,6 +365,14 @@ class RedisHealthStore:
     def claim_probe(self, dep_id: str, now: float) -> bool:
         """True for exactly one caller per half-open period (and always for a closed circuit)."""
         return bool(self._run(self._probe, [self._key(dep_id, "st")], [repr(now), PROBE_LEASE_S]))
+
+    def give_back(
+        self, dep_id: str, ticket: str | None, tokens: int, probe_claimed_at: float | None
+    ) -> None:
+        """Undo an unused admission in one script: free `ticket`'s slot, end the probe lease."""
+        keys = [self._key(dep_id, p) for p in ("rq", "tk", "rl", "st")]
+        args = [ticket or "", max(int(tokens), 0), _opt(probe_claimed_at), PROBE_LEASE_S]
+        self._run(self._give_back, keys, args)
 
     def stats(self, dep_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Recent-call figures per deployment (see `summarize_calls`) plus learned limits."""

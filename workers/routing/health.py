@@ -21,6 +21,10 @@ Behaviour (identical in both stores; the same tests run against each):
   `rate_window_s` (default 61 s: a minute plus a second of slack for the gap between admission
   and arrival at the provider), and takes a slot only if both have room. The limit is the lower
   of the configured rpm/tpm and the one learned from the last reply's headers (kept an hour).
+- Giving back: an admission whose call will not be made (quota refused, claim superseded)
+  calls `give_back` with the slot's ticket and the probe's claim time: the request and its
+  tokens leave the windows and the probe lease ends, in one atomic step. Only that slot and
+  that lease: one already aged out, or a later prober's lease, is left alone.
 
 Clock: every method takes `now` (unix seconds) from the caller, and the scripts never read
 Redis TIME. Decisions are pure functions of data plus `now`, tests drive a synthetic clock, and

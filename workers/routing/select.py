@@ -1,9 +1,9 @@
 """Routing: turn a request, the configured deployments and a health snapshot into an ordered plan.
 
-Owns: `RouteRequest`, `Candidate`, `rank_candidates` and the cheap prompt estimate used for
-ordering. Must not: touch Redis, the database, the clock or a random source. Everything that
-varies (health, prices, credentials, `now`, `rng`) is passed in, so the same inputs always give
-the same plan and the whole module is testable as a table.
+Owns: `RouteRequest`, `Candidate`, `rank_candidates`, `route_deployment_ids` and the cheap
+prompt estimate used for ordering. Must not: touch Redis, the database, the clock or a random
+source. Everything that varies (health, prices, credentials, `now`, `rng`) is passed in, so the
+same inputs always give the same plan and the whole module is testable as a table.
 
 The plan has tiers: the requested model's deployments first, then each model in
 `config.fallbacks[name]` in the listed order (one level: a fallback's own fallbacks are not
@@ -78,6 +78,14 @@ def estimate_cost(price: Price | None, prompt_tokens: int, max_tokens: int) -> D
     if price is None:
         return None
     return (price.input_per_mtok * prompt_tokens + price.output_per_mtok * max_tokens) / _MTOK
+
+
+def route_deployment_ids(config: LLMConfig, model_name: str) -> tuple[str, ...]:
+    """Every deployment id a plan for `model_name` can hold, in tier order: its own, then its
+    fallback models' (the tiers of `rank_candidates`, before any filtering)."""
+    names = [model_name, *config.fallbacks.get(model_name, [])]
+    found = (m.deployment_id for n in names for m in config.deployments_for(n))
+    return tuple(dict.fromkeys(found))
 
 
 def rank_candidates(

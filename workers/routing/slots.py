@@ -1,0 +1,92 @@
+"""Taking a deployment's admission slot in the health store, and giving it back.
+
+Owns: `Hold` (what one admission took: a rate-limit slot named by a ticket, and the half-open
+probe lease if one was claimed), `take_slot`, `give_back`, `next_wake` and `MIN_WAIT_S`. The
+queue's admission (workers/admission.py) and the direct call (workers/direct_call.py) both go
+through here, so a deployment is skipped, waited for or probed for the same reasons on both.
+
+Must not: rank deployments (`select` does), decide retries (`workers.retry` does), or touch the
+ledger. Every store change is one atomic store operation (`try_acquire`, `claim_probe`,
+`give_back`); this module only sequences them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from workers.routing._health_model import Circuit, HealthSnapshot, HealthStore
+from workers.routing.select import Candidate
+
+# Shortest wait either path schedules: a bucket that refills in microseconds still gets a
+# real countdown (queue) or sleep (direct call) instead of a busy loop.
+MIN_WAIT_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """One admission taken from the health store, until the call is made or it is given back.
+
+    `ticket` names the rate-limit slot; `tokens` is what it took from the token window;
+    `probe_claimed_at` is the `now` (unix seconds) a half-open probe lease was claimed at, or
+    None when the circuit was closed and no lease was taken.
+    """
+
+    dep_id: str
+    ticket: str
+    tokens: int
+    probe_claimed_at: float | None
+
+
+def take_slot(
+    health: HealthStore, cand: Candidate, circuit: Circuit, now: float, probe_wait_s: float
+) -> Hold | float:
+    """Claim the probe lease (half-open circuit only), then a rate-limit slot, for `cand`.
+
+    Returns the `Hold`, or the seconds to wait before this deployment can be tried: the rate
+    window's answer, or `probe_wait_s` when another caller holds the probe. A probe lease
+    claimed for a candidate that then has no rate headroom is given back at once, so it cannot
+    keep the deployment half-open and unprobed for the lease's length.
+    """
+    dep = cand.deployment
+    dep_id = cand.deployment_id
+    probe_at: float | None = None
+    if circuit != "closed":
+        if not health.claim_probe(dep_id, now):
+            return probe_wait_s  # someone else is probing; its answer comes soon
+        probe_at = now
+    tokens = cand.est_prompt_tokens + cand.max_tokens
+    ticket = uuid.uuid4().hex
+    wait = health.try_acquire(dep_id, dep.rpm, dep.tpm, tokens, now, ticket=ticket)
+    if wait > 0:
+        if probe_at is not None:
+            health.give_back(dep_id, None, 0, probe_at)
+        return wait
+    return Hold(dep_id, ticket, tokens, probe_at)
+
+
+def give_back(health: HealthStore, hold: Hold) -> None:
+    """Return the hold's rate slot and end its probe lease (one atomic store operation)."""
+    health.give_back(hold.dep_id, hold.ticket, hold.tokens, hold.probe_claimed_at)
+
+
+def next_wake(
+    dep_ids: Iterable[str],
+    snapshot: HealthSnapshot,
+    has_key: Mapping[str, bool],
+    excluded: frozenset[str],
+    now: float,
+) -> float | None:
+    """When the first deployment that only cools down (or has an open circuit) may serve
+    again, in unix seconds; None when none of them will by merely waiting."""
+    wakes: list[float] = []
+    for dep_id in dep_ids:
+        if dep_id in excluded or not has_key.get(dep_id, False):
+            continue
+        h = snapshot.get(dep_id)
+        if h.cooldown_until > now:
+            wakes.append(h.cooldown_until)
+        elif h.circuit == "open" and h.open_until > now:
+            wakes.append(h.open_until)
+    return min(wakes) if wakes else None
