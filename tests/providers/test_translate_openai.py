@@ -4,6 +4,7 @@ JSON-text arguments, refusals, and `tool_calls` as the finish whenever calls are
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -173,3 +174,18 @@ def test_a_call_without_a_name_is_unreadable():
     wire = {"id": "x", "function": {"arguments": "{}"}}
     with pytest.raises(ValueError, match="no function name"):
         adapter(LLMProvider.OPENAI).parse_reply(reply(completion({"tool_calls": [wire]})))
+
+
+def test_json_object_without_the_word_json_is_refused_before_openai_400s():
+    from core.errors import BadRequest
+    from schemas.job import ChatMessage
+
+    silent = (ChatMessage(role="user", content="Give me a person."),)
+    with pytest.raises(BadRequest, match="word 'json'"):
+        adapter(LLMProvider.OPENAI).build_request(req(silent, response_format=AS_OBJECT))
+    ok = req(silent, response_format=AS_OBJECT)
+    assert built(adapter(LLMProvider.HUGGINGFACE), ok)["response_format"] == {"type": "json_object"}
+    system_says = dataclasses.replace(ok, system="Answer in JSON.")
+    assert (
+        built(adapter(LLMProvider.OPENAI), system_says)["response_format"]["type"] == "json_object"
+    )

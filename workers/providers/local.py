@@ -170,3 +170,4 @@ class LocalAdapter(OpenAIAdapter):
     variants: ClassVar[tuple[type[ProviderAdapter], ...]] = (OllamaAdapter,)
     requires_key: ClassVar[bool] = False
     max_tokens_field: ClassVar[str] = "max_tokens"  # what vLLM and llama.cpp read
+    json_object_needs_word: ClassVar[bool] = False  # OpenAI's own rule

@@ -179,6 +179,8 @@ class OpenAIAdapter(ProviderAdapter):
     # `max_tokens` is deprecated by OpenAI and rejected by o-series models.
     max_tokens_field: ClassVar[str] = "max_completion_tokens"
     capabilities: ClassVar[frozenset[Feature]] = ALL_FEATURES  # the surface is OpenAI's own
+    # OpenAI answers json_object with 400 when no message says "json" (trap 8): say it first.
+    json_object_needs_word: ClassVar[bool] = True
 
     def __init__(self, target: Any, client: httpx.Client) -> None:
         super().__init__(target, client)
@@ -203,6 +205,11 @@ class OpenAIAdapter(ProviderAdapter):
 
     def build_request(self, req: ProviderRequest) -> httpx.Request:
         self.require(req)
+        fmt = req.features.response_format
+        if self.json_object_needs_word and fmt is not None and fmt.type == "json_object":
+            texts = [req.system or "", *(m.text for m in req.messages)]
+            if not any("json" in t.lower() for t in texts):
+                raise self.refuse("json_object needs the word 'json' in the messages")
         return self.post(self.url, self.build_body(req))
 
     def parse_reply(self, resp: httpx.Response) -> ProviderReply:
