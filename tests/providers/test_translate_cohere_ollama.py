@@ -35,6 +35,10 @@ WEATHER_WIRE = {
     "function": {"name": "get_weather", "description": "Weather now", "parameters": WEATHER_PARAMS},
 }
 TIME_WIRE = {"type": "function", "function": {"name": "get_time"}}
+TIME_COHERE = {
+    "type": "function",
+    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+}
 
 
 def cohere(model: str = "command-a-03-2025", caps=None, **kw):
@@ -44,12 +48,12 @@ def cohere(model: str = "command-a-03-2025", caps=None, **kw):
 COHERE_CASES = [
     ({"response_format": AS_SCHEMA}, {"response_format": {"type": "json_object", "json_schema": SCHEMA}}),
     ({"response_format": AS_OBJECT}, {"response_format": {"type": "json_object"}}),
-    ({"tools": (WEATHER, TIME)}, {"tools": [WEATHER_WIRE, TIME_WIRE]}),
+    ({"tools": (WEATHER, TIME)}, {"tools": [WEATHER_WIRE, TIME_COHERE]}),  # parameters required
     ({"tools": (WEATHER,), "tool_choice": "required"}, {"tool_choice": "REQUIRED"}),
     ({"tools": (WEATHER,), "tool_choice": "none"}, {"tool_choice": "NONE"}),
     # no named choice on Cohere: only that tool is offered, and a call is required
     ({"tools": (WEATHER, TIME), "tool_choice": NamedToolChoice(name="get_time")},
-     {"tools": [TIME_WIRE], "tool_choice": "REQUIRED"}),
+     {"tools": [TIME_COHERE], "tool_choice": "REQUIRED"}),
     ({"stop": ("END",), "seed": 9}, {"stop_sequences": ["END"], "seed": 9}),
     ({"top_p": 0.5}, {"p": 0.5}),
     ({"top_p": 1.0}, {"p": 0.99}),  # Cohere's p range is 0.01..0.99

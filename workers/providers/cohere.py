@@ -38,6 +38,7 @@ CAPABILITIES = frozenset(Feature) - {
     Feature.IMAGE_URL,
 }
 MAX_STOP = 5
+NO_PARAMETERS = {"type": "object", "properties": {}}
 P_RANGE = (0.01, 0.99)  # Cohere's `p`
 CHOICES = {"required": "REQUIRED", "none": "NONE"}
 
@@ -86,6 +87,7 @@ def cohere_tools(features: Features) -> dict[str, Any]:
         out["tools"] = [openai_tool(t) for t in tools]
         for tool in out["tools"]:
             tool["function"].pop("strict", None)
+            tool["function"].setdefault("parameters", NO_PARAMETERS)  # required by v2
         if any(t.function.strict for t in tools):
             out["strict_tools"] = True
     if features.parallel_tool_calls is False:
