@@ -3,7 +3,8 @@
 Owns: `REGISTRY`, the only list of providers (name -> adapter class; the class carries every
 fact about its provider: key env names, default and retired bases, genai-prices id, simulator
 dialect), `build_adapter` (deployment + config -> a ready adapter sharing the given client),
-`has_credentials`, `capabilities_of` (what a deployment can honour), and the documented entry points `LLMProviderManager` and `LLMProviderError`.
+`has_credentials`, `capabilities_of` (what a deployment can honour), and the documented entry
+points `LLMProviderManager` and `LLMProviderError`.
 Must not: branch on provider names anywhere else in llmq. Adding a provider is a new adapter
 module, a line here and a simulator dialect (`simulator/providers/`), plus its tests.
 """

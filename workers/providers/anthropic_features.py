@@ -38,10 +38,11 @@ NO_TOP_P_WITH_TEMPERATURE = {"sonnet": (4, 5), "haiku": (4, 5), "opus": (4, 1)}
 _MODEL = re.compile(r"claude-(opus|sonnet|haiku)-(\d+)(?:-(\d{1,2}))?(?:-|$)")
 # The schema subset native structured output accepts (SDK `transform_schema`).
 FORMATS = frozenset(
-    "date-time time date duration email hostname uri ipv4 ipv6 uuid".split()  # noqa: SIM905
+    {"date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid"}
 )
 KEPT = frozenset(
-    "type properties required items enum anyOf allOf $defs definitions description title".split()  # noqa: SIM905
+    {"type", "properties", "required", "items", "enum", "anyOf", "allOf", "$defs"}
+    | {"definitions", "description", "title"}
 )
 
 

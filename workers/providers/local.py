@@ -8,7 +8,8 @@ OpenAI's adapter does. Ollama: `stream: false` (its default is an NDJSON stream)
 (omitted when zero); `format` "json" or a schema; `tools`; sampling in `options`; images as raw
 base64 in a message's `images`; tool calls with object arguments, tool results with
 `tool_name`. Ollama has no `tool_choice`, no one-call-at-a-time switch and no image URLs
-(capabilities say no), and no `user` field (not sent: it labels the caller, not the output). References: https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html,
+(capabilities say no), and no `user` field (not sent: it labels the caller, not the output).
+References: https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html,
 https://github.com/ollama/ollama/blob/main/docs/api.md. Must not: do I/O.
 """
 
