@@ -4,8 +4,8 @@ calls and responses, JSON output, function declarations, function-calling config
 Owns, for the Gemini adapter: turns as `contents` (roles user/model; consecutive tool
 results joined in one user turn, so the results of parallel calls travel together); images as
 `inlineData` (data: URLs only: https image URLs are not a capability, as `fileData` wants a
-Files API uri and an arbitrary https uri is unreliable); assistant calls as `functionCall` parts (args as objects;
-Gemini 3 needs a thought signature on the first call of a turn, and history from elsewhere has
+Files API uri and an arbitrary https uri is unreliable); assistant calls as `functionCall`
+parts (args as objects; Gemini 3 needs a thought signature on the first call of a turn, and history from elsewhere has
 none, so the documented `skip_thought_signature_validator` stands in); tool results as
 `functionResponse` parts in user turns, named after the call they answer, their response
 always an object; JSON output as `responseMimeType` + `responseJsonSchema` and tools as
