@@ -1,21 +1,26 @@
 """The Gemini form of the request surface (issue 15): contents with inline images, function
 calls and responses, JSON output, function declarations, function-calling config and sampling.
 
-Owns, for the Gemini adapter: turns as `contents` (roles user/model; consecutive tool
-results joined in one user turn, so the results of parallel calls travel together); images as
-`inlineData` (data: URLs only: https image URLs are not a capability, as `fileData` wants a
-Files API uri and an arbitrary https uri is unreliable); assistant calls as `functionCall`
-parts (args as objects; Gemini 3 needs a thought signature on the first call of a turn, and history from elsewhere has
-none, so the documented `skip_thought_signature_validator` stands in); tool results as
-`functionResponse` parts in user turns, named after the call they answer, their response
-always an object; JSON output as `responseMimeType` + `responseJsonSchema` and tools as
-`parametersJsonSchema` (the JSON Schema fields, which take `additionalProperties`; keywords
-outside their documented subset are cut, and `strict` is not sent: the pipeline validates the
-reply against the full schema); `toolConfig.functionCallingConfig` (named = ANY + one allowed
-name); `stopSequences` (<= 5), `topP`, `seed` (int32), penalties. `user` has no Gemini
-field and is not sent: it labels the caller and does not shape the output. Must not: do I/O.
-References: https://ai.google.dev/api/generate-content, /gemini-api/docs/function-calling,
-/gemini-api/docs/thought-signatures; request-fidelity.md §1-4, traps 2, 3, 6.
+Owns, for the Gemini adapter:
+- turns as `contents` (roles user/model); consecutive tool results joined in one user turn, so
+  the results of parallel calls travel together;
+- images as `inlineData`, from data: URLs only (https image URLs are not a capability:
+  `fileData` wants a Files API uri, and an arbitrary https uri is unreliable);
+- assistant calls as `functionCall` parts, args as objects. Gemini 3 wants a thought signature
+  on the first call of a turn; history from elsewhere has none, so the documented
+  `skip_thought_signature_validator` stands in;
+- tool results as `functionResponse` parts in user turns, named after the call they answer,
+  the response always an object;
+- JSON output as `responseMimeType` + `responseJsonSchema`, tools as `parametersJsonSchema`:
+  the JSON Schema fields, which take `additionalProperties`. Keywords outside their documented
+  subset are cut and `strict` is not sent (the pipeline validates the reply against the full
+  schema);
+- `toolConfig.functionCallingConfig` (named = ANY + one allowed name); `stopSequences` (<= 5),
+  `topP`, `seed` (int32), penalties. `user` has no Gemini field and is not sent: it labels the
+  caller and does not shape the output.
+Must not: do I/O. References: https://ai.google.dev/api/generate-content,
+/gemini-api/docs/function-calling, /gemini-api/docs/thought-signatures; request-fidelity.md
+§1-4, traps 2, 3, 6.
 """
 
 from __future__ import annotations
