@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.request import Feature
+
 
 class LLMProvider(StrEnum):
     """The six providers llmq ships with, as the seed API names them (`LLMProvider.OPENAI`).
@@ -170,6 +172,9 @@ class LLMModelConfig(_Strict):
     priority: int = 0  # lower goes first under `routing: priority`
     weight: float = Field(default=1.0, gt=0)  # share under `routing: weighted`
     id: str | None = None  # deployment id; defaults to "<provider>/<model_id>"
+    # Changes to the adapter's built-in capabilities: true adds a feature, false removes it
+    # (`workers.providers.capabilities_of` resolves them).
+    capabilities: dict[Feature, bool] | None = None
 
     @model_validator(mode="after")
     def _defaults(self) -> LLMModelConfig:

@@ -194,6 +194,7 @@ class Feature(StrEnum):
     TOP_P = "top_p"
     SEED = "seed"
     PENALTIES = "penalties"
+    SERIAL_TOOL_CALLS = "serial_tool_calls"  # parallel_tool_calls: false
 
 
 StopString = Annotated[str, Field(min_length=1)]
@@ -281,6 +282,11 @@ class Features(_Frozen):
 NO_FEATURES = Features()
 
 
+def _serial_tool_calls(features: Features) -> bool | None:
+    """True when tools are offered with `parallel_tool_calls: false`, else None."""
+    return True if features.tools and features.parallel_tool_calls is False else None
+
+
 def required_features(features: Features, messages: Any) -> frozenset[Feature]:
     """The features a deployment must honour to serve this request. Pure.
 
@@ -308,6 +314,7 @@ def required_features(features: Features, messages: Any) -> frozenset[Feature]:
                 need.add(Feature.IMAGE_URL)
     s = features.sampling
     for feature, value in (
+        (Feature.SERIAL_TOOL_CALLS, _serial_tool_calls(features)),
         (Feature.STOP, s.stop),
         (Feature.TOP_P, s.top_p),
         (Feature.SEED, s.seed),

@@ -225,12 +225,13 @@ def test_anthropic_reply_counts_cache_tokens():
     data = {
         "id": "msg_1",
         "model": "claude-haiku-4-5",
-        "content": [{"type": "text", "text": "a"}, {"type": "tool_use", "id": "t"}, {"type": "text", "text": "b"}],
+        "content": [{"type": "text", "text": "a"}, {"type": "tool_use", "id": "t", "name": "f", "input": {}}, {"type": "text", "text": "b"}],
         "stop_reason": "max_tokens",
         "usage": {"input_tokens": 10, "cache_creation_input_tokens": 3, "cache_read_input_tokens": 4, "output_tokens": 5},
     }  # fmt: skip
     r = adapter(LLMProvider.ANTHROPIC).parse_reply(response(data))
-    assert (r.text, r.finish_reason) == ("ab", "length")
+    assert (r.text, r.finish_reason) == ("ab", "length")  # cut short, even with a call
+    assert [(c.id, c.name, c.arguments) for c in r.tool_calls] == [("t", "f", "{}")]
     assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (17, 5)
     assert r.request_id == "msg_1"
 

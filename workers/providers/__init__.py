@@ -3,7 +3,8 @@
 Owns: `REGISTRY`, the only list of providers (name -> adapter class; the class carries every
 fact about its provider: key env names, default and retired bases, genai-prices id, simulator
 dialect), `build_adapter` (deployment + config -> a ready adapter sharing the given client),
-`has_credentials`, and the documented entry points `LLMProviderManager` and `LLMProviderError`.
+`has_credentials`, `capabilities_of` (what a deployment can honour), and the documented entry
+points `LLMProviderManager` and `LLMProviderError`.
 Must not: branch on provider names anywhere else in llmq. Adding a provider is a new adapter
 module, a line here and a simulator dialect (`simulator/providers/`), plus its tests.
 """
@@ -16,6 +17,7 @@ import httpx
 
 from core.errors import LLMProviderError
 from schemas.config import LLMConfig, LLMModelConfig
+from schemas.request import Feature
 from workers.providers.anthropic import AnthropicAdapter
 from workers.providers.base import (
     AdapterTarget,
@@ -25,6 +27,7 @@ from workers.providers.base import (
     RateLimitInfo,
 )
 from workers.providers.cohere import CohereAdapter
+from workers.providers.features import with_overrides
 from workers.providers.google import GoogleAdapter
 from workers.providers.huggingface import HuggingFaceAdapter
 from workers.providers.local import LocalAdapter
@@ -70,6 +73,27 @@ def has_credentials(deployment: LLMModelConfig, config: LLMConfig) -> bool:
     return bool(key and key.get_secret_value())
 
 
+def capabilities_of(
+    deployment: LLMModelConfig, config: LLMConfig | None = None
+) -> frozenset[Feature]:
+    """The features this deployment can honour: its adapter's built-in capabilities for the
+    model, changed by the deployment's `capabilities:` in llm_config.yaml. Pure.
+
+    A provider may speak several dialects (local: OpenAI-compatible or Ollama), chosen by its
+    provider settings: with `config` the chosen dialect's capabilities are used; without it,
+    only what every dialect can honour (never promise what the adapter would then refuse).
+    """
+    adapter = REGISTRY[deployment.provider]
+    if config is not None:
+        classes: tuple[type[ProviderAdapter], ...] = (
+            adapter.variant(config.provider_settings(deployment.provider)),
+        )
+    else:
+        classes = (adapter, *adapter.variants)
+    built_in = frozenset.intersection(*(c.capabilities_for(deployment) for c in classes))
+    return with_overrides(built_in, deployment.capabilities)
+
+
 def __getattr__(name: str) -> Any:
     # The manager imports config loading and pricing; load it only when asked for.
     if name == "LLMProviderManager":
@@ -89,6 +113,7 @@ __all__ = [
     "ProviderRequest",
     "RateLimitInfo",
     "build_adapter",
+    "capabilities_of",
     "env_names",
     "has_credentials",
     "target_for",

@@ -14,31 +14,30 @@ from typing import Any, ClassVar
 
 import httpx
 
-from schemas.config import LLMProvider
-from schemas.job import ChatMessage, Usage
-from workers.providers.base import (
-    ProviderAdapter,
-    ProviderReply,
-    ProviderRequest,
-    RateLimitInfo,
+from schemas.config import LLMModelConfig, LLMProvider
+from schemas.job import Usage
+from schemas.request import Feature, ToolCall
+from workers.providers.anthropic_features import (
+    JSON_TOOL,
+    alternating,
+    feature_fields,
+    has_native_json,
+    rejects_top_p_with_temperature,
+)
+from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest, RateLimitInfo
+from workers.providers.features import (
+    args_text,
+    finish_with_calls,
+    refusals,
     split_system,
+    tool_call,
 )
 from workers.providers.http import header_int, until_s
 from workers.providers.wire import Count, Meta, WireModel
 
 API_VERSION = "2023-06-01"  # the stable version; newer SDK pins change parameter sets
-
-
-def alternating(messages: list[ChatMessage]) -> list[dict[str, str]]:
-    """Anthropic requires user/assistant turns to alternate: join consecutive same-role
-    messages instead of letting the API reject them."""
-    out: list[dict[str, str]] = []
-    for m in messages:
-        if out and out[-1]["role"] == m.role:
-            out[-1]["content"] += "\n\n" + m.content
-        else:
-            out.append({"role": m.role, "content": m.content})
-    return out
+# Every Claude: JSON via the tool trick where native output is missing, so JSON + tools too.
+CAPABILITIES = frozenset(Feature) - {Feature.SEED, Feature.PENALTIES}
 
 
 class AnthropicUsage(WireModel):
@@ -51,6 +50,9 @@ class AnthropicUsage(WireModel):
 class ContentBlock(WireModel):
     type: Any = None
     text: Any = None
+    id: Any = None  # tool_use
+    name: Any = None
+    input: Any = None  # an object
 
 
 class AnthropicMessage(WireModel):
@@ -92,9 +94,26 @@ class AnthropicAdapter(ProviderAdapter):
         "model_context_window_exceeded": "length",
     }
 
+    capabilities: ClassVar[frozenset[Feature]] = CAPABILITIES
+
     def __init__(self, target: Any, client: httpx.Client) -> None:
         super().__init__(target, client)
         self.url = self.base_url + self.chat_path
+
+    @classmethod
+    def capabilities_for(cls, deployment: LLMModelConfig) -> frozenset[Feature]:
+        """Without top_p on models that reject it next to temperature, which is always sent
+        (a deployment's default): the API would answer 400."""
+        if rejects_top_p_with_temperature(deployment.model_id or deployment.name):
+            return cls.capabilities - {Feature.TOP_P}
+        return cls.capabilities
+
+    def native_json(self, model_id: str) -> bool:
+        """Native `output_config.format` for json_schema: known models (Sonnet/Opus 4.5+,
+        Haiku 4.5), unless the deployment sets `json_with_tools: false` (e.g. a gateway
+        without it: the tool trick is used); `json_with_tools: true` turns it on for others."""
+        override = (self.target.deployment.capabilities or {}).get(Feature.JSON_WITH_TOOLS)
+        return has_native_json(model_id) if override is None else override
 
     def auth_headers(self) -> dict[str, str]:
         key = self.key()
@@ -104,28 +123,43 @@ class AnthropicAdapter(ProviderAdapter):
         return headers
 
     def build_request(self, req: ProviderRequest) -> httpx.Request:
+        self.require(req)
         system, rest = split_system(req)
-        body: dict[str, Any] = {
-            "model": req.model_id,
-            "max_tokens": req.max_tokens,
-            "messages": alternating(rest),
-        }
-        if system:
-            body["system"] = system
-        if req.temperature is not None:
-            # Anthropic's range is 0..1 where OpenAI's is 0..2: clamp rather than be rejected.
-            body["temperature"] = min(req.temperature, 1.0)
+        with refusals(self):
+            body: dict[str, Any] = {
+                "model": req.model_id,
+                "max_tokens": req.max_tokens,
+                "messages": alternating(rest),
+            }
+            if system:
+                body["system"] = system
+            if req.temperature is not None:
+                # Anthropic's range is 0..1 where OpenAI's is 0..2: clamp rather than be rejected.
+                body["temperature"] = min(req.temperature, 1.0)
+            feature_fields(req.features, rest, body, self.native_json(req.model_id))
         return self.post(self.url, body)
 
     def parse_reply(self, resp: httpx.Response) -> ProviderReply:
         data = AnthropicMessage.model_validate(resp.json())
-        texts = [b.text for b in data.content if b.type == "text"]
-        if not all(isinstance(t, str) for t in texts):
-            raise TypeError("a text block without text")
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        for block in data.content:
+            if block.type == "text":
+                if not isinstance(block.text, str):
+                    raise TypeError("a text block without text")
+                texts.append(block.text)
+            elif block.type == "tool_use" and block.name == JSON_TOOL:
+                texts.append(args_text(block.input))  # JSON output by the tool trick
+            elif block.type == "tool_use":
+                calls.append(tool_call(len(calls), block.id, block.name, block.input))
+        text = "".join(texts)
+        refused = data.stop_reason == "refusal"
         return ProviderReply(
-            text="".join(texts),
-            finish_reason=self.finish(data.stop_reason),
+            text=text,
+            finish_reason=finish_with_calls(self.finish(data.stop_reason), tuple(calls)),
             usage=anthropic_usage(data.usage),
+            tool_calls=tuple(calls),
+            refusal=(text or "refused (stop_reason: refusal)") if refused else None,
             request_id=self.request_id(resp) or data.id,
             model=data.model,
             rate_limits=self.rate_limits(resp.headers),

@@ -3,16 +3,14 @@
 Owns: `ProviderRequest`, `ProviderReply`, `RateLimitInfo`, `AdapterTarget` and the
 `ProviderAdapter` base class whose `complete()` is the only I/O path to a provider: build the
 request, send it inside `translate_transport_errors()`, then classify (non-2xx) or parse (2xx),
-measuring latency. Also the provider-neutral half of error classification: HTTP status first,
-then body markers (context length, credit, content filter), then a per-provider `refine` hook.
-Must not: know any provider's wire format (each provider module's job), touch the ledger,
-Redis or the clock beyond timing, or put an API key into anything it returns or raises.
+measuring latency; the provider-neutral half of error classification (status first, then body
+markers, then a per-provider `refine` hook). Must not: know any provider's wire format, touch
+the ledger, Redis or the clock beyond timing, or put an API key into anything it returns.
 
 Contract for subclasses: the provider's facts as class attributes (`name`, `env_keys`,
-`default_base_url`, `retired_bases`, `genai_prices_id`, `simulator_dialect`, `chat_path`), which
-config loading, pricing, the embedded mode and the simulator read through `REGISTRY`, and three
-pure methods, `build_request`, `parse_reply` (through small pydantic reply models, never
-`.get()` chains), `refine` (optional).
+`default_base_url`, `retired_bases`, `genai_prices_id`, `simulator_dialect`, `chat_path`,
+`capabilities`), read through `REGISTRY`, and pure methods: `build_request` (refusing what the
+deployment cannot honour), `parse_reply` (small pydantic reply models), `refine` (optional).
 """
 
 from __future__ import annotations
@@ -42,6 +40,8 @@ from core.errors import (
 )
 from schemas.config import LLMModelConfig, ProviderSettings
 from schemas.job import ChatMessage, Usage
+from schemas.request import Feature, Features, ToolCall, required_features
+from workers.providers.features import with_overrides
 from workers.providers.http import CONNECT_TIMEOUT_S, retry_after_s, translate_transport_errors
 
 log = logging.getLogger(__name__)
@@ -51,13 +51,15 @@ MAX_ERROR_MESSAGE = 500  # characters of the provider's message kept in our exce
 
 @dataclass(frozen=True, slots=True)
 class ProviderRequest:
-    """One chat call, provider-neutral. `max_tokens` is already resolved (never None)."""
+    """One chat call, provider-neutral. `max_tokens` is already resolved (never None); messages
+    may carry parts, tool calls and results; `features`: output format, tools, sampling."""
 
     model_id: str
     messages: tuple[ChatMessage, ...]
     max_tokens: int
     system: str | None = None
     temperature: float | None = None
+    features: Features = Features()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +77,15 @@ class RateLimitInfo:
 @dataclass(frozen=True, slots=True)
 class ProviderReply:
     """A parsed 2xx reply. `finish_reason` uses OpenAI's words (stop, length, content_filter,
-    tool_calls) when the provider's value has an equivalent, else the provider's, lower-cased."""
+    tool_calls) when the provider's value has an equivalent, else the provider's, lower-cased;
+    `tool_calls` whenever the reply has tool calls (then `text` may be ""). `refusal` is the
+    model's refusal (OpenAI `message.refusal`, Anthropic `stop_reason: refusal`)."""
 
     text: str
     finish_reason: str | None
     usage: Usage
+    tool_calls: tuple[ToolCall, ...] = ()
+    refusal: str | None = None
     request_id: str | None = None
     model: str | None = None  # the model the provider says answered
     rate_limits: RateLimitInfo | None = None
@@ -176,22 +182,9 @@ def _why(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def split_system(req: ProviderRequest) -> tuple[str | None, list[ChatMessage]]:
-    """The request's system text (`system` plus any system-role messages, in order) and the
-    remaining messages, for APIs that take the system prompt outside the message list."""
-    parts = [req.system] if req.system else []
-    rest: list[ChatMessage] = []
-    for message in req.messages:
-        if message.role == "system":
-            parts.append(message.content)
-        else:
-            rest.append(message)
-    return ("\n\n".join(parts) if parts else None), rest
-
-
 def estimated_usage(req: ProviderRequest, text: str) -> Usage:
     """A rough count (4 bytes a token) when the provider reported none."""
-    prompt = sum((len(m.content.encode()) + 3) // 4 + 3 for m in req.messages)
+    prompt = sum((len(m.text.encode()) + 3) // 4 + 3 for m in req.messages)
     if req.system:
         prompt += (len(req.system.encode()) + 3) // 4 + 3
     return Usage(
@@ -220,6 +213,7 @@ class ProviderAdapter:
     chat_path: ClassVar[str] = "/chat/completions"
     request_id_header: ClassVar[str | None] = "x-request-id"
     finish_reasons: ClassVar[Mapping[str, str]] = {}
+    capabilities: ClassVar[frozenset[Feature]] = frozenset()  # built-in; see capabilities_for
 
     def __init__(self, target: AdapterTarget, client: httpx.Client) -> None:
         self.target = target
@@ -234,6 +228,9 @@ class ProviderAdapter:
         }
         timeout_s = target.provider.timeout_s
         self.timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
+        self.honours = with_overrides(
+            type(self).capabilities_for(target.deployment), target.deployment.capabilities
+        )
         self._fields = {
             "provider": str(self.name),
             "model": self.model_id,
@@ -251,6 +248,12 @@ class ProviderAdapter:
         whose `dialect` the settings name, else this one."""
         chosen = settings.dialect
         return next((v for v in cls.variants if chosen and v.dialect == chosen), cls)
+
+    @classmethod
+    def capabilities_for(cls, deployment: LLMModelConfig) -> frozenset[Feature]:
+        """Built-in capabilities for this deployment (before its `capabilities` overrides);
+        a provider whose models differ overrides this and looks at the model id."""
+        return cls.capabilities
 
     @classmethod
     def upgraded_base(cls, url: str) -> str | None:
@@ -304,6 +307,17 @@ class ProviderAdapter:
         return retry_after_s(resp.headers)
 
     # ---- shared helpers -----------------------------------------------------------------------
+
+    def require(self, req: ProviderRequest) -> None:
+        """Refuse (BadRequest) a request needing a feature this deployment cannot honour:
+        routing should have skipped it; dropping the feature silently is never an option."""
+        missing = sorted(required_features(req.features, req.messages) - self.honours)
+        if missing:
+            raise self.refuse(f"cannot honour {', '.join(missing)}")
+
+    def refuse(self, why: str) -> BadRequest:
+        """A request this adapter will not send, as the error a provider 400 would give."""
+        return BadRequest(f"{self.name} ({self.model_id}): {why}", **self._fields)
 
     def key(self) -> str | None:
         return self.target.api_key.get_secret_value() if self.target.api_key else None

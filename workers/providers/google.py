@@ -18,19 +18,24 @@ import httpx
 from pydantic import Field
 
 from core.errors import AuthFailed, ContentFiltered, InsufficientCredit, LLMProviderError
-from schemas.config import LLMProvider
+from schemas.config import LLMModelConfig, LLMProvider
 from schemas.job import Usage
-from workers.providers.base import (
-    ErrorDetails,
-    ProviderAdapter,
-    ProviderReply,
-    ProviderRequest,
-    split_system,
+from schemas.request import Feature, ToolCall
+from workers.providers.base import ErrorDetails, ProviderAdapter, ProviderReply, ProviderRequest
+from workers.providers.features import finish_with_calls, refusals, split_system, tool_call
+from workers.providers.google_features import (
+    contents,
+    generation_fields,
+    is_gemini_3,
+    tool_fields,
 )
 from workers.providers.http import go_duration_s, retry_after_s
 from workers.providers.wire import Count, Meta, Tokens, WireModel
 
-ROLES = {"user": "user", "assistant": "model"}
+# Not: image URLs (inline data only), one call at a time (no such switch); JSON output with
+# function calling only from Gemini 3 (2.x: "Function calling with a response mime type
+# 'application/json' is unsupported"); penalties not on Gemini 3 (LiteLLM drops them there).
+CAPABILITIES = frozenset(Feature) - {Feature.IMAGE_URL, Feature.SERIAL_TOOL_CALLS}
 
 
 class UsageMetadata(WireModel):
@@ -40,8 +45,16 @@ class UsageMetadata(WireModel):
     thoughtsTokenCount: Count = 0  # noqa: N815
 
 
+class FunctionCall(WireModel):
+    id: Any = None
+    name: Any = None
+    args: Any = None  # an object
+
+
 class Part(WireModel):
     text: Any = None
+    thought: Any = None  # a thought summary, not the answer
+    functionCall: FunctionCall | None = None  # noqa: N815
 
 
 class Content(WireModel):
@@ -112,9 +125,17 @@ class GoogleAdapter(ProviderAdapter):
         "IMAGE_SAFETY": "content_filter",
     }
 
+    capabilities: ClassVar[frozenset[Feature]] = CAPABILITIES
+
     def __init__(self, target: Any, client: httpx.Client) -> None:
         super().__init__(target, client)
         self.url = self.url_for(self.model_id)
+
+    @classmethod
+    def capabilities_for(cls, deployment: LLMModelConfig) -> frozenset[Feature]:
+        if is_gemini_3(deployment.model_id or deployment.name):
+            return cls.capabilities - {Feature.PENALTIES}
+        return cls.capabilities - {Feature.JSON_WITH_TOOLS}
 
     def url_for(self, model_id: str) -> str:
         model = model_id.removeprefix("models/")
@@ -125,16 +146,18 @@ class GoogleAdapter(ProviderAdapter):
         return {"x-goog-api-key": key} if key else {}
 
     def build_request(self, req: ProviderRequest) -> httpx.Request:
+        self.require(req)
         system, rest = split_system(req)
-        body: dict[str, Any] = {
-            "contents": [{"role": ROLES[m.role], "parts": [{"text": m.content}]} for m in rest],
-        }
-        if system:
-            body["systemInstruction"] = {"parts": [{"text": system}]}
-        config: dict[str, Any] = {"maxOutputTokens": req.max_tokens}
-        if req.temperature is not None:
-            config["temperature"] = req.temperature
-        body["generationConfig"] = config
+        with refusals(self):
+            body: dict[str, Any] = {"contents": contents(rest, req.model_id)}
+            if system:
+                body["systemInstruction"] = {"parts": [{"text": system}]}
+            config: dict[str, Any] = {"maxOutputTokens": req.max_tokens}
+            if req.temperature is not None:
+                config["temperature"] = req.temperature
+            generation_fields(req.features, config)
+            body["generationConfig"] = config
+            body.update(tool_fields(req.features))
         url = self.url if req.model_id == self.model_id else self.url_for(req.model_id)
         return self.post(url, body)
 
@@ -152,11 +175,18 @@ class GoogleAdapter(ProviderAdapter):
             raise KeyError("candidates")
         first = data.candidates[0]
         parts = (first.content.parts if first.content else None) or []
-        text = "".join(p.text for p in parts if isinstance(p.text, str))
+        text = "".join(p.text for p in parts if isinstance(p.text, str) and p.thought is not True)
+        # Calls are found by their presence: the finish reason is STOP either way.
+        calls: list[ToolCall] = []
+        for p in parts:
+            if p.functionCall is not None:
+                fc = p.functionCall
+                calls.append(tool_call(len(calls), fc.id, fc.name, fc.args))
         return ProviderReply(
             text=text,
-            finish_reason=self.finish(first.finishReason),
+            finish_reason=finish_with_calls(self.finish(first.finishReason), tuple(calls)),
             usage=google_usage(data.usageMetadata),
+            tool_calls=tuple(calls),
             request_id=data.responseId,
             model=data.modelVersion,
         )

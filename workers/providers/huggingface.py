@@ -30,6 +30,7 @@ class HuggingFaceAdapter(OpenAIAdapter):
     retired_bases: ClassVar[Mapping[str, str]] = {"api-inference.huggingface.co": ROUTER_BASE}
     simulator_dialect: ClassVar[str] = "huggingface"
     max_tokens_field: ClassVar[str] = "max_tokens"
+    json_object_needs_word: ClassVar[bool] = False  # OpenAI's own rule; providers differ
 
     @classmethod
     def genai_ref(cls, model_id: str) -> tuple[str, str] | None:

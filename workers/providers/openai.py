@@ -2,9 +2,11 @@
 and local OpenAI-compatible servers also speak.
 
 Owns: the OpenAI request body (system prompt as the first `system` message, the
-provider's max-tokens field), the `chat.completion` reply (text, finish reason, usage) and the
-`x-ratelimit-*` headers (Go-style reset durations). Wire reference:
-https://platform.openai.com/docs/api-reference/chat. Must not: do I/O (the base class sends).
+provider's max-tokens field, content parts, tool calls and results, and every request feature
+passed through as OpenAI names it), the `chat.completion` reply (text, tool calls, refusal,
+finish reason, usage) and the `x-ratelimit-*` headers (Go-style reset durations). These
+functions are reused by the adapters whose wire format is OpenAI's or close to it. Wire
+reference: https://platform.openai.com/docs/api-reference/chat. Must not: do I/O.
 """
 
 from __future__ import annotations
@@ -16,17 +18,80 @@ import httpx
 from pydantic import Field
 
 from schemas.config import LLMProvider
-from schemas.job import Usage
+from schemas.job import ChatMessage, Usage
+from schemas.request import (
+    Feature,
+    Features,
+    ImagePart,
+    NamedToolChoice,
+    TextPart,
+    ToolCall,
+    ToolSpec,
+)
 from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest, RateLimitInfo
+from workers.providers.features import finish_with_calls, tool_call
 from workers.providers.http import go_duration_s, header_int
 from workers.providers.wire import Count, Meta, Tokens, WireModel
 
+ALL_FEATURES = frozenset(Feature)
 
-def openai_messages(req: ProviderRequest) -> list[dict[str, str]]:
+
+def openai_part(part: TextPart | ImagePart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    return {"type": "image_url", "image_url": part.image_url.model_dump(exclude_none=True)}
+
+
+def openai_message(m: ChatMessage) -> dict[str, Any]:
+    """One turn in OpenAI's form: content string or parts, tool calls, the answered call id."""
+    out: dict[str, Any] = {"role": m.role}
+    if m.content is None or isinstance(m.content, str):
+        out["content"] = m.content
+    else:
+        out["content"] = [openai_part(p) for p in m.content]
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in m.tool_calls
+        ]
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
+def openai_messages(req: ProviderRequest) -> list[dict[str, Any]]:
     """OpenAI keeps the system prompt in the message list, first."""
-    messages = [{"role": "system", "content": req.system}] if req.system else []
-    messages.extend({"role": m.role, "content": m.content} for m in req.messages)
+    messages: list[dict[str, Any]] = (
+        [{"role": "system", "content": req.system}] if req.system else []
+    )
+    messages.extend(openai_message(m) for m in req.messages)
     return messages
+
+
+def openai_tool(tool: ToolSpec) -> dict[str, Any]:
+    return {"type": "function", "function": tool.function.model_dump(exclude_none=True)}
+
+
+def openai_features(features: Features) -> dict[str, Any]:
+    """The request features as OpenAI body parameters, exactly as asked (only those asked)."""
+    out: dict[str, Any] = {}
+    fmt = features.response_format
+    if fmt is not None:
+        out["response_format"] = fmt.model_dump(by_alias=True, exclude_none=True)
+    if features.tools:
+        out["tools"] = [openai_tool(t) for t in features.tools]
+    choice = features.tool_choice
+    if isinstance(choice, NamedToolChoice):
+        out["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+    elif choice is not None:
+        out["tool_choice"] = choice
+    if features.parallel_tool_calls is not None:
+        out["parallel_tool_calls"] = features.parallel_tool_calls
+    sampling = features.sampling.model_dump(exclude_none=True)
+    if "stop" in sampling:
+        sampling["stop"] = list(sampling["stop"])
+    out.update(sampling)
+    return out
 
 
 def openai_rate_limits(headers: Mapping[str, str]) -> RateLimitInfo | None:
@@ -59,8 +124,26 @@ class OpenAIUsage(WireModel):
     completion_tokens: Count = 0
 
 
+class OpenAIFunction(WireModel):
+    name: Any = None
+    arguments: Any = None  # JSON text; an object from some compatible servers
+
+
+class OpenAIToolCall(WireModel):
+    id: Any = None
+    function: OpenAIFunction
+
+
 class OpenAIMessage(WireModel):
     content: Any = None  # see message_text
+    refusal: Meta = None
+    tool_calls: list[OpenAIToolCall] | None = None
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            tool_call(i, c.id, c.function.name, c.function.arguments)
+            for i, c in enumerate(self.tool_calls or ())
+        )
 
 
 class OpenAIChoice(WireModel):
@@ -95,6 +178,9 @@ class OpenAIAdapter(ProviderAdapter):
     simulator_dialect: ClassVar[str] = "openai"
     # `max_tokens` is deprecated by OpenAI and rejected by o-series models.
     max_tokens_field: ClassVar[str] = "max_completion_tokens"
+    capabilities: ClassVar[frozenset[Feature]] = ALL_FEATURES  # the surface is OpenAI's own
+    # OpenAI answers json_object with 400 when no message says "json" (trap 8): say it first.
+    json_object_needs_word: ClassVar[bool] = True
 
     def __init__(self, target: Any, client: httpx.Client) -> None:
         super().__init__(target, client)
@@ -114,18 +200,28 @@ class OpenAIAdapter(ProviderAdapter):
         }
         if req.temperature is not None:
             body["temperature"] = req.temperature
+        body.update(openai_features(req.features))
         return body
 
     def build_request(self, req: ProviderRequest) -> httpx.Request:
+        self.require(req)
+        fmt = req.features.response_format
+        if self.json_object_needs_word and fmt is not None and fmt.type == "json_object":
+            texts = [req.system or "", *(m.text for m in req.messages)]
+            if not any("json" in t.lower() for t in texts):
+                raise self.refuse("json_object needs the word 'json' in the messages")
         return self.post(self.url, self.build_body(req))
 
     def parse_reply(self, resp: httpx.Response) -> ProviderReply:
         data = ChatCompletion.model_validate(resp.json())
         choice = data.choices[0]
+        calls = choice.message.calls()
         return ProviderReply(
             text=message_text(choice.message.content),
-            finish_reason=self.finish(choice.finish_reason),
+            finish_reason=finish_with_calls(self.finish(choice.finish_reason), calls),
             usage=openai_usage(data.usage),
+            tool_calls=calls,
+            refusal=choice.message.refusal or None,
             request_id=self.request_id(resp) or data.id,
             model=data.model,
             rate_limits=self.rate_limits(resp.headers),
