@@ -88,22 +88,9 @@ class _Gen:
         enum = schema.get("enum")
         if isinstance(enum, list) and enum:
             return enum[self.pick(path, len(enum))]
-        if isinstance(schema.get("allOf"), list):
-            merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
-            for part in schema["allOf"]:
-                part = self.resolve(part)
-                props = {**merged.get("properties", {}), **part.get("properties", {})}
-                required = [*merged.get("required", []), *part.get("required", [])]
-                merged = {**merged, **part, "properties": props, "required": required}
-            return self.value(merged, path, depth)
-        for key in ("anyOf", "oneOf"):
-            branches = schema.get(key)
-            if isinstance(branches, list) and branches:
-                chosen = next(
-                    (b for b in branches if _types(self.resolve(b)) != ["null"]), branches[0]
-                )
-                rest = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
-                return self.value({**rest, **self.resolve(chosen)}, path, depth)
+        combined = self.combine(schema)
+        if combined is not None:
+            return self.value(combined, path, depth)
         types = [t for t in _types(schema) if t != "null"]
         if not types:
             return None if _types(schema) == ["null"] else "sim"
@@ -118,6 +105,26 @@ class _Gen:
             return self.number(schema, path, kind == "integer")
         if kind == "boolean":
             return self.pick(path, 2) == 0
+        return None
+
+    def combine(self, schema: dict[str, Any]) -> dict[str, Any] | None:
+        """``allOf`` merged, or the chosen ``anyOf``/``oneOf`` branch; None if neither."""
+        if isinstance(schema.get("allOf"), list):
+            merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+            for part in schema["allOf"]:
+                part = self.resolve(part)
+                props = {**merged.get("properties", {}), **part.get("properties", {})}
+                required = [*merged.get("required", []), *part.get("required", [])]
+                merged = {**merged, **part, "properties": props, "required": required}
+            return merged
+        for key in ("anyOf", "oneOf"):
+            branches = schema.get(key)
+            if isinstance(branches, list) and branches:
+                chosen = next(
+                    (b for b in branches if _types(self.resolve(b)) != ["null"]), branches[0]
+                )
+                rest = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
+                return {**rest, **self.resolve(chosen)}
         return None
 
     def obj(self, schema: dict[str, Any], path: str, depth: int) -> dict[str, Any]:
