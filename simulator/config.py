@@ -64,14 +64,14 @@ class ModelOverride(BaseModel):
 class ProviderBehaviour(BaseModel):
     """How one simulated provider behaves. All probabilities are in [0, 1].
 
-    ``rpm``/``tpm`` are enforced with a sliding 60 s window (``None`` = unlimited; the
-    rate-limit headers then advertise large defaults). ``max_concurrency`` bounds in-flight
-    requests; ``concurrency_mode="queue"`` makes extra requests wait for a slot, ``"reject"``
-    answers them 429. ``rate_invalid_json`` is the share of JSON-mode replies (and tool calls) made
-invalid, ``rate_refusal`` the share of replies that are refusals; both are drawn from a hash of
-the request body, the seed and how often that body was seen, so a run is reproducible and a
-retry draws afresh (``simulator.tooling`` says what "invalid" means). ``context_window=None`` means 128000, or 1000 for a model whose name
-    contains ``tiny``. A ``models`` entry with its own ``rpm``/``tpm`` gets its own window.
+        ``rpm``/``tpm`` are enforced with a sliding 60 s window (``None`` = unlimited; the
+        rate-limit headers then advertise large defaults). ``max_concurrency`` bounds in-flight
+        requests; ``concurrency_mode="queue"`` makes extra requests wait for a slot, ``"reject"``
+        answers them 429. ``rate_invalid_json`` is the share of JSON-mode replies (and tool calls) made
+    invalid, ``rate_refusal`` the share of replies that are refusals; both are drawn from a hash of
+    the request body, the seed and how often that body was seen, so a run is reproducible and a
+    retry draws afresh (``simulator.tooling`` says what "invalid" means). ``context_window=None`` means 128000, or 1000 for a model whose name
+        contains ``tiny``. A ``models`` entry with its own ``rpm``/``tpm`` gets its own window.
     """
 
     model_config = ConfigDict(extra="forbid")
