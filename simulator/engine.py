@@ -162,6 +162,7 @@ async def _pipeline(
     dialect.check_auth(request)
     chat = dialect.parse(await _read_json(state, request, call), request)
     call.model = chat.model
+    state.note_features(call.request_id, chat.features.summary())
     beh = state.resolved(dialect.name, chat.model)
     prompt_tokens = prompt_tokens_of(chat)
     _check_model(chat, beh, prompt_tokens)

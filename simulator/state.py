@@ -21,7 +21,9 @@ the error cause (``auth_missing``, ``auth_bad``, ``invalid``, ``not_found``, ``c
 ``rpm``, ``tpm``, ``concurrency``, ``injected``, ``down``, ``timeout``). With bodies asked for,
 an entry whose request is among the latest ``body_log_size`` also has ``"request": {"path",
 "headers" (the non-secret ones that change meaning: ``anthropic-beta``, ``anthropic-version``),
-"body"}``: the JSON body exactly as received (or ``{"raw": text}`` when it did not parse).
+"body", "features"}``: the JSON body exactly as received (or ``"raw"`` text when it did not
+parse) and, once the dialect accepted it, what it asked for in neutral terms
+(``tooling.Features.summary``: json, schema, tools, tool_choice, stop, images, seed, ...).
 """
 
 from __future__ import annotations
@@ -170,6 +172,12 @@ class SimState:
         self.bodies[request_id] = request
         while len(self.bodies) > limit:
             self.bodies.popitem(last=False)
+
+    def note_features(self, request_id: str, summary: dict[str, Any]) -> None:
+        """Attach the parsed request's neutral feature summary to its kept body."""
+        kept = self.bodies.get(request_id)
+        if kept is not None:
+            kept["features"] = summary
 
     def jitter_s(self, beh: ResolvedBehaviour) -> float:
         """Latency for this request in seconds (latency plus uniform +-jitter, >= 0)."""

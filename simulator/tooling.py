@@ -62,6 +62,25 @@ class Features:
     images: int = 0
     image_tokens: int = 0
     after_tool: bool = False
+    history_calls: int = 0
+    tool_results: int = 0
+    seed: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """What the request asked for, in neutral terms (kept in the request log)."""
+        return {
+            "json": self.json,
+            "schema": self.schema,
+            "tools": [t.name for t in self.tools],
+            "tool_choice": self.named if self.choice == "named" else self.choice,
+            "allowed_tools": self.allowed,
+            "parallel_tool_calls": self.parallel,
+            "stop": self.stop,
+            "images": self.images,
+            "history_tool_calls": self.history_calls,
+            "tool_results": self.tool_results,
+            "seed": self.seed,
+        }
 
     def add_image(self, reference: str) -> None:
         """Count one image given by URL or base64 data."""

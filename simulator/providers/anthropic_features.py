@@ -110,6 +110,7 @@ def walk_content(
             if not isinstance(block.get("input"), dict):
                 raise invalid(f"{at}.tool_use.input: Input should be a valid dictionary")
             ids.append(str(block.get("id")))
+            features.history_calls += 1
             texts.append(str(block.get("name", "")) + json.dumps(block["input"]))
         elif kind == "tool_result" and role == "user":
             if block.get("tool_use_id") not in open_ids:
@@ -119,6 +120,7 @@ def walk_content(
                     "corresponding `tool_use` block in the previous message."
                 )
             has_result = True
+            features.tool_results += 1
             texts.append(content_text(block.get("content"), f"{at}.content"))
         elif kind in ("thinking", "redacted_thinking", "document") and kind:
             texts.append(str(block.get("thinking", "")))

@@ -127,6 +127,7 @@ class CohereDialect(Dialect):
             for name, low, high in _RANGES:
                 number_in(body, name, low, high)
             integer(body, "seed")
+            features.seed = body.get("seed")
             integer(body, "k")
         except SimError as err:
             if err.message.startswith("invalid request"):

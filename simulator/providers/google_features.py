@@ -184,6 +184,10 @@ def parse_config(config: dict[str, Any], features: Features) -> None:
                 "at most 5 stop sequences may be provided"
             )
         features.stop = list(stops)
+    seed = conf.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise invalid(f"Invalid value at 'generation_config.seed' (TYPE_INT32), {seed!r}")
+    features.seed = seed
 
 
 def parse_tools(body: dict[str, Any], features: Features) -> None:
@@ -242,6 +246,7 @@ def walk_parts(parts: Any, where: str, role: str, features: Features) -> tuple[s
             features.add_image(str(norm(part["fileData"]).get("fileUri", "")))
         elif "functionCall" in part:
             call = norm(part["functionCall"])
+            features.history_calls += 1
             texts.append(str(call.get("name", "")) + str(call.get("args", "")))
         elif "functionResponse" in part:
             reply = norm(part["functionResponse"])
@@ -251,5 +256,6 @@ def walk_parts(parts: Any, where: str, role: str, features: Features) -> tuple[s
                     "Name cannot be empty."
                 )
             answered = True
+            features.tool_results += 1
             texts.append(str(reply.get("response", "")))
     return "".join(texts), answered

@@ -129,8 +129,10 @@ def walk_messages(
         if role == "assistant":
             ids, call_text = assistant_calls(message, where)
             open_ids = set(ids)
+            features.history_calls += len(ids)
             text += call_text
         if role == "tool":
+            features.tool_results += 1
             call_id = message.get("tool_call_id")
             if call_id not in open_ids:
                 raise bad(

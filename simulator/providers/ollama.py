@@ -93,6 +93,7 @@ def _message_extras(message: dict[str, Any], features: Features) -> str:
                 "api.ToolCallFunctionArguments"
             )
         texts.append(str(fn.get("name", "")) + json.dumps(args))
+        features.history_calls += 1
     return "".join(texts)
 
 
@@ -164,6 +165,7 @@ class OllamaDialect(Dialect):
                     "json: cannot unmarshal array into Go struct field Message.messages.content of type string"
                 )
             text = content + _message_extras(message, features)
+            features.tool_results += role == "tool"
             texts.append(text)
             if role == "user":
                 last_user = text
@@ -175,6 +177,8 @@ class OllamaDialect(Dialect):
             if not isinstance(stop, list) or not all(isinstance(x, str) for x in stop):
                 raise invalid('option "stop" must be of type array')
             features.stop = list(stop)
+        if isinstance(options, dict) and options.get("seed") is not None:
+            features.seed = options["seed"]
         stream = body.get("stream", True) is not False
         return ChatRequest(model, texts, len(messages), last_user, max_tokens, stream, features)
 

@@ -89,6 +89,7 @@ def parse_openai_body(body: Any, *, stream_ok: bool = False, strict: bool = Fals
     number_in(body, "presence_penalty", -2, 2)
     number_in(body, "frequency_penalty", -2, 2)
     integer(body, "seed")
+    features.seed = body.get("seed")
     name = "max_completion_tokens"
     value = body.get(name)
     if value is None:

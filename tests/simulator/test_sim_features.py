@@ -299,3 +299,32 @@ def test_body_log_size_bounds_what_is_kept(sim: RunningSimulator, client: httpx.
     assert len(sim.log()) == 4
     kept = sim.requests()
     assert [e["request"]["body"]["messages"][0]["content"] for e in kept] == ["hi 2", "hi 3"]
+
+
+SEED_AND_STOP = {
+    "openai": lambda b: b.update(seed=7, stop=["zzz"]),
+    "huggingface": lambda b: b.update(seed=7, stop=["zzz"]),
+    "local": lambda b: b.update(seed=7, stop=["zzz"]),
+    "anthropic": lambda b: b.update(stop_sequences=["zzz"]),
+    "google": lambda b: b["generationConfig"].update(seed=7, stopSequences=["zzz"]),
+    "cohere": lambda b: b.update(seed=7, stop_sequences=["zzz"]),
+    "ollama": lambda b: b.update(options={"seed": 7, "stop": ["zzz"]}),
+}
+
+
+@pytest.mark.parametrize("provider", ALL)
+def test_log_summarises_what_each_request_asked_for(
+    sim: RunningSimulator, client: httpx.Client, provider: str
+) -> None:
+    path, headers, body = build(provider, MODEL, "Person as JSON", schema=PERSON, image=True)
+    SEED_AND_STOP[provider](body)
+    assert client.post(path, headers=headers, json=body).status_code == 200
+    got = sim.requests(provider=provider, limit=1)[0]["request"]["features"]
+    assert got["json"] is True and got["schema"] == PERSON
+    assert (got["images"], got["stop"]) == (1, ["zzz"])
+    assert got["seed"] == (None if provider == "anthropic" else 7)
+    hist_path, hist_body = _history(provider)
+    assert client.post(hist_path, headers=headers, json=hist_body).status_code == 200
+    got = sim.requests(provider=provider, limit=1)[0]["request"]["features"]
+    assert (got["history_tool_calls"], got["tool_results"]) == (1, 1)
+    assert got["tools"] == ["get_weather", "get_time"] and got["tool_choice"] == "auto"
