@@ -6,7 +6,7 @@ system/user/assistant/tool, ``max_tokens``), the reply (``finish_reason`` ``COMP
 and the bare ``{"message": "..."}`` error envelope (``invalid request: ...``,
 ``too many tokens: ...``, ``invalid api token``). Cohere documents no rate-limit headers, so
 none are sent (429s still carry ``retry-after``/``retry-after-ms``). Features: OpenAI-shaped
-``tools`` and messages (``oai_shape``), ``tool_choice`` REQUIRED/NONE only, ``response_format``
+``tools`` (``parameters`` required) and messages (``oai_shape``), ``tool_choice`` REQUIRED/NONE only, ``response_format``
 ``{"type": "json_object", "json_schema"?}`` (never with tools/documents: 400), ``stop_sequences``
 <= 5, ``p`` 0.01-0.99, ``k`` 0-500, penalties 0-1, ``seed``. Tool calls come back in
 ``message.tool_calls`` (string arguments) with a ``tool_plan`` and ``finish_reason: TOOL_CALL``.
@@ -120,6 +120,9 @@ class CohereDialect(Dialect):
             messages = require_list(body, "messages")
             features = Features()
             parse_tools(body.get("tools"), features, strict_rules=False)
+            for i, tool in enumerate(features.tools):
+                if tool.parameters is None:  # v2's ToolV2Function requires parameters
+                    raise invalid(f"invalid request: tools[{i}].function.parameters is required")
             _tool_choice(body.get("tool_choice"), features)
             texts, last_user = walk_messages(messages, ROLES, features)
             _response_format(body, features)

@@ -207,6 +207,9 @@ def parse_response_format(fmt: Any, features: Features, *, strict_rules: bool) -
         return
     if kind == "json_object":
         features.json = True
+        value = fmt.get("value")  # huggingface_hub's TGI form: {"type": "json_object", "value"}
+        if not strict_rules and isinstance(value, dict):
+            features.schema = value
         return
     if kind != "json_schema":
         raise bad(
@@ -235,6 +238,25 @@ def parse_response_format(fmt: Any, features: Features, *, strict_rules: bool) -
     if strict_rules and spec.get("strict") and schema is not None:
         check_strict(schema, f"response_format '{name}'")
     features.json, features.schema = True, schema
+
+
+OPENAI_FIELDS = frozenset(
+    {
+        "model", "messages", "audio", "frequency_penalty", "function_call", "functions",
+        "logit_bias", "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities",
+        "n", "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key",
+        "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier",
+        "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools",
+        "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
+    }
+)  # fmt: skip
+
+
+def check_known(body: dict[str, Any]) -> None:
+    """api.openai.com refuses parameters it does not know."""
+    for name in body:
+        if name not in OPENAI_FIELDS:
+            raise bad(f"Unrecognized request argument supplied: {name}", name)
 
 
 def check_strict(schema: dict[str, Any], label: str) -> None:

@@ -35,6 +35,7 @@ from simulator.providers.base import (
 )
 from simulator.providers.oai_shape import (
     bad,
+    check_known,
     integer,
     number_in,
     parse_response_format,
@@ -68,6 +69,8 @@ def parse_openai_body(body: Any, *, stream_ok: bool = False, strict: bool = Fals
     schemas checked), which OpenAI-compatible servers do not enforce."""
     if not isinstance(body, dict):
         raise invalid("We could not parse the JSON body of your request.")
+    if strict:
+        check_known(body)
     model = require_str(body, "model")
     messages = require_list(body, "messages")
     features = Features()
@@ -76,6 +79,9 @@ def parse_openai_body(body: Any, *, stream_ok: bool = False, strict: bool = Fals
     features.parallel = body.get("parallel_tool_calls", True) is not False
     texts, last_user = walk_messages(messages, ROLES, features)
     parse_response_format(body.get("response_format"), features, strict_rules=strict)
+    guided = body.get("structured_outputs") or {}  # vLLM's extension (was guided_json)
+    if not strict and isinstance(guided, dict) and isinstance(guided.get("json"), dict):
+        features.json, features.schema = True, guided["json"]
     if strict and (body.get("response_format") or {}).get("type") == "json_object":
         if not any("json" in t.lower() for t in texts):
             raise bad(

@@ -328,3 +328,23 @@ def test_log_summarises_what_each_request_asked_for(
     got = sim.requests(provider=provider, limit=1)[0]["request"]["features"]
     assert (got["history_tool_calls"], got["tool_results"]) == (1, 1)
     assert got["tools"] == ["get_weather", "get_time"] and got["tool_choice"] == "auto"
+
+
+def test_hf_value_and_vllm_structured_outputs_carry_a_schema(client: httpx.Client) -> None:
+    path, headers, body = build("huggingface", MODEL, "hi")
+    body["response_format"] = {"type": "json_object", "value": PERSON}
+    data = client.post(path, headers=headers, json=body).json()
+    Draft202012Validator(PERSON).validate(json.loads(text("huggingface", data)))
+    path, headers, body = build("local", MODEL, "hi")
+    body["structured_outputs"] = {"json": PERSON}
+    data = client.post(path, headers=headers, json=body).json()
+    Draft202012Validator(PERSON).validate(json.loads(text("local", data)))
+
+
+def test_ollama_stream_carries_tool_calls_in_the_last_line(client: httpx.Client) -> None:
+    path, headers, body = build("ollama", MODEL, "call get_time", tools="auto")
+    body["stream"] = True
+    response = client.post(path, headers=headers, json=body)
+    lines = [json.loads(x) for x in response.text.splitlines()]
+    assert lines[-1]["done"] is True
+    assert lines[-1]["message"]["tool_calls"][0]["function"]["name"] == "get_time"

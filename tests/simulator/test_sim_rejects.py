@@ -333,3 +333,18 @@ def test_rejections_are_logged_with_their_bodies(
     client.post(path, headers=headers, json=body)
     entry = sim.requests(kind="invalid")[-1]
     assert entry["status"] == 400 and entry["request"]["body"]["stop"] == list("abcde")
+
+
+def test_openai_unknown_parameter(client: httpx.Client) -> None:
+    provider, body, path, headers = case("openai")
+    body["top_k"] = 3
+    reject(client, provider, body, path, headers, "Unrecognized request argument supplied: top_k")
+    provider, body, path, headers = case("local")
+    body["top_k"] = 3  # vLLM takes top_k
+    assert client.post(path, headers=headers, json=body).status_code == 200
+
+
+def test_cohere_tool_needs_parameters(client: httpx.Client) -> None:
+    provider, body, path, headers = case("cohere")
+    body["tools"] = [{"type": "function", "function": {"name": "f"}}]
+    reject(client, provider, body, path, headers, "tools[0].function.parameters is required")
