@@ -31,7 +31,6 @@ from aiohttp import web
 from simulator.config import ResolvedBehaviour
 from simulator.limits import DEFAULT_RPM
 from simulator.providers.base import Dialect, Rendered, SimError
-from simulator.schemagen import digest
 from simulator.state import SimState
 from simulator.textgen import ChatRequest, Completion, complete, prompt_tokens_of
 
@@ -45,7 +44,7 @@ class _Call:
     model: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     recorded: bool = False
-    body_key: str = ""
+    raw: bytes = b""
     fault: str | None = None
 
 
@@ -62,7 +61,7 @@ async def _read_json(state: SimState, request: web.Request, call: _Call) -> Any:
         state.keep_body(call.request_id, {"path": request.path, "headers": kept, "raw": text})
         raise SimError(400, "invalid", _BAD_JSON) from None
     state.keep_body(call.request_id, {"path": request.path, "headers": kept, "body": body})
-    call.body_key = digest(request.path, json.dumps(body, sort_keys=True))
+    call.raw = request.path.encode() + b"\x1f" + raw
     return body
 
 
@@ -166,7 +165,7 @@ async def _pipeline(
     beh = state.resolved(dialect.name, chat.model)
     prompt_tokens = prompt_tokens_of(chat)
     _check_model(chat, beh, prompt_tokens)
-    call.fault = state.content_fault(beh, call.body_key)
+    call.fault = state.content_fault(beh, call.raw)
     done = complete(chat, prompt_tokens, call.fault)
     _admit(state, dialect, beh, call, done.total_tokens)
     injected = state.roll(beh)

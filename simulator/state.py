@@ -28,6 +28,7 @@ parse) and, once the dialect accepted it, what it asked for in neutral terms
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
 import secrets
@@ -147,12 +148,13 @@ class SimState:
                 return status, kind
         return None
 
-    def content_fault(self, beh: ResolvedBehaviour, body_key: str) -> str | None:
-        """``"refusal"``, ``"invalid_json"`` or None for a request whose body hashes to
-        ``body_key``: a draw from (seed, body, how often that body was seen), so reproducible
-        for a run and fresh for a retry."""
+    def content_fault(self, beh: ResolvedBehaviour, raw: bytes) -> str | None:
+        """``"refusal"``, ``"invalid_json"`` or None for a request (``raw`` = path + body bytes):
+        a draw from (seed, request, how often that request was seen), so reproducible for a
+        run and fresh for a retry."""
         if beh.rate_refusal <= 0 and beh.rate_invalid_json <= 0:
             return None
+        body_key = hashlib.sha256(raw).hexdigest()
         if len(self.seen) > _MAX_SEEN:
             self.seen.clear()
         n = self.seen.get(body_key, 0)
