@@ -58,6 +58,7 @@ class Features:
     parallel: bool = True
     json: bool = False
     schema: dict[str, Any] | None = None
+    enum_text: bool = False  # Gemini text/x.enum: the bare enum value, not JSON
     stop: list[str] = field(default_factory=list)
     images: int = 0
     image_tokens: int = 0
@@ -170,6 +171,8 @@ def answer(
     if features.json:
         value = instance(features.schema, seed)
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        if features.enum_text and isinstance(value, str):
+            text = value
         if fault == "invalid_json":
             text = _invalid(features.schema, value, seed, text)
         cut, hit = cut_at_stop(text, features.stop)

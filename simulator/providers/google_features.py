@@ -174,6 +174,7 @@ def parse_config(config: dict[str, Any], features: Features) -> None:
         raise invalid("Invalid value at 'generation_config.response_json_schema'")
     if mime in JSON_MIME:
         features.json, features.schema = True, schema or json_schema
+        features.enum_text = mime == "text/x.enum"
     stops = conf.get("stopSequences")
     if stops is not None:
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):

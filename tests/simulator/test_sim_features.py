@@ -348,3 +348,10 @@ def test_ollama_stream_carries_tool_calls_in_the_last_line(client: httpx.Client)
     lines = [json.loads(x) for x in response.text.splitlines()]
     assert lines[-1]["done"] is True
     assert lines[-1]["message"]["tool_calls"][0]["function"]["name"] == "get_time"
+
+
+def test_gemini_text_enum_answers_the_bare_value(client: httpx.Client) -> None:
+    path, headers, body = build("google", MODEL, "Classify")
+    schema = {"type": "STRING", "enum": ["POSITIVE", "NEGATIVE"]}
+    body["generationConfig"] = {"responseMimeType": "text/x.enum", "responseSchema": schema}
+    assert text("google", client.post(path, headers=headers, json=body).json()) in schema["enum"]
