@@ -16,6 +16,7 @@ Function calls come back as ``functionCall`` parts (object ``args``, no id) with
 
 from __future__ import annotations
 
+import base64
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -30,7 +31,9 @@ from simulator.providers.base import (
     require_list,
 )
 from simulator.providers.google_features import (
+    check_signatures,
     check_top_level,
+    needs_signatures,
     norm,
     parse_config,
     parse_tools,
@@ -180,6 +183,7 @@ class GoogleDialect(Dialect):
             texts.append(text)
             if role == "user" and not answered:
                 last_user = text
+        check_signatures(contents, model)
         config = body.get("generationConfig") or {}
         if not isinstance(config, dict):
             raise invalid("Invalid value at 'generation_config': expected an object")
@@ -196,6 +200,11 @@ class GoogleDialect(Dialect):
             parts.append({"text": done.text})
         # The Developer API's 2.x models send no functionCall.id; clients mint their own.
         parts += [{"functionCall": {"name": c.name, "args": c.arguments}} for c in done.tool_calls]
+        if done.tool_calls and needs_signatures(chat.model):
+            first = parts[-len(done.tool_calls)]
+            first["thoughtSignature"] = base64.b64encode(
+                b"sim-sig:" + done.tool_calls[0].id.encode()
+            ).decode()
         candidate: dict[str, Any] = {
             "content": {"parts": parts, "role": "model"},
             "finishReason": _FINISH[done.finish],

@@ -14,7 +14,10 @@ Field names are accepted in camelCase or snake_case, as proto JSON allows. Rejec
 * ``responseSchema`` together with ``responseJsonSchema`` (and ``parameters`` with
   ``parametersJsonSchema``); a schema without ``responseMimeType: application/json``;
 * more than 5 ``stopSequences``; ``allowedFunctionNames`` unless the mode is ANY/VALIDATED;
-  ``functionResponse`` without ``name``; ``inlineData`` without valid base64 ``data``.
+  ``functionResponse`` without ``name``; ``inlineData`` without valid base64 ``data``;
+* on ``gemini-3*`` models, a current-turn ``functionCall`` without its ``thoughtSignature``
+  (the dummies ``skip_thought_signature_validator`` / ``context_engineering_is_the_way_to_go``
+  pass, as Google documents); replies to those models sign their first function call.
 
 ``responseJsonSchema`` and ``parametersJsonSchema`` take full JSON Schema (with
 ``additionalProperties``); the simulator does not police their smaller subset.
@@ -219,6 +222,39 @@ def parse_tools(body: dict[str, Any], features: Features) -> None:
         )
     features.choice = {"ANY": "required", "NONE": "none"}.get(mode, "auto")
     features.allowed = list(allowed) if allowed else None
+
+
+SIGNATURE_MODELS = ("gemini-3",)
+DUMMY_SIGNATURES = ("skip_thought_signature_validator", "context_engineering_is_the_way_to_go")
+
+
+def needs_signatures(model: str) -> bool:
+    """Gemini 3+ signs function calls and wants the signature back."""
+    return model.startswith(SIGNATURE_MODELS)
+
+
+def check_signatures(contents: list[Any], model: str) -> None:
+    """Gemini 3+: in the current turn (after the last user text), the first ``functionCall``
+    part of each model step must carry its ``thoughtSignature`` (or a documented dummy)."""
+    if not needs_signatures(model):
+        return
+    start = 0
+    for i, content in enumerate(contents):
+        parts = content.get("parts") or [] if isinstance(content, dict) else []
+        if content.get("role", "user") == "user" and any("text" in p for p in parts):
+            start = i + 1
+    for i in range(start, len(contents)):
+        parts = [norm(p) for p in contents[i].get("parts") or []]
+        calls = [p for p in parts if "functionCall" in p]
+        if calls and not calls[0].get("thoughtSignature"):
+            name = norm(calls[0]["functionCall"]).get("name")
+            raise invalid(
+                "Function call is missing a thought_signature in functionCall parts. This is "
+                "required for tools to work correctly, and missing thought_signature may lead "
+                f"to degraded model performance. Additional data, function call `{name}` , "
+                f"position {i + 1}. Please refer to "
+                "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+            )
 
 
 def walk_parts(parts: Any, where: str, role: str, features: Features) -> tuple[str, bool]:

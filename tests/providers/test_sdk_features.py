@@ -256,6 +256,34 @@ def test_google_function_calling_and_history(sim):
     assert final.text and not final.function_calls
 
 
+def test_google_gemini3_signature_round_trip(sim):
+    api, types = _genai(sim)
+    tool = types.Tool(
+        function_declarations=[
+            types.FunctionDeclaration(name="get_weather", parameters_json_schema=WEATHER)
+        ]
+    )
+    config = types.GenerateContentConfig(
+        tools=[tool], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True)
+    )
+    first = api.models.generate_content(
+        model="gemini-3-pro-preview", contents="use get_weather", config=config
+    )
+    assert first.candidates[0].content.parts[0].thought_signature
+    history = [
+        types.Content(role="user", parts=[types.Part.from_text(text="use get_weather")]),
+        first.candidates[0].content,
+        types.Content(
+            role="user",
+            parts=[types.Part.from_function_response(name="get_weather", response={"t": 1})],
+        ),
+    ]
+    final = api.models.generate_content(
+        model="gemini-3-pro-preview", contents=history, config=config
+    )
+    assert final.text
+
+
 def test_google_sdk_sees_the_additional_properties_400(sim):
     api, types = _genai(sim)
     from google.genai import errors

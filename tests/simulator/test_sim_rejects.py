@@ -348,3 +348,30 @@ def test_cohere_tool_needs_parameters(client: httpx.Client) -> None:
     provider, body, path, headers = case("cohere")
     body["tools"] = [{"type": "function", "function": {"name": "f"}}]
     reject(client, provider, body, path, headers, "tools[0].function.parameters is required")
+
+
+def _gemini3_history(client: httpx.Client, signature: str | None) -> httpx.Response:
+    provider, body, path, headers = case("google", "use get_weather", "gemini-3-pro", tools="auto")
+    first = client.post(path, headers=headers, json=body).json()
+    model_turn = first["candidates"][0]["content"]
+    assert model_turn["parts"][0]["thoughtSignature"]
+    if signature is None:
+        del model_turn["parts"][0]["thoughtSignature"]
+    elif signature != "keep":
+        model_turn["parts"][0]["thoughtSignature"] = signature
+    answer = {"functionResponse": {"name": "get_weather", "response": {"t": "18C"}}}
+    body["contents"] += [model_turn, {"role": "user", "parts": [answer]}]
+    return client.post(path, headers=headers, json=body)
+
+
+@pytest.mark.parametrize(
+    ("signature", "status"),
+    [("keep", 200), ("skip_thought_signature_validator", 200), (None, 400)],
+)
+def test_gemini3_wants_its_thought_signature_back(
+    client: httpx.Client, signature: str | None, status: int
+) -> None:
+    response = _gemini3_history(client, signature)
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert "missing a thought_signature" in error_message("google", response.json())
