@@ -51,6 +51,8 @@ class ModelOverride(BaseModel):
     rate_529: Probability | None = Field(default=None, ge=0, le=1)
     rate_timeout: Probability | None = Field(default=None, ge=0, le=1)
     rate_malformed: Probability | None = Field(default=None, ge=0, le=1)
+    rate_invalid_json: Probability | None = Field(default=None, ge=0, le=1)
+    rate_refusal: Probability | None = Field(default=None, ge=0, le=1)
     retry_after_s: float | None = Field(default=None, ge=0)
     timeout_hold_s: float | None = Field(default=None, ge=0)
     down: bool | None = None
@@ -62,11 +64,14 @@ class ModelOverride(BaseModel):
 class ProviderBehaviour(BaseModel):
     """How one simulated provider behaves. All probabilities are in [0, 1].
 
-    ``rpm``/``tpm`` are enforced with a sliding 60 s window (``None`` = unlimited; the
-    rate-limit headers then advertise large defaults). ``max_concurrency`` bounds in-flight
-    requests; ``concurrency_mode="queue"`` makes extra requests wait for a slot, ``"reject"``
-    answers them 429. ``context_window=None`` means 128000, or 1000 for a model whose name
-    contains ``tiny``. A ``models`` entry with its own ``rpm``/``tpm`` gets its own window.
+        ``rpm``/``tpm`` are enforced with a sliding 60 s window (``None`` = unlimited; the
+        rate-limit headers then advertise large defaults). ``max_concurrency`` bounds in-flight
+        requests; ``concurrency_mode="queue"`` makes extra requests wait for a slot, ``"reject"``
+        answers them 429. ``rate_invalid_json`` is the share of JSON-mode replies (and tool calls) made
+    invalid, ``rate_refusal`` the share of replies that are refusals; both are drawn from a hash of
+    the request body, the seed and how often that body was seen, so a run is reproducible and a
+    retry draws afresh (``simulator.tooling`` says what "invalid" means). ``context_window=None`` means 128000, or 1000 for a model whose name
+        contains ``tiny``. A ``models`` entry with its own ``rpm``/``tpm`` gets its own window.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -79,6 +84,8 @@ class ProviderBehaviour(BaseModel):
     rate_529: Probability = Field(default=0.0, ge=0, le=1)
     rate_timeout: Probability = Field(default=0.0, ge=0, le=1)
     rate_malformed: Probability = Field(default=0.0, ge=0, le=1)
+    rate_invalid_json: Probability = Field(default=0.0, ge=0, le=1)
+    rate_refusal: Probability = Field(default=0.0, ge=0, le=1)
     retry_after_s: float = Field(default=1.0, ge=0)
     timeout_hold_s: float = Field(default=30.0, ge=0)
     down: bool = False
@@ -125,6 +132,8 @@ _RESOLVED_FIELDS: tuple[str, ...] = (
     "rate_529",
     "rate_timeout",
     "rate_malformed",
+    "rate_invalid_json",
+    "rate_refusal",
     "retry_after_s",
     "timeout_hold_s",
     "down",
@@ -146,6 +155,8 @@ class ResolvedBehaviour:
     rate_529: float
     rate_timeout: float
     rate_malformed: float
+    rate_invalid_json: float
+    rate_refusal: float
     retry_after_s: float
     timeout_hold_s: float
     down: bool
@@ -167,13 +178,15 @@ class SimConfig(BaseModel):
     ``providers`` holds explicit behaviours; a provider without an entry uses ``default``.
     ``seed`` seeds the single ``random.Random`` that decides injected failures and jitter, so a
     run with the same requests in the same order is reproducible. ``log_size`` bounds the
-    request log ring buffer.
+    request log ring buffer; ``body_log_size`` bounds how many of the latest requests keep their
+    body as received (``GET /_sim/log?bodies=1``, ``GET /_sim/requests``).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     seed: int = 0
     log_size: int = Field(default=100_000, ge=1)
+    body_log_size: int = Field(default=5_000, ge=0)
     default: ProviderBehaviour = Field(default_factory=ProviderBehaviour)
     providers: dict[str, ProviderBehaviour] = Field(default_factory=dict)
 

@@ -8,11 +8,13 @@ This module owns the order in which a chat request is judged, the same for all p
    window -> 400;
 5. ``rpm``/``tpm`` sliding window -> 429 with Retry-After = time until the request fits
    (only admitted requests count);
-6. one seeded draw for injected failures (timeout, 429, 500, 503, 529, malformed);
+6. one seeded draw for injected failures (timeout, 429, 500, 503, 529, malformed), and one
+   hash draw for content faults (refusal, invalid JSON: ``SimState.content_fault``);
 7. ``max_concurrency`` gate (queue: wait for a slot; reject: 429);
 8. latency (+ jitter) sleep, then the injected outcome or the deterministic reply.
 
-Every request is recorded once in the stats and log when its outcome is final (an injected
+Every request's body is kept as received (``SimState.keep_body``) before it is judged, so
+``GET /_sim/log?bodies=1`` shows rejected requests too. Every request is recorded once in the stats and log when its outcome is final (an injected
 timeout is recorded as 504 *before* holding the connection for ``timeout_hold_s``).
 """
 
@@ -42,14 +44,25 @@ class _Call:
     model: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     recorded: bool = False
+    raw: bytes = b""
+    fault: str | None = None
 
 
-async def _read_json(request: web.Request) -> Any:
+_KEPT_HEADERS = ("anthropic-beta", "anthropic-version")
+
+
+async def _read_json(state: SimState, request: web.Request, call: _Call) -> Any:
     raw = await request.read()
+    kept = {h: request.headers[h] for h in _KEPT_HEADERS if h in request.headers}
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except ValueError:
+        text = raw[:65536].decode("utf-8", "replace")
+        state.keep_body(call.request_id, {"path": request.path, "headers": kept, "raw": text})
         raise SimError(400, "invalid", _BAD_JSON) from None
+    state.keep_body(call.request_id, {"path": request.path, "headers": kept, "body": body})
+    call.raw = request.path.encode() + b"\x1f" + raw
+    return body
 
 
 def _check_model(chat: ChatRequest, beh: ResolvedBehaviour, prompt_tokens: int) -> None:
@@ -117,14 +130,20 @@ async def _outcome(
 ) -> tuple[Rendered, tuple[int, int] | None, str]:
     if injected is None:
         usage = (done.prompt_tokens, done.completion_tokens)
-        return dialect.render(chat, done, call.request_id), usage, "ok"
+        kind = "ok"
+        if done.refusal:
+            kind = "refusal"
+        elif call.fault == "invalid_json" and (done.is_json or done.tool_calls):
+            kind = "invalid_json"
+        return dialect.render(chat, done, call.request_id), usage, kind
     status, kind = injected
     if kind == "malformed":
         rendered = dialect.render(chat, done, call.request_id)
         rendered.body = rendered.body[: max(1, len(rendered.body) // 2)]
         return rendered, None, "malformed"
     if kind == "timeout":
-        state.record((call.arrival, dialect.name, call.model, 504, None, "timeout"))
+        entry = (call.arrival, dialect.name, call.model, 504, None, "timeout", call.request_id)
+        state.record(entry)
         call.recorded = True
         await asyncio.sleep(beh.timeout_hold_s)
         raise SimError(504, "timeout", ctx={"source": "timeout", "model": chat.model})
@@ -140,12 +159,14 @@ async def _pipeline(
 ) -> tuple[Rendered, tuple[int, int] | None, str]:
     call.model = request.match_info.get("model", "")  # Google names the model in the path
     dialect.check_auth(request)
-    chat = dialect.parse(await _read_json(request), request)
+    chat = dialect.parse(await _read_json(state, request, call), request)
     call.model = chat.model
+    state.note_features(call.request_id, chat.features.summary())
     beh = state.resolved(dialect.name, chat.model)
     prompt_tokens = prompt_tokens_of(chat)
     _check_model(chat, beh, prompt_tokens)
-    done = complete(chat, prompt_tokens)
+    call.fault = state.content_fault(beh, call.raw)
+    done = complete(chat, prompt_tokens, call.fault)
     _admit(state, dialect, beh, call, done.total_tokens)
     injected = state.roll(beh)
     behaviour = state.config.behaviour(dialect.name)
@@ -179,7 +200,8 @@ async def handle_chat(state: SimState, dialect: Dialect, request: web.Request) -
         kind = err.ctx.get("source", err.kind)
         retry_after = err.retry_after
     if not call.recorded:
-        entry = (call.arrival, dialect.name, call.model, rendered.status, retry_after, kind)
+        status = rendered.status
+        entry = (call.arrival, dialect.name, call.model, status, retry_after, kind, call.request_id)
         state.record(entry, usage)
     headers = call.headers
     if rendered.headers:

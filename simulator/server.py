@@ -4,8 +4,10 @@ This module owns the public entry points:
 
 * ``build_app(config)`` - the ``aiohttp.web.Application`` with one chat route per provider
   (see ``simulator.providers.endpoints``) and the JSON control endpoints:
-  ``GET /_sim/health``, ``GET /_sim/stats``, ``GET /_sim/log?provider=&model=&limit=``,
-  ``GET|POST /_sim/config``, ``POST /_sim/reset``.
+  ``GET /_sim/health``, ``GET /_sim/stats``,
+  ``GET /_sim/log?provider=&model=&limit=&kind=&bodies=1`` (``bodies=1``: only the entries
+  whose request body is still held, each with ``"request": {"path", "headers", "body"}`` as
+  received), ``GET|POST /_sim/config``, ``POST /_sim/reset``.
 * ``serve(host, port, config)`` - blocking server for ``llmq simulate`` / ``python -m
   simulator``; prints ``simulator listening on http://host:port`` once ready.
 * ``start_in_thread(config, host, port)`` - runs the server on its own event loop in a daemon
@@ -68,7 +70,10 @@ async def _log(request: web.Request) -> web.Response:
         limit = int(query["limit"]) if "limit" in query else None
     except ValueError:
         return _json({"ok": False, "error": "limit must be an integer"}, 400)
-    entries = request.app[STATE_KEY].log_json(query.get("provider"), query.get("model"), limit)
+    bodies = query.get("bodies", "") not in ("", "0", "false")
+    entries = request.app[STATE_KEY].log_json(
+        query.get("provider"), query.get("model"), limit, bodies=bodies, kind=query.get("kind")
+    )
     return _json({"entries": entries, "count": len(entries)})
 
 
@@ -236,6 +241,20 @@ class RunningSimulator:
         """The last ``limit`` request-log entries, oldest arrival first."""
         params = {"provider": provider, "limit": limit, "model": model}
         params = {k: v for k, v in params.items() if v is not None}
+        return self._call("GET", "/_sim/log", params=params)["entries"]
+
+    def requests(
+        self,
+        provider: str | None = None,
+        limit: int | None = None,
+        model: str | None = None,
+        kind: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The latest requests with their bodies as received (``entry["request"]["body"]``),
+        oldest first; only those still held (``body_log_size``)."""
+        params = {"provider": provider, "limit": limit, "model": model, "kind": kind}
+        params = {k: v for k, v in params.items() if v is not None}
+        params["bodies"] = 1
         return self._call("GET", "/_sim/log", params=params)["entries"]
 
     def reset(self, behaviour: bool = False) -> None:

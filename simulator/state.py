@@ -16,23 +16,31 @@ Stats shape::
      "total_requests": N, "total_served": N_200_billed}
 
 Log entry: ``{"t": unix arrival time, "provider", "model", "status", "retry_after": float|null,
-"kind"}``; ``kind`` is ``ok``, ``malformed``, or the error cause (``auth_missing``,
-``auth_bad``, ``invalid``, ``not_found``, ``context``, ``rpm``, ``tpm``, ``concurrency``,
-``injected``, ``down``, ``timeout``).
+"kind", "request_id"}``; ``kind`` is ``ok``, ``malformed``, ``invalid_json``, ``refusal``, or
+the error cause (``auth_missing``, ``auth_bad``, ``invalid``, ``not_found``, ``context``,
+``rpm``, ``tpm``, ``concurrency``, ``injected``, ``down``, ``timeout``). With bodies asked for,
+an entry whose request is among the latest ``body_log_size`` also has ``"request": {"path",
+"headers" (the non-secret ones that change meaning: ``anthropic-beta``, ``anthropic-version``),
+"body", "features"}``: the JSON body exactly as received (or ``"raw"`` text when it did not
+parse) and, once the dialect accepted it, what it asked for in neutral terms
+(``tooling.Features.summary``: json, schema, tools, tool_choice, stop, images, seed, ...).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
 import secrets
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 from simulator.config import ResolvedBehaviour, SimConfig
 from simulator.limits import Gate, SlidingWindow
+from simulator.schemagen import digest
 
-LogEntry = tuple[float, str, str, int, float | None, str]
+LogEntry = tuple[float, str, str, int, float | None, str, str]
+_MAX_SEEN = 200_000
 
 FAILURE_ORDER: tuple[tuple[str, int, str], ...] = (
     ("rate_timeout", 504, "timeout"),
@@ -70,6 +78,8 @@ class SimState:
         self.log: deque[LogEntry] = deque(maxlen=self.config.log_size)
         self.total_requests = 0
         self.total_served = 0
+        self.bodies: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.seen: dict[str, int] = {}
 
     # configuration -------------------------------------------------------------------------
 
@@ -97,6 +107,8 @@ class SimState:
         """Clear counters, log, windows and gates; reseed; optionally restore the start config."""
         self.stats.clear()
         self.log.clear()
+        self.bodies.clear()
+        self.seen.clear()
         self.windows.clear()
         self.gates.clear()
         self.total_requests = 0
@@ -136,6 +148,39 @@ class SimState:
                 return status, kind
         return None
 
+    def content_fault(self, beh: ResolvedBehaviour, raw: bytes) -> str | None:
+        """``"refusal"``, ``"invalid_json"`` or None for a request (``raw`` = path + body bytes):
+        a draw from (seed, request, how often that request was seen), so reproducible for a
+        run and fresh for a retry."""
+        if beh.rate_refusal <= 0 and beh.rate_invalid_json <= 0:
+            return None
+        body_key = hashlib.sha256(raw).hexdigest()
+        if len(self.seen) > _MAX_SEEN:
+            self.seen.clear()
+        n = self.seen.get(body_key, 0)
+        self.seen[body_key] = n + 1
+        draw = int(digest(str(self.config.seed), body_key, str(n))[:12], 16) / float(16**12)
+        if draw < beh.rate_refusal:
+            return "refusal"
+        if draw < beh.rate_refusal + beh.rate_invalid_json:
+            return "invalid_json"
+        return None
+
+    def keep_body(self, request_id: str, request: dict[str, Any]) -> None:
+        """Remember a request as received (bounded by ``body_log_size``)."""
+        limit = self.config.body_log_size
+        if limit <= 0:
+            return
+        self.bodies[request_id] = request
+        while len(self.bodies) > limit:
+            self.bodies.popitem(last=False)
+
+    def note_features(self, request_id: str, summary: dict[str, Any]) -> None:
+        """Attach the parsed request's neutral feature summary to its kept body."""
+        kept = self.bodies.get(request_id)
+        if kept is not None:
+            kept["features"] = summary
+
     def jitter_s(self, beh: ResolvedBehaviour) -> float:
         """Latency for this request in seconds (latency plus uniform +-jitter, >= 0)."""
         latency = beh.latency_ms
@@ -151,7 +196,7 @@ class SimState:
         usage: tuple[int, int] | None = None,
     ) -> None:
         """Count one finished request; ``usage`` = (prompt, completion) when billed."""
-        _, provider, model, status, _, kind = entry
+        _, provider, model, status, _, kind, _ = entry
         self.log.append(entry)
         self.total_requests += 1
         stats = self.stats.get(provider)
@@ -198,7 +243,12 @@ class SimState:
         }
 
     def log_json(
-        self, provider: str | None, model: str | None, limit: int | None
+        self,
+        provider: str | None,
+        model: str | None,
+        limit: int | None,
+        bodies: bool = False,
+        kind: str | None = None,
     ) -> list[dict[str, Any]]:
         """The last ``limit`` log entries (optionally filtered), oldest arrival first."""
         picked: list[LogEntry] = []
@@ -208,11 +258,15 @@ class SimState:
                 continue
             if model and entry[2] != model:
                 continue
+            if kind and entry[5] != kind:
+                continue
+            if bodies and entry[6] not in self.bodies:
+                continue
             picked.append(entry)
             if len(picked) >= want:
                 break
         picked.sort(key=lambda e: e[0])
-        return [
+        out = [
             {
                 "t": e[0],
                 "provider": e[1],
@@ -220,6 +274,11 @@ class SimState:
                 "status": e[3],
                 "retry_after": e[4],
                 "kind": e[5],
+                "request_id": e[6],
             }
             for e in picked
         ]
+        if bodies:
+            for item in out:
+                item["request"] = self.bodies[item["request_id"]]
+        return out

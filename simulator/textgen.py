@@ -13,13 +13,20 @@ provider's parser) and the rules that turn it into a reply (``Completion``):
   truncated (finish reason "length") when ``max_tokens`` cut it short.
 * The reply text is ``"sim:" + sha256(model + last user text)[:12]`` followed by filler words,
   one word per completion token, so the same request always gets the same reply.
+* Images add ``min(85, ceil(len(url or base64) / 4))`` prompt tokens each (still within the
+  bound above, counting the image reference as text).
+* Tool calls and JSON replies (``simulator.tooling``) cost ``ceil(utf8_bytes / 4)`` of their
+  JSON, at least 1; a max-tokens cap below that cuts the JSON (finish "length"). A stop string
+  cuts the reply; the completion tokens are then the words (text) or tokens (JSON) kept.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+
+from simulator.tooling import Features, ToolCall, answer
 
 DEFAULT_MAX_TOKENS = 256
 PER_MESSAGE_TOKENS = 3
@@ -41,6 +48,7 @@ class ChatRequest:
     last_user_text: str
     max_tokens: int | None
     stream: bool = False
+    features: Features = field(default_factory=Features)
 
 
 @dataclass(slots=True)
@@ -51,6 +59,21 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     truncated: bool
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    is_json: bool = False
+    refusal: bool = False
+    stop_hit: str | None = None
+
+    @property
+    def finish(self) -> str:
+        """Neutral finish: ``tool``, ``refusal``, ``length``, ``stop_sequence`` or ``stop``."""
+        if self.tool_calls:
+            return "tool"
+        if self.refusal:
+            return "refusal"
+        if self.truncated:
+            return "length"
+        return "stop_sequence" if self.stop_hit is not None else "stop"
 
     @property
     def total_tokens(self) -> int:
@@ -89,11 +112,14 @@ def reply_text(model: str, last_user_text: str, completion_tokens: int) -> str:
 
 def prompt_tokens_of(request: ChatRequest) -> int:
     """Prompt tokens of a parsed request."""
-    return count_prompt_tokens(request.texts, request.n_messages)
+    base = count_prompt_tokens(request.texts, request.n_messages)
+    return base + request.features.image_tokens
 
 
-def complete(request: ChatRequest, prompt_tokens: int | None = None) -> Completion:
-    """Build the deterministic completion for ``request``."""
+def complete(
+    request: ChatRequest, prompt_tokens: int | None = None, fault: str | None = None
+) -> Completion:
+    """Build the deterministic completion for ``request`` (``fault``: see ``tooling``)."""
     if prompt_tokens is None:
         prompt_tokens = prompt_tokens_of(request)
     natural = natural_completion_tokens(prompt_tokens)
@@ -101,9 +127,26 @@ def complete(request: ChatRequest, prompt_tokens: int | None = None) -> Completi
     completion_tokens = min(cap, natural)
     truncated = request.max_tokens is not None and request.max_tokens < natural
     text = reply_text(request.model, request.last_user_text, completion_tokens)
-    return Completion(
-        text=text,
+    said = answer(request.model, request.last_user_text, request.features, text, fault)
+    done = Completion(
+        text=said.text,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         truncated=truncated,
+        tool_calls=said.tool_calls,
+        is_json=said.is_json,
+        refusal=said.refusal,
+        stop_hit=said.stop_hit,
     )
+    if said.tool_calls:
+        sizes = sum(text_tokens(c.name + c.arguments_json) for c in said.tool_calls)
+        done.completion_tokens, done.truncated = max(1, sizes), False
+    elif said.is_json or said.refusal:
+        done.completion_tokens = max(1, text_tokens(said.text))
+        done.truncated = done.completion_tokens > cap
+        if done.truncated:
+            done.text, done.completion_tokens, done.stop_hit = said.text[: cap * 4], cap, None
+    elif said.stop_hit is not None:
+        done.truncated = False
+        done.completion_tokens = len(said.text.split())
+    return done

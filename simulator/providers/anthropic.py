@@ -5,7 +5,10 @@ This module owns Anthropic's request checks (``x-api-key`` or Bearer token, requ
 roles alternating user/assistant starting with user), the ``message`` reply with
 ``usage.input_tokens``/``output_tokens``, the ``{"type": "error", "error": {...}, "request_id"}``
 envelope, 529 ``overloaded_error``, the ``request-id`` header and the
-``anthropic-ratelimit-*`` headers (resets as RFC 3339 timestamps).
+``anthropic-ratelimit-*`` headers (resets as RFC 3339 timestamps). The reply carries ``text``
+and ``tool_use`` blocks (object ``input``) and ``stop_reason`` end_turn / max_tokens /
+stop_sequence (with ``stop_sequence``) / tool_use / refusal; features are read by
+``anthropic_features``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,13 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from simulator.providers.anthropic_features import (
+    check_top_level,
+    parse_output,
+    parse_sampling,
+    parse_tools,
+    walk_content,
+)
 from simulator.providers.base import (
     Dialect,
     RateSnapshot,
@@ -30,6 +40,15 @@ from simulator.providers.base import (
     require_str,
 )
 from simulator.textgen import ChatRequest, Completion
+from simulator.tooling import Features
+
+_STOP_REASONS = {
+    "tool": "tool_use",
+    "refusal": "refusal",
+    "length": "max_tokens",
+    "stop_sequence": "stop_sequence",
+    "stop": "end_turn",
+}
 
 _TYPES: dict[str, str] = {
     "auth_missing": "authentication_error",
@@ -114,12 +133,17 @@ class AnthropicDialect(Dialect):
     def parse(self, body: Any, request: web.Request) -> ChatRequest:
         if not isinstance(body, dict):
             raise invalid("Request body must be a JSON object")
+        check_top_level(body, request.headers.get("anthropic-beta", ""))
         model = require_str(body, "model")
         if body.get("max_tokens") is None:
             raise invalid("max_tokens: Field required")
         max_tokens = optional_max_tokens(body.get("max_tokens"), "max_tokens")
         messages = require_list(body, "messages")
         _check_roles(messages)
+        features = Features()
+        parse_tools(body, features)
+        parse_output(body, features)
+        parse_sampling(body, model, features)
         texts: list[str] = []
         n_messages = len(messages)
         system = _system_text(body.get("system"))
@@ -127,24 +151,49 @@ class AnthropicDialect(Dialect):
             texts.append(system)
             n_messages += 1
         last_user = ""
+        open_ids: set[str] = set()
+        uses_tools = False
         for i, message in enumerate(messages):
-            text = content_text(message.get("content"), f"messages.{i}.content")
+            role = message["role"]
+            where = f"messages.{i}.content"
+            text, ids, answered = walk_content(
+                message.get("content"), role, where, features, open_ids
+            )
+            open_ids = set(ids)
+            uses_tools = uses_tools or bool(ids) or answered
+            features.after_tool = answered
             texts.append(text)
-            if message["role"] == "user":
+            if role == "user" and not answered:
                 last_user = text
+        if uses_tools and not features.tools:
+            raise invalid(
+                "Requests which include `tool_use` or `tool_result` blocks must define tools."
+            )
         if body.get("stream"):
             raise invalid("stream: streaming is not implemented by the llmq provider simulator")
-        return ChatRequest(model, texts, n_messages, last_user, max_tokens)
+        return ChatRequest(model, texts, n_messages, last_user, max_tokens, features=features)
 
     def render(self, chat: ChatRequest, done: Completion, request_id: str) -> Rendered:
+        content: list[dict[str, Any]] = []
+        if done.text or not done.tool_calls:
+            content.append({"type": "text", "text": done.text})
+        for call in done.tool_calls:
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": "toolu_" + call.id,
+                    "name": call.name,
+                    "input": call.arguments,
+                }
+            )
         body = {
             "id": "msg_" + request_id,
             "type": "message",
             "role": "assistant",
             "model": chat.model,
-            "content": [{"type": "text", "text": done.text}],
-            "stop_reason": "max_tokens" if done.truncated else "end_turn",
-            "stop_sequence": None,
+            "content": content,
+            "stop_reason": _STOP_REASONS[done.finish],
+            "stop_sequence": done.stop_hit,
             "usage": {
                 "input_tokens": done.prompt_tokens,
                 "output_tokens": done.completion_tokens,

@@ -9,10 +9,14 @@ with roles ``user``/``model`` and non-empty ``parts``; ``systemInstruction``;
 ``retry-after`` header. Auth failures are 401 ``UNAUTHENTICATED`` (the real API answers a bad
 key with 400 ``API_KEY_INVALID``; the simulator uses 401 so every provider's auth error looks
 alike to tests) with an ``ErrorInfo`` detail whose ``reason`` is ``API_KEY_INVALID``.
+Function calls come back as ``functionCall`` parts (object ``args``, no id) with finishReason
+``STOP``; a refusal as a content-less candidate with ``SAFETY``; features are read by
+``google_features``.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -26,7 +30,25 @@ from simulator.providers.base import (
     optional_max_tokens,
     require_list,
 )
+from simulator.providers.google_features import (
+    check_signatures,
+    check_top_level,
+    needs_signatures,
+    norm,
+    parse_config,
+    parse_tools,
+    walk_parts,
+)
 from simulator.textgen import ChatRequest, Completion
+from simulator.tooling import Features
+
+_FINISH = {
+    "tool": "STOP",
+    "refusal": "SAFETY",
+    "length": "MAX_TOKENS",
+    "stop_sequence": "STOP",
+    "stop": "STOP",
+}
 
 _STATUS: dict[int, str] = {
     400: "INVALID_ARGUMENT",
@@ -47,19 +69,6 @@ def google_duration(seconds: float) -> str:
     if seconds == int(seconds):
         return f"{int(seconds)}s"
     return f"{seconds:.3f}s"
-
-
-def _parts_text(parts: Any, where: str) -> str:
-    if not isinstance(parts, list) or not parts:
-        raise invalid(f"* GenerateContentRequest.{where}.parts: contents.parts must not be empty.")
-    texts: list[str] = []
-    for part in parts:
-        if not isinstance(part, dict):
-            raise invalid(f"Invalid JSON payload received. Unknown name in {where}.parts")
-        text = part.get("text")
-        if isinstance(text, str):
-            texts.append(text)
-    return "".join(texts)
 
 
 def _error_details(err: SimError) -> list[dict[str, Any]]:
@@ -145,52 +154,76 @@ class GoogleDialect(Dialect):
     def parse(self, body: Any, request: web.Request) -> ChatRequest:
         if not isinstance(body, dict):
             raise invalid("Invalid JSON payload received. Expected an object.")
+        check_top_level(body)
         model = request.match_info.get("model", "")
         if model.startswith("models/"):
             model = model[len("models/") :]
+        body = norm(body)
         contents = require_list(body, "contents")
+        features = Features()
+        parse_tools(body, features)
         texts: list[str] = []
         n_messages = len(contents)
-        system = body.get("systemInstruction", body.get("system_instruction"))
+        system = body.get("systemInstruction")
         if system is not None:
             if not isinstance(system, dict):
                 raise invalid("Invalid value at 'system_instruction': expected a Content object")
-            texts.append(_parts_text(system.get("parts"), "system_instruction"))
+            text, _ = walk_parts(system.get("parts"), "system_instruction", "user", features)
+            texts.append(text)
             n_messages += 1
         last_user = ""
         for i, content in enumerate(contents):
             if not isinstance(content, dict):
                 raise invalid(f"Invalid value at 'contents[{i}]': expected a Content object")
             role = content.get("role", "user")
-            if role not in ("user", "model"):
+            if role not in ("user", "model", "function"):
                 raise invalid("Please use a valid role: user, model.")
-            text = _parts_text(content.get("parts"), f"contents[{i}]")
+            text, answered = walk_parts(content.get("parts"), f"contents[{i}]", role, features)
+            features.after_tool = answered
             texts.append(text)
-            if role == "user":
+            if role == "user" and not answered:
                 last_user = text
-        config = body.get("generationConfig", body.get("generation_config")) or {}
+        check_signatures(contents, model)
+        config = body.get("generationConfig") or {}
         if not isinstance(config, dict):
             raise invalid("Invalid value at 'generation_config': expected an object")
+        parse_config(config, features)
+        config = norm(config)
         max_tokens = optional_max_tokens(
-            config.get("maxOutputTokens", config.get("max_output_tokens")),
-            "generation_config.max_output_tokens",
+            config.get("maxOutputTokens"), "generation_config.max_output_tokens"
         )
-        return ChatRequest(model, texts, n_messages, last_user, max_tokens)
+        return ChatRequest(model, texts, n_messages, last_user, max_tokens, features=features)
 
     def render(self, chat: ChatRequest, done: Completion, request_id: str) -> Rendered:
+        parts: list[dict[str, Any]] = []
+        if done.text or not done.tool_calls:
+            parts.append({"text": done.text})
+        # The Developer API's 2.x models send no functionCall.id; clients mint their own.
+        parts += [{"functionCall": {"name": c.name, "args": c.arguments}} for c in done.tool_calls]
+        if done.tool_calls and needs_signatures(chat.model):
+            first = parts[-len(done.tool_calls)]
+            first["thoughtSignature"] = base64.b64encode(
+                b"sim-sig:" + done.tool_calls[0].id.encode()
+            ).decode()
+        candidate: dict[str, Any] = {
+            "content": {"parts": parts, "role": "model"},
+            "finishReason": _FINISH[done.finish],
+            "index": 0,
+        }
+        if done.refusal:  # a blocked candidate carries no content
+            del candidate["content"]
+        details = [
+            {"modality": "TEXT", "tokenCount": done.prompt_tokens - chat.features.image_tokens}
+        ]
+        if chat.features.images:
+            details.append({"modality": "IMAGE", "tokenCount": chat.features.image_tokens})
         body = {
-            "candidates": [
-                {
-                    "content": {"parts": [{"text": done.text}], "role": "model"},
-                    "finishReason": "MAX_TOKENS" if done.truncated else "STOP",
-                    "index": 0,
-                }
-            ],
+            "candidates": [candidate],
             "usageMetadata": {
                 "promptTokenCount": done.prompt_tokens,
                 "candidatesTokenCount": done.completion_tokens,
                 "totalTokenCount": done.total_tokens,
-                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": done.prompt_tokens}],
+                "promptTokensDetails": details,
             },
             "modelVersion": chat.model,
             "responseId": request_id,

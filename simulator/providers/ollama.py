@@ -8,11 +8,20 @@ nanoseconds, and the ``{"error": "..."}`` envelope (404 ``model 'x' not found``)
 
 ``stream`` defaults to true in Ollama: unless the request says ``"stream": false`` the reply is
 an NDJSON stream (``application/x-ndjson``): one ``done: false`` line per chunk of text, then a
-final ``done: true`` line carrying the metrics.
+final ``done: true`` line carrying the metrics (and the tool calls).
+
+Features: ``tools`` (OpenAI-like), ``format`` ``"json"`` or a schema, ``options.stop``/``seed``/
+``top_p``/``temperature``/..., raw-base64 ``images`` per message (a data URL is rejected as
+Ollama does: ``illegal base64 data``), assistant ``tool_calls`` with object arguments, ``tool``
+messages (``tool_name``). Tool calls come back as ``message.tool_calls[{id, function: {index,
+name, arguments: object}}]`` with ``done_reason: stop``. No tool choice exists. Stricter than
+Ollama: top-level OpenAI-only fields (``response_format``, ``tool_choice``, ``stop``, ``seed``,
+``temperature``, ...), which Ollama silently ignores, are rejected so a dropped feature shows.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -22,15 +31,72 @@ from simulator.providers.base import (
     Dialect,
     Rendered,
     SimError,
-    content_text,
     dumps,
     invalid,
     require_list,
     require_str,
 )
+from simulator.providers.oai_shape import check_base64, parse_tools
 from simulator.textgen import ChatRequest, Completion
+from simulator.tooling import Features
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
+OPENAI_ONLY = frozenset(
+    {
+        "response_format",
+        "tool_choice",
+        "parallel_tool_calls",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "seed",
+        "top_p",
+        "temperature",
+        "n",
+        "frequency_penalty",
+        "presence_penalty",
+        "user",
+    }
+)
+
+
+def _format(fmt: Any, features: Features) -> None:
+    if fmt is None or fmt == "":
+        return
+    if fmt == "json":
+        features.json = True
+    elif isinstance(fmt, dict):
+        features.json, features.schema = True, fmt
+    else:
+        raise invalid(f'invalid format: {fmt!r}; expected "json" or a JSON schema object')
+
+
+def _message_extras(message: dict[str, Any], features: Features) -> str:
+    """Count ``images`` (raw base64) and return tool-call text of one message."""
+    images = message.get("images") or []
+    for image in images:
+        if not isinstance(image, str) or image.startswith("data:"):
+            raise invalid("illegal base64 data at input byte 4")
+        try:
+            check_base64(image, "images")
+        except SimError:
+            raise invalid("illegal base64 data at input byte 0") from None
+        features.add_image(image)
+    texts: list[str] = []
+    for call in message.get("tool_calls") or []:
+        fn = call.get("function") if isinstance(call, dict) else None
+        args = fn.get("arguments") if isinstance(fn, dict) else None
+        if not isinstance(args, dict):
+            raise invalid(
+                "json: cannot unmarshal string into Go struct field "
+                "ToolCallFunction.messages.tool_calls.function.arguments of type "
+                "api.ToolCallFunctionArguments"
+            )
+        texts.append(str(fn.get("name", "")) + json.dumps(args))
+        features.history_calls += 1
+    return "".join(texts)
+
+
 NDJSON = "application/x-ndjson"
 _WORDS_PER_CHUNK = 8
 _NS_PER_TOKEN = 10_000_000
@@ -74,8 +140,17 @@ class OllamaDialect(Dialect):
     def parse(self, body: Any, request: web.Request) -> ChatRequest:
         if not isinstance(body, dict):
             raise invalid("invalid request body")
+        for name in body:
+            if name in OPENAI_ONLY:
+                raise invalid(
+                    f"unsupported field {name!r} for /api/chat (an OpenAI /v1 field: Ollama's "
+                    "native API would ignore it; use format, options.* or tools)"
+                )
         model = require_str(body, "model")
         messages = require_list(body, "messages")
+        features = Features()
+        parse_tools(body.get("tools"), features, strict_rules=False)
+        _format(body.get("format"), features)
         texts: list[str] = []
         last_user = ""
         for i, message in enumerate(messages):
@@ -84,21 +159,45 @@ class OllamaDialect(Dialect):
             role = message.get("role")
             if role not in ROLES:
                 raise invalid(f"invalid role: {role!r}")
-            text = content_text(message.get("content"), f"messages[{i}]")
+            content = message.get("content", "")
+            if not isinstance(content, str):
+                raise invalid(
+                    "json: cannot unmarshal array into Go struct field Message.messages.content of type string"
+                )
+            text = content + _message_extras(message, features)
+            features.tool_results += role == "tool"
             texts.append(text)
             if role == "user":
                 last_user = text
-        max_tokens = _num_predict(body.get("options"))
+        features.after_tool = messages[-1].get("role") == "tool"
+        options = body.get("options")
+        max_tokens = _num_predict(options)
+        if isinstance(options, dict) and options.get("stop") is not None:
+            stop = options["stop"]
+            if not isinstance(stop, list) or not all(isinstance(x, str) for x in stop):
+                raise invalid('option "stop" must be of type array')
+            features.stop = list(stop)
+        if isinstance(options, dict) and options.get("seed") is not None:
+            features.seed = options["seed"]
         stream = body.get("stream", True) is not False
-        return ChatRequest(model, texts, len(messages), last_user, max_tokens, stream)
+        return ChatRequest(model, texts, len(messages), last_user, max_tokens, stream, features)
 
     def _final(self, chat: ChatRequest, done: Completion, content: str) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if done.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": "call_" + call.id[:8],
+                    "function": {"index": i, "name": call.name, "arguments": call.arguments},
+                }
+                for i, call in enumerate(done.tool_calls)
+            ]
         prompt_ns = done.prompt_tokens * _NS_PER_TOKEN // 10
         eval_ns = done.completion_tokens * _NS_PER_TOKEN
         return {
             "model": chat.model,
             "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "message": {"role": "assistant", "content": content},
+            "message": message,
             "done": True,
             "done_reason": "length" if done.truncated else "stop",
             "total_duration": prompt_ns + eval_ns,

@@ -1,7 +1,10 @@
 """OpenAI-style chat completions: OpenAI itself, the Hugging Face router, and local vLLM.
 
 This module owns the ``POST .../v1/chat/completions`` wire format (request checks, the
-``chat.completion`` reply, ``usage``) and three error envelopes:
+``chat.completion`` reply with ``tool_calls`` (string arguments; ``finish_reason`` "tool_calls",
+or "stop" when a named tool was forced) and ``refusal``, ``usage``) and three error envelopes.
+Structured output, tools, images and stop are read by ``oai_shape``; only OpenAI itself gets
+OpenAI's extra rejections (see ``parse_openai_body``). Error envelopes:
 
 * OpenAI: ``{"error": {"message", "type", "param", "code"}}`` (``param``/``code`` kept as null),
   ``x-ratelimit-*`` headers with Go-style reset durations, ``x-request-id``.
@@ -23,7 +26,6 @@ from simulator.providers.base import (
     RateSnapshot,
     Rendered,
     SimError,
-    content_text,
     dumps,
     go_duration,
     invalid,
@@ -31,7 +33,19 @@ from simulator.providers.base import (
     require_list,
     require_str,
 )
+from simulator.providers.oai_shape import (
+    bad,
+    check_known,
+    integer,
+    number_in,
+    parse_response_format,
+    parse_tool_choice,
+    parse_tools,
+    string_list,
+    walk_messages,
+)
 from simulator.textgen import ChatRequest, Completion
+from simulator.tooling import Features
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -49,30 +63,39 @@ _OPENAI_TYPES: dict[str, tuple[str, str | None]] = {
 }
 
 
-def parse_openai_body(body: Any, *, stream_ok: bool = False) -> ChatRequest:
-    """Validate an OpenAI chat-completions body."""
+def parse_openai_body(body: Any, *, stream_ok: bool = False, strict: bool = False) -> ChatRequest:
+    """Validate an OpenAI chat-completions body; ``strict`` applies api.openai.com's own rules
+    (``json_object`` needs the word "json" in the messages, at most 4 stop strings, strict
+    schemas checked), which OpenAI-compatible servers do not enforce."""
     if not isinstance(body, dict):
         raise invalid("We could not parse the JSON body of your request.")
+    if strict:
+        check_known(body)
     model = require_str(body, "model")
     messages = require_list(body, "messages")
-    texts: list[str] = []
-    last_user = ""
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise invalid(f"messages[{i}]: must be an object")
-        role = message.get("role")
-        if role not in ROLES:
-            raise SimError(
-                400,
-                "invalid",
-                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', "
-                "'user', 'function', 'tool', and 'developer'.",
-                ctx={"param": f"messages[{i}].role", "code": "invalid_value"},
+    features = Features()
+    parse_tools(body.get("tools"), features, strict_rules=strict)
+    parse_tool_choice(body.get("tool_choice"), features)
+    features.parallel = body.get("parallel_tool_calls", True) is not False
+    texts, last_user = walk_messages(messages, ROLES, features)
+    parse_response_format(body.get("response_format"), features, strict_rules=strict)
+    guided = body.get("structured_outputs") or {}  # vLLM's extension (was guided_json)
+    if not strict and isinstance(guided, dict) and isinstance(guided.get("json"), dict):
+        features.json, features.schema = True, guided["json"]
+    if strict and (body.get("response_format") or {}).get("type") == "json_object":
+        if not any("json" in t.lower() for t in texts):
+            raise bad(
+                "'messages' must contain the word 'json' in some form, to use 'response_format' "
+                "of type 'json_object'.",
+                "messages",
             )
-        text = content_text(message.get("content"), f"messages[{i}]")
-        texts.append(text)
-        if role == "user":
-            last_user = text
+    features.stop = string_list(body.get("stop"), "stop", 4 if strict else None)
+    number_in(body, "temperature", 0, 2)
+    number_in(body, "top_p", 0, 1)
+    number_in(body, "presence_penalty", -2, 2)
+    number_in(body, "frequency_penalty", -2, 2)
+    integer(body, "seed")
+    features.seed = body.get("seed")
     name = "max_completion_tokens"
     value = body.get(name)
     if value is None:
@@ -82,11 +105,33 @@ def parse_openai_body(body: Any, *, stream_ok: bool = False) -> ChatRequest:
     stream = bool(body.get("stream"))
     if stream and not stream_ok:
         raise invalid("stream: streaming is not implemented by the llmq provider simulator")
-    return ChatRequest(model, texts, len(messages), last_user, max_tokens, stream)
+    return ChatRequest(model, texts, len(messages), last_user, max_tokens, stream, features)
+
+
+def openai_message(chat: ChatRequest, done: Completion) -> tuple[dict[str, Any], str]:
+    """The assistant ``message`` and ``finish_reason`` of a reply."""
+    message: dict[str, Any] = {"role": "assistant", "content": done.text, "refusal": None}
+    finish = {"length": "length", "tool": "tool_calls"}.get(done.finish, "stop")
+    if done.refusal:
+        message["content"], message["refusal"] = None, done.text
+    if done.tool_calls:
+        message["content"] = None
+        message["tool_calls"] = [
+            {
+                "id": "call_" + call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments_json},
+            }
+            for call in done.tool_calls
+        ]
+        if chat.features.choice == "named":  # OpenAI says "stop" when a named tool was forced
+            finish = "stop"
+    return message, finish
 
 
 def openai_completion(chat: ChatRequest, done: Completion, request_id: str) -> dict[str, Any]:
     """The ``chat.completion`` object."""
+    message, finish = openai_message(chat, done)
     return {
         "id": "chatcmpl-" + request_id,
         "object": "chat.completion",
@@ -95,9 +140,9 @@ def openai_completion(chat: ChatRequest, done: Completion, request_id: str) -> d
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": done.text, "refusal": None},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": "length" if done.truncated else "stop",
+                "finish_reason": finish,
             }
         ],
         "usage": {
@@ -145,7 +190,7 @@ class OpenAIDialect(Dialect):
     }
 
     def parse(self, body: Any, request: web.Request) -> ChatRequest:
-        return parse_openai_body(body)
+        return parse_openai_body(body, strict=True)
 
     def render(self, chat: ChatRequest, done: Completion, request_id: str) -> Rendered:
         return Rendered(200, dumps(openai_completion(chat, done, request_id)))

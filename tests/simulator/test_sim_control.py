@@ -43,7 +43,7 @@ def test_log_entries_filters_and_limit(sim: RunningSimulator, client: httpx.Clie
     send(client, "ollama", model="llama")
     log = sim.log()
     assert len(log) == 6
-    assert set(log[0]) == {"t", "provider", "model", "status", "retry_after", "kind"}
+    assert set(log[0]) == {"t", "provider", "model", "status", "retry_after", "kind", "request_id"}
     assert all(before <= e["t"] <= time.time() for e in log)
     assert [e["t"] for e in log] == sorted(e["t"] for e in log)
     last_two = sim.log(provider="openai", limit=2)
