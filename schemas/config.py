@@ -216,6 +216,9 @@ class QuotaSettings(_Strict):
 class CacheSettings(_Strict):
     enabled: bool = True  # for deterministic requests (temperature 0) only
     ttl_s: int = Field(default=7 * 86400, gt=0)
+    # "tenant": a tenant is only ever answered from its own earlier replies. "global": any
+    # tenant's identical request is a hit, which reveals that someone else asked it.
+    scope: Literal["tenant", "global"] = "tenant"
 
 
 class NightlySettings(_Strict):
