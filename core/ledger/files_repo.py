@@ -1,0 +1,180 @@
+"""Files of `llmq serve` (OpenAI Files API): metadata in `api_files`, bytes in `api_file_chunks`.
+
+Owns: those two tables, and the newest-first cursor pagination the API's lists share. Uploads
+arrive chunk by chunk inside one transaction (nothing is visible until it commits); reads stream
+chunk by chunk, so no file is ever held in memory whole. Must not: commit (callers pass an open
+Session), parse file contents, or know about HTTP.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from core.ledger.models import ApiFile, ApiFileChunk
+
+CHUNK_BYTES = 1 << 20  # 1 MiB per stored chunk
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: str
+    tenant: str
+    purpose: str
+    filename: str
+    bytes: int
+    created_at: datetime
+    used_by: str | None
+
+
+def _row(f: ApiFile) -> FileRow:
+    return FileRow(f.id, f.tenant, f.purpose, f.filename, f.bytes, f.created_at, f.used_by)
+
+
+def new_file_id() -> str:
+    return "file-" + secrets.token_hex(12)
+
+
+def begin_file(session: Session, tenant: str, purpose: str, filename: str, now: datetime) -> str:
+    """Insert an empty file row (its size is set by `finish_file`); returns its id."""
+    file_id = new_file_id()
+    session.add(
+        ApiFile(
+            id=file_id, tenant=tenant, purpose=purpose, filename=filename, bytes=0, created_at=now
+        )
+    )
+    session.flush()
+    return file_id
+
+
+def add_chunk(session: Session, file_id: str, seq: int, data: bytes) -> None:
+    session.add(ApiFileChunk(file_id=file_id, seq=seq, data=data))
+    session.flush()
+
+
+def finish_file(session: Session, file_id: str, size: int, purpose: str | None = None) -> None:
+    """Record the final size in bytes (and the purpose, when known only at the end)."""
+    values: dict[str, Any] = {"bytes": size}
+    if purpose is not None:
+        values["purpose"] = purpose
+    session.execute(
+        update(ApiFile).where(ApiFile.id == file_id).values(**values),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def write_file(
+    session: Session,
+    tenant: str,
+    purpose: str,
+    filename: str,
+    pieces: Iterable[bytes],
+    now: datetime,
+) -> tuple[str, int]:
+    """Store a whole file from `pieces` (re-chunked to CHUNK_BYTES); returns (id, bytes)."""
+    file_id = begin_file(session, tenant, purpose, filename, now)
+    buf, seq, size = bytearray(), 0, 0
+    for piece in pieces:
+        buf += piece
+        size += len(piece)
+        while len(buf) >= CHUNK_BYTES:
+            add_chunk(session, file_id, seq, bytes(buf[:CHUNK_BYTES]))
+            del buf[:CHUNK_BYTES]
+            seq += 1
+    if buf:
+        add_chunk(session, file_id, seq, bytes(buf))
+    finish_file(session, file_id, size)
+    return file_id, size
+
+
+def get_file(session: Session, tenant: str, file_id: str) -> FileRow | None:
+    """The tenant's live (undeleted) file, or None: another tenant's file does not exist."""
+    f = session.scalar(
+        select(ApiFile).where(
+            ApiFile.id == file_id, ApiFile.tenant == tenant, ApiFile.deleted_at.is_(None)
+        )
+    )
+    return _row(f) if f is not None else None
+
+
+def iter_content(session: Session, file_id: str) -> Iterator[bytes]:
+    """The file's bytes, one stored chunk at a time, in order."""
+    seqs = session.scalars(
+        select(ApiFileChunk.seq).where(ApiFileChunk.file_id == file_id).order_by(ApiFileChunk.seq)
+    ).all()
+    for seq in seqs:
+        yield (
+            session.scalar(
+                select(ApiFileChunk.data).where(
+                    ApiFileChunk.file_id == file_id, ApiFileChunk.seq == seq
+                )
+            )
+            or b""
+        )
+
+
+def delete_file(session: Session, tenant: str, file_id: str, now: datetime) -> bool:
+    """Mark the file deleted and drop its bytes; False when the tenant has no such file."""
+    result = session.execute(
+        update(ApiFile)
+        .where(ApiFile.id == file_id, ApiFile.tenant == tenant, ApiFile.deleted_at.is_(None))
+        .values(deleted_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    if not result.rowcount:
+        return False
+    session.execute(delete(ApiFileChunk).where(ApiFileChunk.file_id == file_id))
+    return True
+
+
+def claim_for_batch(session: Session, tenant: str, file_id: str, batch_id: str) -> bool:
+    """Mark an unused batch-input file as consumed by `batch_id` (a conditional UPDATE, so two
+    concurrent creates cannot both use it). False if it is missing, used, or of another purpose."""
+    result = session.execute(
+        update(ApiFile)
+        .where(
+            ApiFile.id == file_id,
+            ApiFile.tenant == tenant,
+            ApiFile.deleted_at.is_(None),
+            ApiFile.purpose == "batch",
+            ApiFile.used_by.is_(None),
+        )
+        .values(used_by=batch_id),
+        execution_options={"synchronize_session": False},
+    )
+    return bool(result.rowcount)
+
+
+def list_files(
+    session: Session, tenant: str, limit: int, after: str | None, purpose: str | None = None
+) -> tuple[list[FileRow], bool]:
+    """The tenant's files, newest first, after the cursor id; returns (page, has_more)."""
+    where = [ApiFile.tenant == tenant, ApiFile.deleted_at.is_(None)]
+    if purpose:
+        where.append(ApiFile.purpose == purpose)
+    rows, more = page(session, ApiFile, where, limit, after)
+    return [_row(f) for f in rows], more
+
+
+def page(
+    session: Session, model: Any, where: list[Any], limit: int, after: str | None
+) -> tuple[list[Any], bool]:
+    """Newest-first cursor pagination over (created_at, id) of `model`, shared by the API's
+    lists. An `after` id that is not in `where` gives an empty page."""
+    stmt = select(model).where(*where)
+    if after:
+        anchor = session.execute(
+            select(model.created_at, model.id).where(*where, model.id == after)
+        ).first()
+        if anchor is None:
+            return [], False
+        stmt = stmt.where(tuple_(model.created_at, model.id) < tuple_(*anchor))
+    stmt = stmt.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    return rows[:limit], len(rows) > limit

@@ -1,0 +1,53 @@
+"""What every request needs (database sessions, broker URL, model config, settings) and the
+API key check that turns a request into a tenant.
+
+Owns: `ServeState` (built once per process by `app.create_app`, never at import) and the
+`tenant` dependency. Must not: log or store a presented key; the key is hashed and looked up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.ledger import api_keys_repo
+from core.ledger.db import session_scope
+from llmq.serve.errors import ApiError
+from llmq.serve.settings import ServeSettings
+from schemas.config import LLMConfig
+
+
+@dataclass
+class ServeState:
+    engine: Engine
+    sessions: sessionmaker[Session]
+    broker_url: str
+    config: LLMConfig
+    settings: ServeSettings
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def get_state(request: Request) -> ServeState:
+    return request.app.state.llmq  # type: ignore[no-any-return]
+
+
+def tenant(request: Request) -> str:
+    """The tenant of the request's `Authorization: Bearer <key>`; 401 when missing/revoked."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise ApiError(
+            401,
+            "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
+        )
+    with session_scope(get_state(request).sessions) as session:
+        found = api_keys_repo.tenant_for(session, key)
+    if found is None:
+        raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+    return found
