@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from core import cache_key, jsonl
 from core.ledger import api_batches_repo as repo
 from core.ledger import batches_repo, files_repo
-from core.ledger.batches_repo import BatchStatus, NewBatch
+from core.ledger.batches_repo import NewBatch
 from core.ledger.db import session_scope
 from core.ledger.models import ApiBatch
 from llmq.serve import batch_input, objects
@@ -172,28 +172,30 @@ def retrieve(state: ServeState, tenant: str, api_id: str) -> dict[str, Any]:
         row = repo.get(session, tenant, api_id)
         if row is None:
             raise not_found("batch", api_id)
-        target, obj = _refresh(session, row, datetime.now(UTC))
+        target, obj = _refresh(state, session, row, datetime.now(UTC))
     if target is None:
         return obj
     return _finalize(state, api_id, target) or {**obj, "status": "finalizing"}
 
 
-def _refresh(session: Session, row: ApiBatch, now: datetime) -> tuple[str | None, dict[str, Any]]:
-    """(final status due now or None, the object as of now). Starts an expiry when due."""
+def _refresh(
+    state: ServeState, session: Session, row: ApiBatch, now: datetime
+) -> tuple[str | None, dict[str, Any]]:
+    """(final status due now or None, the object as of now). Starts an expiry when due.
+    The job counts may be `poll_cache_s` old (see `live`); the row itself never is."""
     if row.status in repo.FINAL or row.batch_id is None:
         return None, objects.batch_object(row, None)
-    st = batches_repo.batch_status(session, row.batch_id)
-    assert st is not None, row.batch_id  # the ledger batch is deleted only with its object
-    if row.status == "in_progress" and now >= row.expires_at and st.done < st.total:
-        batches_repo.cancel_batch(session, row.batch_id, now)
+    batch_id = row.batch_id
+    live = state.live.get(row.id, lambda: repo.live_counts(session, batch_id))
+    if row.status == "in_progress" and now >= row.expires_at and live.terminal < live.total:
+        batches_repo.cancel_batch(session, batch_id, now)
         row.status = "expiring"
-        st = batches_repo.batch_status(session, row.batch_id)
-        assert st is not None
-    return _due(row.status, st), objects.batch_object(row, objects.live_figures(st))
+        live = repo.live_counts(session, batch_id)
+    return _due(row.status, live), objects.batch_object(row, objects.live_figures(live))
 
 
-def _due(status: str, st: BatchStatus) -> str | None:
-    if st.done < st.total:
+def _due(status: str, live: repo.LiveCounts) -> str | None:
+    if live.terminal < live.total:
         return None
     return {"in_progress": "completed", "cancelling": "cancelled", "expiring": "expired"}.get(
         status
@@ -280,4 +282,5 @@ def cancel(state: ServeState, tenant: str, api_id: str) -> dict[str, Any]:
         if row.status == "in_progress" and row.batch_id is not None:
             repo.mark_cancelling(session, api_id, now)
             batches_repo.cancel_batch(session, row.batch_id, now)
+    state.live.forget(api_id)  # the next read sees the cancelled jobs
     return retrieve(state, tenant, api_id)

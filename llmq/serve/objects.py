@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from core.ledger.api_batches_repo import LiveCounts
 from core.ledger.batches_repo import BatchStatus
 from core.ledger.files_repo import FileRow
 from core.ledger.models import ApiBatch
@@ -50,16 +51,16 @@ def list_object(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
     }
 
 
-def live_figures(st: BatchStatus) -> dict[str, Any]:
-    """request_counts and usage of a batch still running, from its ledger status."""
-    failed = st.counts["failed"] + st.counts["cancelled"]
+def live_figures(live: LiveCounts) -> dict[str, Any]:
+    """request_counts and usage of a batch still running, from its jobs."""
+    failed = live.counts.get("failed", 0) + live.counts.get("cancelled", 0)
     return {
         "request_counts": {
-            "total": st.total,
-            "completed": st.counts["succeeded"],
+            "total": live.total,
+            "completed": live.counts.get("succeeded", 0),
             "failed": failed,
         },
-        "usage": usage(st.prompt_tokens, st.completion_tokens),
+        "usage": usage(live.prompt_tokens, live.completion_tokens),
     }
 
 

@@ -7,15 +7,17 @@ Owns: `ServeState` (built once per process by `app.create_app`, never at import)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.ledger import api_keys_repo
+from core.ledger.api_batches_repo import LiveCounts
 from core.ledger.db import session_scope
 from llmq.serve.errors import ApiError
+from llmq.serve.live import LiveMemo
 from llmq.serve.settings import ServeSettings
 from schemas.config import LLMConfig
 
@@ -27,6 +29,10 @@ class ServeState:
     broker_url: str
     config: LLMConfig
     settings: ServeSettings
+    live: LiveMemo[LiveCounts] = field(default_factory=lambda: LiveMemo(0.0))
+
+    def __post_init__(self) -> None:
+        self.live.ttl_s = self.settings.poll_cache_s
 
     def close(self) -> None:
         self.engine.dispose()

@@ -4,6 +4,7 @@ pagination; validation failure. Real worker processes and the simulator run the 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from openai.types.chat import ChatCompletion
 from sqlalchemy import func, select
@@ -191,3 +192,34 @@ def test_bad_requests_answer_400_in_openai_shape(served, tmp_path) -> None:  # t
         assert wrong_purpose.status_code == 400
         assert wrong_purpose.json()["error"]["param"] == "purpose"
     assert len(list(client.files.list())) == 1  # refused uploads left nothing behind
+
+
+def test_a_batch_past_its_window_expires(served, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from core.ledger.models import ApiBatch
+
+    client = served.client()  # no worker: nothing runs
+    f = client.files.create(
+        file=write_lines(tmp_path / "in.jsonl", batch_lines(3)).open("rb"), purpose="batch"
+    )
+    batch = client.batches.create(
+        input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    assert batch.expires_at - batch.created_at == 24 * 3600
+    with served.rig.engine.begin() as conn:  # 24 hours later
+        conn.execute(
+            update(ApiBatch)
+            .where(ApiBatch.id == batch.id)
+            .values(expires_at=ApiBatch.created_at - timedelta(seconds=1))
+        )
+
+    done = client.batches.retrieve(batch.id)
+
+    assert done.status == "expired" and done.expired_at
+    assert (done.request_counts.completed, done.request_counts.failed) == (0, 3)
+    assert done.output_file_id is None
+    errors = [json.loads(x) for x in client.files.content(done.error_file_id).text.splitlines()]
+    assert [e["error"]["code"] for e in errors] == ["batch_expired"] * 3
+    with served.rig.engine.connect() as conn:
+        assert set(conn.execute(select(Job.state)).scalars()) == {"cancelled"}
