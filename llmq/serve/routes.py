@@ -1,7 +1,7 @@
 """The HTTP routes: OpenAI's Files and Batches endpoints, /v1/chat/completions and /health.
 
 Owns: paths, parameters and response shapes only; the work is in `upload`, `batches` and
-`chat`. Every /v1 route needs a key (`state.tenant`); objects of other tenants answer 404.
+`chat`. Every /v1 route needs a key (`state.api_key`, resolved by `tenant_of` in the route's own thread); objects of other tenants answer 404.
 Blocking ledger work runs in plain `def` routes (FastAPI's thread pool); the upload and the
 chat wait are `async` so they hold no thread while bytes or a job are on their way.
 """
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import text
@@ -21,11 +22,11 @@ from core.ledger import files_repo
 from core.ledger.db import session_scope
 from llmq.serve import batches, chat, objects
 from llmq.serve.errors import ApiError, not_found
-from llmq.serve.state import ServeState, get_state, tenant
+from llmq.serve.state import ServeState, api_key, get_state, tenant_of
 from llmq.serve.upload import receive_upload
 
 router = APIRouter()
-Tenant = Annotated[str, Depends(tenant)]
+Key = Annotated[str, Depends(api_key)]
 State = Annotated[ServeState, Depends(get_state)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
@@ -42,7 +43,8 @@ def health(state: State) -> dict[str, str]:
 
 
 @router.post("/v1/files")
-async def create_file(request: Request, state: State, who: Tenant) -> dict[str, Any]:
+async def create_file(request: Request, state: State, key: Key) -> dict[str, Any]:
+    who = await anyio.to_thread.run_sync(tenant_of, state, key)
     row = await receive_upload(request, state.sessions, who, state.settings.max_upload_bytes)
     return objects.file_object(row)
 
@@ -50,18 +52,20 @@ async def create_file(request: Request, state: State, who: Tenant) -> dict[str, 
 @router.get("/v1/files")
 def list_files(
     state: State,
-    who: Tenant,
+    key: Key,
     purpose: str | None = None,
     limit: Limit = 100,
     after: str | None = None,
 ) -> dict[str, Any]:
+    who = tenant_of(state, key)
     with session_scope(state.sessions) as session:
         rows, more = files_repo.list_files(session, who, limit, after, purpose)
     return objects.list_object([objects.file_object(r) for r in rows], more)
 
 
 @router.get("/v1/files/{file_id}")
-def get_file(file_id: str, state: State, who: Tenant) -> dict[str, Any]:
+def get_file(file_id: str, state: State, key: Key) -> dict[str, Any]:
+    who = tenant_of(state, key)
     with session_scope(state.sessions) as session:
         row = files_repo.get_file(session, who, file_id)
     if row is None:
@@ -70,7 +74,8 @@ def get_file(file_id: str, state: State, who: Tenant) -> dict[str, Any]:
 
 
 @router.get("/v1/files/{file_id}/content")
-def get_file_content(file_id: str, state: State, who: Tenant) -> StreamingResponse:
+def get_file_content(file_id: str, state: State, key: Key) -> StreamingResponse:
+    who = tenant_of(state, key)
     with session_scope(state.sessions) as session:
         row = files_repo.get_file(session, who, file_id)
     if row is None:
@@ -88,7 +93,8 @@ def _content(state: ServeState, file_id: str) -> Iterator[bytes]:
 
 
 @router.delete("/v1/files/{file_id}")
-def delete_file(file_id: str, state: State, who: Tenant) -> dict[str, Any]:
+def delete_file(file_id: str, state: State, key: Key) -> dict[str, Any]:
+    who = tenant_of(state, key)
     with session_scope(state.sessions) as session:
         deleted = files_repo.delete_file(session, who, file_id, datetime.now(UTC))
     if not deleted:
@@ -100,24 +106,28 @@ def delete_file(file_id: str, state: State, who: Tenant) -> dict[str, Any]:
 
 
 @router.post("/v1/batches")
-def create_batch(body: batches.CreateBatch, state: State, who: Tenant) -> dict[str, Any]:
+def create_batch(body: batches.CreateBatch, state: State, key: Key) -> dict[str, Any]:
+    who = tenant_of(state, key)
     return batches.create(state, who, body)
 
 
 @router.get("/v1/batches")
 def list_batches(
-    state: State, who: Tenant, limit: Limit = 20, after: str | None = None
+    state: State, key: Key, limit: Limit = 20, after: str | None = None
 ) -> dict[str, Any]:
+    who = tenant_of(state, key)
     return batches.list_batches(state, who, limit, after)
 
 
 @router.get("/v1/batches/{batch_id}")
-def get_batch(batch_id: str, state: State, who: Tenant) -> dict[str, Any]:
+def get_batch(batch_id: str, state: State, key: Key) -> dict[str, Any]:
+    who = tenant_of(state, key)
     return batches.retrieve(state, who, batch_id)
 
 
 @router.post("/v1/batches/{batch_id}/cancel")
-def cancel_batch(batch_id: str, state: State, who: Tenant) -> dict[str, Any]:
+def cancel_batch(batch_id: str, state: State, key: Key) -> dict[str, Any]:
+    who = tenant_of(state, key)
     return batches.cancel(state, who, batch_id)
 
 
@@ -125,7 +135,8 @@ def cancel_batch(batch_id: str, state: State, who: Tenant) -> dict[str, Any]:
 
 
 @router.post("/v1/chat/completions")
-async def chat_completions(request: Request, state: State, who: Tenant) -> dict[str, Any]:
+async def chat_completions(request: Request, state: State, key: Key) -> dict[str, Any]:
+    who = await anyio.to_thread.run_sync(tenant_of, state, key)
     try:
         body = json.loads(await request.body())
     except ValueError as exc:

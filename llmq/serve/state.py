@@ -2,7 +2,7 @@
 API key check that turns a request into a tenant.
 
 Owns: `ServeState` (built once per process by `app.create_app`, never at import) and the
-`tenant` dependency. Must not: log or store a presented key; the key is hashed and looked up.
+`api_key` dependency with `tenant_of`. Must not: log or store a presented key; the key is hashed and looked up.
 """
 
 from __future__ import annotations
@@ -38,21 +38,26 @@ class ServeState:
         self.engine.dispose()
 
 
-def get_state(request: Request) -> ServeState:
+async def get_state(request: Request) -> ServeState:
     return request.app.state.llmq  # type: ignore[no-any-return]
 
 
-def tenant(request: Request) -> str:
-    """The tenant of the request's `Authorization: Bearer <key>`; 401 when missing/revoked."""
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
+async def api_key(request: Request) -> str:
+    """The key of `Authorization: Bearer <key>` (no I/O, so no thread hop); 401 when absent.
+    Routes resolve it with `tenant_of` inside the thread that does their ledger work."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise ApiError(
             401,
             "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
         )
-    with session_scope(get_state(request).sessions) as session:
+    return key
+
+
+def tenant_of(state: ServeState, key: str) -> str:
+    """The tenant of a presented key (looked up by its hash); 401 when unknown or revoked."""
+    with session_scope(state.sessions) as session:
         found = api_keys_repo.tenant_for(session, key)
     if found is None:
         raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
