@@ -1,15 +1,16 @@
 """`llmq serve` under polling load: 50 clients poll a batch while its 10,000 lines run.
 
-`llmq serve` runs as its own process (as in production), real workers drain the batch, and
-`serve_clients` threads, each with its own keep-alive HTTP connection and API key check,
-GET /v1/batches/{id} every `serve_poll_s` seconds until the batch is completed (or the window
-ends). The figures are the poll latency p50/p95/max as the clients see it, and errors (any
+`llmq serve --workers <workers>` runs as its own processes (as in production), real workers
+drain the batch, and `serve_clients` threads, each with its own keep-alive HTTP connection and
+API key check, GET /v1/batches/{id} every `serve_poll_s` seconds until the batch is completed
+(or the window ends). The figures are the poll latency p50/p95/max as the clients see it, and errors (any
 non-200 or transport error). Goal: p95 under 50 ms and no error.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import threading
 import time
@@ -68,7 +69,7 @@ class Poller(threading.Thread):
                 self.stop.wait(max(0.0, self.every_s - took))
 
 
-def _start_serve(stack: Stack) -> tuple[str, str]:
+def _start_serve(stack: Stack, processes: int = 1) -> tuple[str, str]:
     """(base URL, an API key): `llmq keys create`, then `llmq serve` until /health answers."""
     import subprocess
 
@@ -81,7 +82,10 @@ def _start_serve(stack: Stack) -> tuple[str, str]:
     key = json.loads(made.stdout)["key"]
     port = free_port()
     proc = stack.spawn(
-        "serve", stack.llmq_argv("serve", "--port", str(port), "--log-level", "warning"),
+        "serve",
+        stack.llmq_argv(
+            "serve", "--port", str(port), "--workers", str(processes), "--log-level", "warning"
+        ),
         stack.env(),
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -103,7 +107,7 @@ def run(stack: Stack, p: Params, report: Report) -> None:
     from openai import OpenAI
 
     stack.configure_sim(latency_ms=p.serve_latency_ms)
-    base, key = _start_serve(stack)
+    base, key = _start_serve(stack, p.workers)
     procs = stack.start_workers(p.workers, p.serve_threads)
     client = OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
     path = write_openai_jsonl(stack.workdir / "serve.jsonl", p.serve_lines)
@@ -130,6 +134,7 @@ def run(stack: Stack, p: Params, report: Report) -> None:
         ledger = stack.sql("SELECT batch_id FROM api_batches WHERE id = :i", i=batch.id)
         stack.abandon(procs, *[row[0] for row in ledger if row[0] is not None])
     _report(report, p, pollers, final, create_s)
+    report.details[NAME]["load_average_1m_at_end"] = os.getloadavg()[0]
 
 
 def _report(
@@ -142,7 +147,8 @@ def _report(
     note = (
         f"{p.serve_clients} clients polling every {p.serve_poll_s} s while a "
         f"{p.serve_lines}-line batch ran ({counts.completed}/{counts.total} done, status "
-        f"{final.status}); {len(latencies)} polls; upload + create took {create_s:.1f} s"  # type: ignore[attr-defined]
+        f"{final.status}); {len(latencies)} polls; upload + create took {create_s:.1f} s; "  # type: ignore[attr-defined]
+        f"`llmq serve --workers {p.workers}`; load average {os.getloadavg()[0]:.1f} at the end"
     )
     report.add(
         Figure(NAME, "poll latency p95", p95, "ms", "< 50 ms", goal_at_most(p95, 50.0), note),
