@@ -22,12 +22,11 @@ KEY_PREFIX = "llmq-"
 
 @dataclass(frozen=True)
 class KeyInfo:
-    """A key as listed: never the key itself."""
+    """A key as listed: never the key itself, nor any part of it."""
 
     id: str
     tenant: str
     name: str | None
-    hint: str
     created_at: datetime
     revoked_at: datetime | None
 
@@ -36,7 +35,6 @@ class KeyInfo:
             "id": self.id,
             "tenant": self.tenant,
             "name": self.name,
-            "hint": self.hint,
             "created_at": self.created_at.isoformat(),
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
         }
@@ -57,7 +55,6 @@ def create_key(session: Session, tenant: str, name: str | None, now: datetime) -
             tenant=tenant,
             name=name,
             key_hash=hash_key(key),
-            hint=f"{KEY_PREFIX}…{key[-4:]}",
             created_at=now,
         )
     )
@@ -70,8 +67,7 @@ def list_keys(session: Session, tenant: str | None = None) -> list[KeyInfo]:
     if tenant is not None:
         stmt = stmt.where(ApiKey.tenant == tenant)
     return [
-        KeyInfo(k.id, k.tenant, k.name, k.hint, k.created_at, k.revoked_at)
-        for k in session.scalars(stmt)
+        KeyInfo(k.id, k.tenant, k.name, k.created_at, k.revoked_at) for k in session.scalars(stmt)
     ]
 
 

@@ -222,7 +222,6 @@ class ApiKey(Base):
     tenant: Mapped[str] = mapped_column(String(100), index=True)
     name: Mapped[str | None] = mapped_column(String(200))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the key
-    hint: Mapped[str] = mapped_column(String(16))  # "llmq-…abcd", for people
     created_at: Mapped[datetime] = mapped_column(TS)
     revoked_at: Mapped[datetime | None] = mapped_column(TS)
 

@@ -64,7 +64,7 @@ def list_(
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
 ) -> None:
-    """Every key (id, tenant, name, hint, created, revoked); never the keys themselves."""
+    """Every key (id, tenant, name, created, revoked); never the keys themselves."""
     from core.ledger import api_keys_repo
 
     with _session() as session:
@@ -74,9 +74,7 @@ def list_(
         return
     for k in keys:
         state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
-        typer.echo(
-            f"{k.id}  {k.tenant}  {k.name or '-'}  {k.hint}  {k.created_at:%Y-%m-%d}  {state}"
-        )
+        typer.echo(f"{k.id}  {k.tenant}  {k.name or '-'}  {k.created_at:%Y-%m-%d}  {state}")
 
 
 @keys_app.command("revoke")

@@ -39,7 +39,6 @@ def upgrade() -> None:
         sa.Column("tenant", sa.String(length=100), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=True),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
-        sa.Column("hint", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
