@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import openai
 from openai.types.chat import ChatCompletion
 from sqlalchemy import func, select
 
-from core.ledger.models import Job
+from core.ledger.models import ApiBatch, Batch, Job
 
 from .conftest import batch_lines, wait_status, write_lines
 
@@ -223,3 +224,35 @@ def test_a_batch_past_its_window_expires(served, tmp_path) -> None:  # type: ign
     assert [e["error"]["code"] for e in errors] == ["batch_expired"] * 3
     with served.rig.engine.connect() as conn:
         assert set(conn.execute(select(Job.state)).scalars()) == {"cancelled"}
+
+
+def test_replicas_share_everything_through_postgres(make_serve, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    one, two = make_serve(), make_serve()
+    one.rig.start(concurrency=4)
+    key = one.key("team-r")
+    c1 = openai.OpenAI(base_url=one.url, api_key=key, max_retries=0)
+    c2 = openai.OpenAI(base_url=two.url, api_key=key, max_retries=0)
+    lines = batch_lines(4)
+    for line in lines:  # 4 lines of 400 kB: the file spans two stored chunks, a line the border
+        line["body"]["messages"][1]["content"] = "word " * 80_000
+    path = write_lines(tmp_path / "in.jsonl", lines)
+    assert path.stat().st_size > 1 << 20
+
+    f = c1.files.create(file=path.open("rb"), purpose="batch")
+    assert c2.files.content(f.id).content == path.read_bytes()  # streamed back from chunks
+    batch = c2.batches.create(
+        input_file_id=f.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={"llmq_max_cost_usd": "5"},
+    )
+    assert batch.request_counts.total == 4, batch.errors
+    done = wait_status(c1, batch.id, {"completed", "failed"}, on_timeout=one.rig.logs)
+    assert done.status == "completed"
+    assert c2.batches.retrieve(batch.id).output_file_id == done.output_file_id
+    assert len(c2.files.content(done.output_file_id).text.splitlines()) == 4
+    with one.rig.engine.connect() as conn:  # the batch carries the key's tenant and budget
+        row = conn.execute(
+            select(Batch.tenant, Batch.max_cost_usd).join(ApiBatch, ApiBatch.batch_id == Batch.id)
+        ).one()
+    assert row.tenant == "team-r" and row.max_cost_usd == 5
