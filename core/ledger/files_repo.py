@@ -151,22 +151,33 @@ def claim_for_batch(session: Session, tenant: str, file_id: str, batch_id: str) 
     return bool(result.rowcount)
 
 
-def list_files(
-    session: Session, tenant: str, limit: int, after: str | None, purpose: str | None = None
+def list_files(  # noqa: PLR0913 - OpenAI's list parameters, one each
+    session: Session,
+    tenant: str,
+    limit: int,
+    after: str | None,
+    purpose: str | None = None,
+    newest_first: bool = True,
 ) -> tuple[list[FileRow], bool]:
-    """The tenant's files, newest first, after the cursor id; returns (page, has_more)."""
+    """The tenant's files after the cursor id (newest first unless told otherwise);
+    returns (page, has_more)."""
     where = [ApiFile.tenant == tenant, ApiFile.deleted_at.is_(None)]
     if purpose:
         where.append(ApiFile.purpose == purpose)
-    rows, more = page(session, ApiFile, where, limit, after)
+    rows, more = page(session, ApiFile, where, limit, after, newest_first)
     return [_row(f) for f in rows], more
 
 
-def page(
-    session: Session, model: Any, where: list[Any], limit: int, after: str | None
+def page(  # noqa: PLR0913 - the query, the cursor and the order
+    session: Session,
+    model: Any,
+    where: list[Any],
+    limit: int,
+    after: str | None,
+    newest_first: bool = True,
 ) -> tuple[list[Any], bool]:
-    """Newest-first cursor pagination over (created_at, id) of `model`, shared by the API's
-    lists. An `after` id that is not in `where` gives an empty page."""
+    """Cursor pagination over (created_at, id) of `model`, newest first by default, shared by
+    the API's lists. An `after` id that is not in `where` gives an empty page."""
     stmt = select(model).where(*where)
     if after:
         anchor = session.execute(
@@ -174,7 +185,12 @@ def page(
         ).first()
         if anchor is None:
             return [], False
-        stmt = stmt.where(tuple_(model.created_at, model.id) < tuple_(*anchor))
-    stmt = stmt.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
+        key, at = tuple_(model.created_at, model.id), tuple_(*anchor)
+        stmt = stmt.where(key < at if newest_first else key > at)
+    if newest_first:
+        stmt = stmt.order_by(model.created_at.desc(), model.id.desc())
+    else:
+        stmt = stmt.order_by(model.created_at, model.id)
+    stmt = stmt.limit(limit + 1)
     rows = list(session.scalars(stmt))
     return rows[:limit], len(rows) > limit

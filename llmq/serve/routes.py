@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
@@ -56,10 +56,11 @@ def list_files(
     purpose: str | None = None,
     limit: Limit = 100,
     after: str | None = None,
+    order: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
     who = tenant_of(state, key)
     with session_scope(state.sessions) as session:
-        rows, more = files_repo.list_files(session, who, limit, after, purpose)
+        rows, more = files_repo.list_files(session, who, limit, after, purpose, order == "desc")
     return objects.list_object([objects.file_object(r) for r in rows], more)
 
 

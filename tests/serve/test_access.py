@@ -116,3 +116,40 @@ def test_uploads_over_the_limit_answer_413_and_store_nothing(make_serve, tmp_pat
     small = write_lines(tmp_path / "small.jsonl", batch_lines(3))
     ok = client.files.create(file=small.open("rb"), purpose="batch")  # under the limit: fine
     assert [x.id for x in client.files.list()] == [ok.id]  # nothing of the refused ones
+
+
+def test_the_llmq_serve_command_serves_the_app(served) -> None:  # type: ignore[no-untyped-def]
+    """`llmq serve` as a process: uvicorn's factory builds the app from the environment."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import free_port
+
+    port = free_port()
+    env = dict(served.rig.env, LLMQ_SERVE_MAX_UPLOAD_BYTES="1234")
+    argv = [sys.executable, "-m", "llmq.cli", "serve", "--port", str(port), "--workers", "1"]
+    proc = subprocess.Popen(
+        argv, env=env, cwd=os.path.dirname(str(served.rig.config_path)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read()  # type: ignore[union-attr]
+            time.sleep(0.1)
+        client = openai.OpenAI(base_url=base + "/v1", api_key=served.key("p"), max_retries=0)
+        assert client.batches.list().data == []
+        with pytest.raises(openai.APIStatusError) as err:  # its settings came from the env
+            client.files.create(file=("a.jsonl", b"x" * 70_000), purpose="batch")
+        assert err.value.status_code == 413
+    finally:
+        proc.terminate()
+        proc.wait(10)

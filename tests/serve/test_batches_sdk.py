@@ -131,6 +131,8 @@ def test_list_batches_and_files_with_pagination(served, tmp_path) -> None:  # ty
     assert [b.id for b in client.batches.list(limit=2)] == created[::-1]  # SDK auto-paging
     files = list(client.files.list(limit=2))
     assert len(files) == 5 and all(f.purpose == "batch" for f in files)
+    oldest_first = [f.id for f in client.files.list(limit=2, order="asc")]
+    assert oldest_first == [f.id for f in files][::-1]
     assert client.files.delete(files[0].id).deleted
     assert len(list(client.files.list())) == 4
 
