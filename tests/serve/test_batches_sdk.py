@@ -258,3 +258,41 @@ def test_replicas_share_everything_through_postgres(make_serve, tmp_path) -> Non
             select(Batch.tenant, Batch.max_cost_usd).join(ApiBatch, ApiBatch.batch_id == Batch.id)
         ).one()
     assert row.tenant == "team-r" and row.max_cost_usd == 5
+
+
+def test_finalizing_a_large_batch_streams_every_line_into_the_files(served, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """2,500 results (more than one server-side cursor fetch, interleaved with the chunk
+    inserts of the output file) land in the files in input order; no worker needed: the jobs
+    are finished in the ledger directly."""
+    from sqlalchemy import update
+
+    client = served.client()
+    n = 2500
+    f = client.files.create(
+        file=write_lines(tmp_path / "in.jsonl", batch_lines(n)).open("rb"), purpose="batch"
+    )
+    batch = client.batches.create(
+        input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    with served.rig.engine.begin() as conn:
+        conn.execute(
+            update(Job)
+            .where(Job.line_no % 10 != 0)
+            .values(state="succeeded", result={"text": "ok", "finish_reason": "stop"},
+                    served_model="m-1", prompt_tokens=7, completion_tokens=2)
+        )  # fmt: skip
+        conn.execute(
+            update(Job)
+            .where(Job.line_no % 10 == 0)
+            .values(state="failed", error={"type": "bad_request", "message": "refused"})
+        )
+
+    done = wait_status(client, batch.id, {"completed"}, timeout_s=30)
+
+    assert (done.request_counts.completed, done.request_counts.failed) == (2250, 250)
+    out = [json.loads(x) for x in client.files.content(done.output_file_id).text.splitlines()]
+    err = [json.loads(x) for x in client.files.content(done.error_file_id).text.splitlines()]
+    assert [x["custom_id"] for x in out] == [f"req-{i}" for i in range(n) if (i + 1) % 10]
+    assert [x["custom_id"] for x in err] == [f"req-{i}" for i in range(9, n, 10)]
+    assert {x["error"]["code"] for x in err} == {"bad_request"}
+    assert {x["response"]["body"]["model"] for x in out} == {"m-1"}
