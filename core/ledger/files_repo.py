@@ -69,6 +69,46 @@ def finish_file(session: Session, file_id: str, size: int, purpose: str | None =
     )
 
 
+class FileWriter:
+    """A file written piece by piece in the caller's transaction, re-chunked to CHUNK_BYTES.
+    The row is created on the first byte: a writer that gets none leaves no file (id None)."""
+
+    def __init__(
+        self, session: Session, tenant: str, purpose: str, filename: str, now: datetime
+    ) -> None:
+        self.session, self.tenant, self.purpose = session, tenant, purpose
+        self.filename, self.now = filename, now
+        self.file_id: str | None = None
+        self.size = 0
+        self._buf = bytearray()
+        self._seq = 0
+
+    def write(self, piece: bytes) -> None:
+        if self.file_id is None:
+            self.file_id = begin_file(
+                self.session, self.tenant, self.purpose, self.filename, self.now
+            )
+        self._buf += piece
+        self.size += len(piece)
+        while len(self._buf) >= CHUNK_BYTES:
+            self._flush(CHUNK_BYTES)
+
+    def close(self) -> str | None:
+        """Store what is left and the size; returns the file id (None: nothing written)."""
+        if self.file_id is None:
+            return None
+        if self._buf:
+            self._flush(len(self._buf))
+        finish_file(self.session, self.file_id, self.size)
+        return self.file_id
+
+    def _flush(self, n: int) -> None:
+        assert self.file_id is not None
+        add_chunk(self.session, self.file_id, self._seq, bytes(self._buf[:n]))
+        del self._buf[:n]
+        self._seq += 1
+
+
 def write_file(
     session: Session,
     tenant: str,
@@ -76,21 +116,12 @@ def write_file(
     filename: str,
     pieces: Iterable[bytes],
     now: datetime,
-) -> tuple[str, int]:
-    """Store a whole file from `pieces` (re-chunked to CHUNK_BYTES); returns (id, bytes)."""
-    file_id = begin_file(session, tenant, purpose, filename, now)
-    buf, seq, size = bytearray(), 0, 0
+) -> tuple[str | None, int]:
+    """Store a whole file from `pieces`; returns (id, bytes), id None when there were none."""
+    writer = FileWriter(session, tenant, purpose, filename, now)
     for piece in pieces:
-        buf += piece
-        size += len(piece)
-        while len(buf) >= CHUNK_BYTES:
-            add_chunk(session, file_id, seq, bytes(buf[:CHUNK_BYTES]))
-            del buf[:CHUNK_BYTES]
-            seq += 1
-    if buf:
-        add_chunk(session, file_id, seq, bytes(buf))
-    finish_file(session, file_id, size)
-    return file_id, size
+        writer.write(piece)
+    return writer.close(), writer.size
 
 
 def get_file(session: Session, tenant: str, file_id: str) -> FileRow | None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -226,34 +225,19 @@ def _finalize(state: ServeState, api_id: str, target: str) -> dict[str, Any] | N
 def _write_files(
     session: Session, row: ApiBatch, created: int, code: str, now: datetime
 ) -> tuple[str | None, str | None]:
-    """The output file (succeeded lines) and the error file (the rest); None when empty."""
-    ids: list[str | None] = []
-    for want_ok, suffix in ((True, "output"), (False, "error")):
-        lines = _lines(session, row, created, code, want_ok)
-        first = next(lines, None)
-        if first is None:
-            ids.append(None)
-            continue
-        name = f"{row.id}_{suffix}.jsonl"
-        pieces = _chain(first, lines)
-        file_id, _ = files_repo.write_file(session, row.tenant, "batch_output", name, pieces, now)
-        ids.append(file_id)
-    return ids[0], ids[1]
-
-
-def _lines(
-    session: Session, row: ApiBatch, created: int, code: str, want_ok: bool
-) -> Iterator[bytes]:
+    """The output file (succeeded lines) and the error file (the rest), written in one pass
+    over the results; an id is None when its file would be empty."""
     assert row.batch_id is not None
+    files = {
+        ok: files_repo.FileWriter(
+            session, row.tenant, "batch_output", f"{row.id}_{suffix}.jsonl", now
+        )
+        for ok, suffix in ((True, "output"), (False, "error"))
+    }
     for result in batches_repo.iter_results(session, row.batch_id):
         line, ok = openai_line(result, created, code)
-        if ok == want_ok:
-            yield (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest
+        files[ok].write((json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8"))
+    return files[True].close(), files[False].close()
 
 
 # --- list, cancel -------------------------------------------------------------------------
