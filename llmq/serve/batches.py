@@ -174,7 +174,7 @@ def retrieve(state: ServeState, tenant: str, api_id: str) -> dict[str, Any]:
         target, obj = _refresh(state, session, row, datetime.now(UTC))
     if target is None:
         return obj
-    return _finalize(state, api_id, target) or {**obj, "status": "finalizing"}
+    return _finalize(state, api_id) or {**obj, "status": "finalizing"}
 
 
 def _refresh(
@@ -190,19 +190,22 @@ def _refresh(
         batches_repo.cancel_batch(session, batch_id, now)
         row.status = "expiring"
         live = repo.live_counts(session, batch_id)
-    return _due(row.status, live), objects.batch_object(row, objects.live_figures(live))
+    due = _due(row.status, live.terminal, live.total)
+    return due, objects.batch_object(row, objects.live_figures(live))
 
 
-def _due(status: str, live: repo.LiveCounts) -> str | None:
-    if live.terminal < live.total:
+def _due(status: str, terminal: int, total: int) -> str | None:
+    """The final status a batch in `status` takes once all its `total` jobs are terminal."""
+    if terminal < total:
         return None
     return {"in_progress": "completed", "cancelling": "cancelled", "expiring": "expired"}.get(
         status
     )
 
 
-def _finalize(state: ServeState, api_id: str, target: str) -> dict[str, Any] | None:
-    """Write the result files and store `target`; None if another replica is finalizing."""
+def _finalize(state: ServeState, api_id: str) -> dict[str, Any] | None:
+    """Write the result files and store the final status, decided under the lock from fresh
+    counts; None if another replica is finalizing, or it is not due after all."""
     now = datetime.now(UTC)
     with session_scope(state.sessions) as session:
         row = repo.lock(session, api_id)
@@ -213,6 +216,9 @@ def _finalize(state: ServeState, api_id: str, target: str) -> dict[str, Any] | N
         assert row.batch_id is not None
         st = batches_repo.batch_status(session, row.batch_id)
         assert st is not None
+        target = _due(row.status, st.done, st.total) or ""
+        if not target:  # the memoised counts were behind, or the row moved on meanwhile
+            return None
         code = "batch_expired" if target == "expired" else "batch_cancelled"
         out_id, err_id = _write_files(session, row, int(now.timestamp()), code, now)
         figures = objects.final_figures(st)
