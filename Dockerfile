@@ -1,4 +1,4 @@
-# One image for migrate, worker, beat and flower (see docker-compose.yml).
+# One image for migrate, worker, beat, flower, metrics and serve (see docker-compose.yml).
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
@@ -9,6 +9,7 @@ COPY producer producer
 COPY llmq llmq
 COPY simulator simulator
 COPY migrations migrations
+COPY llmq llmq
 RUN pip install --no-cache-dir .
 RUN mkdir -p /data && chown nobody /data
 USER nobody

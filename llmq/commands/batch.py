@@ -145,10 +145,22 @@ def status(
 def results(
     batch: Annotated[str, typer.Argument(help="Batch id (or a unique prefix).")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE.")] = None,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="llmq (default) or openai: OpenAI Batch output lines."),
+    ] = "llmq",
 ) -> None:
     """One JSON line per input line, in input order (streamed)."""
+    if fmt not in ("llmq", "openai"):
+        _err(f"error: --format must be llmq or openai, not {fmt!r}")
+        raise typer.Exit(EXIT_INPUT)
     with _client() as client:
         lines = client.iter_results(batch)
+        if fmt == "openai":
+            from producer.openai_format import openai_lines
+
+            created = int(client.get_batch(batch).created_at.timestamp())
+            lines = openai_lines(lines, created)
         if output is None:
             for line in lines:
                 sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
