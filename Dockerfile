@@ -9,7 +9,6 @@ COPY producer producer
 COPY llmq llmq
 COPY simulator simulator
 COPY migrations migrations
-COPY llmq llmq
 RUN pip install --no-cache-dir .
 RUN mkdir -p /data && chown nobody /data
 USER nobody

@@ -1,7 +1,7 @@
 """Result lines in OpenAI's Batch output format, for `llmq results --format openai` and the
 output/error files of `llmq serve`.
 
-Owns: turning one `batches_repo.iter_results` dict into one OpenAI Batch output line::
+Owns: turning one `batch_reads_repo.iter_results` dict into one OpenAI Batch output line::
 
     {"id": "batch_req_…", "custom_id": …,
      "response": {"status_code": 200, "request_id": …, "body": <chat.completion>},

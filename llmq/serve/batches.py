@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session
 
 from core import cache_key, jsonl
 from core.ledger import api_batches_repo as repo
-from core.ledger import batches_repo, files_repo
-from core.ledger.batches_repo import NewBatch
+from core.ledger import batch_control_repo, batch_reads_repo, batch_submit_repo, files_repo
+from core.ledger.batch_submit_repo import NewBatch
 from core.ledger.db import session_scope
 from core.ledger.models import ApiBatch
 from llmq.serve import batch_input, objects
@@ -83,7 +83,7 @@ def create(state: ServeState, tenant: str, req: CreateBatch) -> dict[str, Any]:
     with session_scope(state.sessions) as session:
         if not files_repo.claim_for_batch(session, tenant, req.input_file_id, api_id):
             raise ApiError(400, _used_message(req.input_file_id), param="input_file_id")
-        batch_id, job_ids = batches_repo.insert_batch_with_jobs(session, new, specs, now, keys)
+        batch_id, job_ids = batch_submit_repo.insert_batch_with_jobs(session, new, specs, now, keys)
         row = repo.insert(session, _row(api_id, tenant, req, now, "in_progress", batch_id))
     try:
         publish_or_mark(state.sessions, state.broker_url, batch_id, job_ids)
@@ -187,7 +187,7 @@ def _refresh(
     batch_id = row.batch_id
     live = state.live.get(row.id, lambda: repo.live_counts(session, batch_id))
     if row.status == "in_progress" and now >= row.expires_at and live.terminal < live.total:
-        batches_repo.cancel_batch(session, batch_id, now)
+        batch_control_repo.cancel_batch(session, batch_id, now)
         row.status = "expiring"
         live = repo.live_counts(session, batch_id)
     due = _due(row.status, live.terminal, live.total)
@@ -214,7 +214,7 @@ def _finalize(state: ServeState, api_id: str) -> dict[str, Any] | None:
         if row.status in repo.FINAL:
             return objects.batch_object(row, None)
         assert row.batch_id is not None
-        st = batches_repo.batch_status(session, row.batch_id)
+        st = batch_reads_repo.batch_status(session, row.batch_id)
         assert st is not None
         target = _due(row.status, st.done, st.total) or ""
         if not target:  # the memoised counts were behind, or the row moved on meanwhile
@@ -240,7 +240,7 @@ def _write_files(
         )
         for ok, suffix in ((True, "output"), (False, "error"))
     }
-    for result in batches_repo.iter_results(session, row.batch_id):
+    for result in batch_reads_repo.iter_results(session, row.batch_id):
         line, ok = openai_line(result, created, code)
         files[ok].write((json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8"))
     return files[True].close(), files[False].close()
@@ -271,6 +271,6 @@ def cancel(state: ServeState, tenant: str, api_id: str) -> dict[str, Any]:
             )
         if row.status == "in_progress" and row.batch_id is not None:
             repo.mark_cancelling(session, api_id, now)
-            batches_repo.cancel_batch(session, row.batch_id, now)
+            batch_control_repo.cancel_batch(session, row.batch_id, now)
     state.live.forget(api_id)  # the next read sees the cancelled jobs
     return retrieve(state, tenant, api_id)

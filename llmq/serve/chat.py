@@ -21,8 +21,8 @@ import anyio
 from fastapi import Request
 
 from core import cache_key, jsonl
-from core.ledger import batches_repo
-from core.ledger.batches_repo import NewBatch
+from core.ledger import batch_control_repo, batch_reads_repo
+from core.ledger.batch_submit_repo import NewBatch
 from core.ledger.db import session_scope
 from llmq.serve.errors import ApiError
 from llmq.serve.state import ServeState
@@ -68,12 +68,12 @@ def _submit(state: ServeState, tenant: str, spec: JobSpec) -> uuid.UUID:
 
 def _result(state: ServeState, batch_id: uuid.UUID) -> dict[str, Any]:
     with session_scope(state.sessions) as session:
-        return next(batches_repo.iter_results(session, batch_id))
+        return next(batch_reads_repo.iter_results(session, batch_id))
 
 
 def _cancel(state: ServeState, batch_id: uuid.UUID) -> None:
     with session_scope(state.sessions) as session:
-        batches_repo.cancel_batch(session, batch_id, datetime.now(UTC))
+        batch_control_repo.cancel_batch(session, batch_id, datetime.now(UTC))
 
 
 async def complete(

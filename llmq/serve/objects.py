@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from core.ledger.api_batches_repo import LiveCounts
-from core.ledger.batches_repo import BatchStatus
+from core.ledger.batch_reads_repo import BatchStatus
 from core.ledger.files_repo import FileRow
 from core.ledger.models import ApiBatch
 
