@@ -74,10 +74,11 @@ def create(state: ServeState, tenant: str, req: CreateBatch) -> dict[str, Any]:
             specs = jsonl.parse_lines(
                 batch_input.numbered_lines(files_repo.iter_content(session, req.input_file_id)),
                 state.config,
+                capabilities=state.capabilities,
             )
         except jsonl.InputError as exc:
             return _store_failed(session, tenant, req, exc, now)
-    keys = cache_key.keys_for(specs, state.config)
+    keys = cache_key.keys_for(specs, state.config, tenant=tenant)
     api_id = repo.new_batch_id()
     new = NewBatch(tenant=tenant, name=api_id, max_cost_usd=budget, source=req.input_file_id)
     with session_scope(state.sessions) as session:

@@ -48,7 +48,9 @@ def validate(state: ServeState, body: Any) -> JobSpec:
         raise ApiError(400, "The request body must be a JSON object.")
     line = {"custom_id": CUSTOM_ID, "method": "POST", "url": "/v1/chat/completions", "body": body}
     try:
-        [spec] = jsonl.parse_lines([(1, json.dumps(line))], state.config)
+        [spec] = jsonl.parse_lines(
+            [(1, json.dumps(line))], state.config, capabilities=state.capabilities
+        )
     except jsonl.InputError as exc:
         reason = exc.errors[0].removeprefix("line 1: ") if exc.errors else "invalid request"
         raise ApiError(400, reason.removeprefix("body.")) from exc
@@ -56,7 +58,7 @@ def validate(state: ServeState, body: Any) -> JobSpec:
 
 
 def _submit(state: ServeState, tenant: str, spec: JobSpec) -> uuid.UUID:
-    keys = cache_key.keys_for([spec], state.config)
+    keys = cache_key.keys_for([spec], state.config, tenant=tenant)
     batch = NewBatch(tenant=tenant, name="chat.completions", source="api")
     try:
         return store_and_enqueue(

@@ -19,7 +19,8 @@ from core.ledger.db import session_scope
 from llmq.serve.errors import ApiError
 from llmq.serve.live import LiveMemo
 from llmq.serve.settings import ServeSettings
-from schemas.config import LLMConfig
+from schemas.config import LLMConfig, LLMModelConfig
+from schemas.request import Feature
 
 
 @dataclass
@@ -36,6 +37,13 @@ class ServeState:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def capabilities(self, deployment: LLMModelConfig) -> frozenset[Feature]:
+        """What a deployment can honour, for the submit-time check (`line N: no deployment of
+        MODEL supports FEATURE`), from the provider registry and the config's overrides."""
+        from workers.providers import capabilities_of
+
+        return capabilities_of(deployment, self.config)
 
 
 async def get_state(request: Request) -> ServeState:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from core.ledger import quota_repo
+from core.ledger import quota_limits_repo
 from core.ledger.models import ApiBatch, Job
 from llmq.cli import app
 
@@ -51,15 +51,15 @@ def test_chat_completion_refusals(served) -> None:  # type: ignore[no-untyped-de
     client = served.client("team-q")
     hi = [{"role": "user", "content": "Hi"}]
     with pytest.raises(openai.BadRequestError):  # nothing dropped silently
-        client.chat.completions.create(
-            model="m", messages=hi, tools=[{"type": "function", "function": {"name": "f"}}]
-        )
+        client.chat.completions.create(model="m", messages=hi, logprobs=True)
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="no-such-model", messages=hi)
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="m", messages=hi, stream=True)
     with Session(served.rig.engine) as s, s.begin():  # a tenant whose quota is spent
-        quota_repo.set_limits(s, "team-q", "day", Decimal("0.00000001"), 1, datetime.now(UTC))
+        quota_limits_repo.set_limits(
+            s, "team-q", "day", Decimal("0.00000001"), 1, datetime.now(UTC)
+        )
     with pytest.raises(openai.RateLimitError) as err:
         client.chat.completions.create(model="m", messages=hi, max_tokens=10)
     assert err.value.code == "insufficient_quota"
