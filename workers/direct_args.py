@@ -16,7 +16,7 @@ the last user turn.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -27,6 +27,7 @@ from core.jsonl import InputError, parse_lines
 from core.jsonl_common import type_name
 from schemas.config import LLMConfig
 from schemas.job import ChatMessage, JobSpec
+from schemas.request import NamedToolChoice, ToolCall
 from workers.providers import capabilities_of
 
 CUSTOM_ID = "call_model"
@@ -109,10 +110,9 @@ def _prompt(prompt: Any) -> str:
 
 def _plain(value: Any) -> Any:
     """Python values as JSON values: pydantic models in their OpenAI form, tuples as lists."""
-    openai: Callable[[], Any] | None = getattr(value, "openai", None)
+    if isinstance(value, ChatMessage | NamedToolChoice | ToolCall):
+        return value.openai()  # OpenAI's nested form, as a line holds it
     if isinstance(value, BaseModel):
-        if openai is not None:
-            return openai()
         return value.model_dump(mode="json", by_alias=True, exclude_none=True)
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]

@@ -15,7 +15,7 @@ import pytest
 from core.errors import BadRequest, InvalidOutput
 from schemas import LLMConfig, LLMModelConfig
 from schemas.job import ChatMessage, ErrorKind
-from schemas.request import JsonSchemaFormat, ResponseFormat, ToolSpec
+from schemas.request import JsonSchemaFormat, NamedToolChoice, ResponseFormat, ToolSpec
 from workers.providers import LLMProviderManager
 
 from .test_manager import KEY, RecordingSleep, documented_config
@@ -98,7 +98,11 @@ def test_forced_tool_call_comes_back_in_openai_shape(manager, name):
         model_name=name,
         prompt="Weather in Paris?",
         tools=[WEATHER],
-        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        tool_choice=(  # the pydantic form is accepted too
+            NamedToolChoice(name="get_weather")
+            if name == "claude-2"
+            else {"type": "function", "function": {"name": "get_weather"}}
+        ),
     )
     assert result["finish_reason"] == "tool_calls"
     [call] = result["tool_calls"]
