@@ -2,7 +2,8 @@
 
 Owns: the facade users of AI_BackLog_Assistant already call: `call_model`,
 `get_available_models`, `set_default_model`, `add_model`, `remove_model`,
-`update_provider_config`, `get_provider_status`. A call follows the queue's policy
+`update_provider_config`, `get_provider_status`. A call's arguments are a JSONL line's, checked
+by the same rules (workers/direct_args.py). A call follows the queue's policy
 (workers/direct_call.py): `rank_candidates` over the model's own deployments, then the models
 in the config's `fallbacks` for it (only those: no fallbacks, no fallback), and `retry.decide`
 after each failure, sleeping (bounded) where a queued job would be requeued. Deployment health
