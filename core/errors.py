@@ -16,6 +16,7 @@
         │   ├── ModelUnavailable      404 / unknown model
         │   ├── InsufficientCredit    402 / provider-side quota exhausted
         │   └── MalformedReply        2xx whose body cannot be parsed
+        │       └── InvalidOutput     2xx asked for JSON: not JSON, or not the given schema
         └── RequestRejected           bad everywhere: fail the job, no retry
             ├── BadRequest            400/422
             ├── ContextTooLong        prompt + max_tokens beyond the window (may move to a bigger one)
@@ -118,6 +119,14 @@ class InsufficientCredit(ProviderRejected):
 
 class MalformedReply(ProviderRejected):
     kind = ErrorKind.MALFORMED_REPLY
+
+
+class InvalidOutput(MalformedReply):
+    """The reply parsed but its output is unusable: JSON was asked for and the text is not JSON
+    or does not validate against the schema, or a tool call's arguments do not fit the tool.
+    Fields: `raw` (the reply's text, kept so the caller can see what came back)."""
+
+    kind = ErrorKind.INVALID_OUTPUT
 
 
 class RequestRejected(LLMProviderError):

@@ -68,7 +68,7 @@ class Candidate:
 def estimate_prompt_tokens(messages: Sequence[ChatMessage], system: str | None) -> int:
     """UTF-8 bytes / 4 (rounded up) plus a small overhead per message; the system prompt counts
     as one more message."""
-    texts = [m.content for m in messages] + ([system] if system else [])
+    texts = [m.text for m in messages] + ([system] if system else [])
     size = sum(len(t.encode("utf-8")) for t in texts)
     return math.ceil(size / BYTES_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS * len(texts)
 
