@@ -17,6 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+# `llmq results --format`: llmq's own lines, or OpenAI Batch output lines (a *format* name,
+# not the provider: any provider's answer is written in it).
+RESULT_FORMATS = ("llmq", "openai")
+OPENAI_FORMAT = RESULT_FORMATS[1]
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
 CANCELLED_MESSAGE = "the batch was cancelled before this request ran"
 EXPIRED_MESSAGE = "the batch expired before this request ran"

@@ -154,12 +154,14 @@ def results(
     ] = "llmq",
 ) -> None:
     """One JSON line per input line, in input order (streamed)."""
-    if fmt not in ("llmq", "openai"):
+    from producer.openai_format import OPENAI_FORMAT, RESULT_FORMATS
+
+    if fmt not in RESULT_FORMATS:
         _err(f"error: --format must be llmq or openai, not {fmt!r}")
         raise typer.Exit(EXIT_INPUT)
     with _client() as client:
         lines = client.iter_results(batch)
-        if fmt == "openai":
+        if fmt == OPENAI_FORMAT:
             from producer.openai_format import openai_lines
 
             created = int(client.get_batch(batch).created_at.timestamp())
