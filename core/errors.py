@@ -15,7 +15,8 @@
         │   ├── AuthFailed            401/403; opens the deployment's circuit
         │   ├── ModelUnavailable      404 / unknown model
         │   ├── InsufficientCredit    402 / provider-side quota exhausted
-        │   └── MalformedReply        2xx whose body cannot be parsed
+        │   ├── MalformedReply        2xx whose body cannot be parsed
+        │   └── ReplyTooLarge         body over `max_reply_bytes`; reading stopped at the limit
         └── RequestRejected           bad everywhere: fail the job, no retry
             ├── BadRequest            400/422
             ├── ContextTooLong        prompt + max_tokens beyond the window (may move to a bigger one)
@@ -118,6 +119,14 @@ class InsufficientCredit(ProviderRejected):
 
 class MalformedReply(ProviderRejected):
     kind = ErrorKind.MALFORMED_REPLY
+
+
+class ReplyTooLarge(ProviderRejected):
+    """A reply body over the configured limit. Not transient: the same deployment would most
+    likely send (and bill) the same huge body again, so the job moves to another deployment,
+    or fails when there is none (`retry.decide` treats it like any `ProviderRejected`)."""
+
+    kind = ErrorKind.REPLY_TOO_LARGE
 
 
 class RequestRejected(LLMProviderError):

@@ -50,6 +50,7 @@ class ErrorKind(StrEnum):
     MODEL_NOT_FOUND = "model_not_found"
     INSUFFICIENT_CREDIT = "insufficient_credit"
     MALFORMED_REPLY = "malformed_reply"
+    REPLY_TOO_LARGE = "reply_too_large"
     BAD_REQUEST = "bad_request"
     CONTEXT_TOO_LONG = "context_too_long"
     CONTENT_FILTERED = "content_filtered"
