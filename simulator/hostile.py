@@ -160,7 +160,7 @@ async def stream_hostile(
                 await asyncio.sleep(0.2)
             await resp.write(normal.body)
         await resp.write_eof()
-    except ConnectionResetError:
+    except ConnectionError:  # includes aiohttp's "Connection lost"
         pass  # the client gave up, as it should
     return resp
 
