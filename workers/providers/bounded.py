@@ -6,6 +6,7 @@ bodies, classify statuses, or hold more than `max_bytes` of a body in memory.
 
 - Over `max_bytes` (decoded, so a gzip bomb counts what it inflates to): `ReplyTooLarge`, after
   reading at most the limit (a declared Content-Length over it fails before reading anything).
+- A body its content-encoding cannot decode: `MalformedReply`.
 - Slower than `deadline_s` in total (a slow drip of bytes that each beat the read timeout):
   `ProviderTimeout`.
 Transport errors are left to the caller's `translate_transport_errors()`.
@@ -14,10 +15,11 @@ Transport errors are left to the caller's `translate_transport_errors()`.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import httpx
 
-from core.errors import ProviderTimeout, ReplyTooLarge
+from core.errors import MalformedReply, ProviderTimeout, ReplyTooLarge
 
 # The body is decoded here; the rebuilt response must not decode it again or trust old sizes.
 _DROPPED_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
@@ -48,7 +50,7 @@ def send_bounded(
             raise _too_large(fields, status, f"declares {declared} bytes", max_bytes)
         chunks: list[bytes] = []
         size = 0
-        for chunk in resp.iter_bytes():
+        for chunk in _decoded(resp, fields):
             size += len(chunk)
             if size > max_bytes:
                 raise _too_large(fields, status, f"passed {max_bytes} bytes", max_bytes)
@@ -70,6 +72,18 @@ def send_bounded(
         request=request,
         extensions=resp.extensions,
     )
+
+
+def _decoded(resp: httpx.Response, fields: dict[str, object]) -> Iterator[bytes]:
+    """The body's decoded chunks; a body its content-encoding cannot decode is malformed."""
+    try:
+        yield from resp.iter_bytes()
+    except httpx.DecodingError as exc:
+        raise MalformedReply(
+            f"{fields.get('provider')}: malformed reply: body cannot be decoded ({exc})",
+            **fields,
+            status=resp.status_code,
+        ) from exc
 
 
 def _too_large(fields: dict[str, object], status: int, what: str, limit: int) -> ReplyTooLarge:
