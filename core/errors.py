@@ -15,8 +15,9 @@
         │   ├── AuthFailed            401/403; opens the deployment's circuit
         │   ├── ModelUnavailable      404 / unknown model
         │   ├── InsufficientCredit    402 / provider-side quota exhausted
-        │   └── MalformedReply        2xx whose body cannot be parsed
-        │       └── InvalidOutput     2xx asked for JSON: not JSON, or not the given schema
+        │   ├── MalformedReply        2xx whose body cannot be parsed
+        │   │   └── InvalidOutput     2xx asked for JSON: not JSON, or not the given schema
+        │   └── ReplyTooLarge         body over `max_reply_bytes`; reading stopped at the limit
         └── RequestRejected           bad everywhere: fail the job, no retry
             ├── BadRequest            400/422
             ├── ContextTooLong        prompt + max_tokens beyond the window (may move to a bigger one)
@@ -127,6 +128,14 @@ class InvalidOutput(MalformedReply):
     Fields: `raw` (the reply's text, kept so the caller can see what came back)."""
 
     kind = ErrorKind.INVALID_OUTPUT
+
+
+class ReplyTooLarge(ProviderRejected):
+    """A reply body over the configured limit. Not transient: the same deployment would most
+    likely send (and bill) the same huge body again, so the job moves to another deployment,
+    or fails when there is none (`retry.decide` treats it like any `ProviderRejected`)."""
+
+    kind = ErrorKind.REPLY_TOO_LARGE
 
 
 class RequestRejected(LLMProviderError):

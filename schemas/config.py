@@ -132,6 +132,10 @@ class ProviderSettings(_Strict):
     allow_insecure_http: bool = False
     api_key: SecretStr | None = None  # normally from the environment, see config_file
     timeout_s: float = Field(default=120.0, gt=0)  # read timeout for one call, seconds
+    # Bounds on what a reply may make us do (issue 20): a longer body fails `reply_too_large`
+    # after reading at most this many bytes; a longer Retry-After is cut to this many seconds.
+    max_reply_bytes: int = Field(default=10_000_000, ge=1024)
+    max_retry_after_s: float = Field(default=3600.0, gt=0)
 
     @field_validator("dialect")
     @classmethod

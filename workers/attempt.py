@@ -29,7 +29,7 @@ from core.ledger import jobs_repo, quota_repo
 from core.ledger.db import session_scope
 from core.ledger.jobs_repo import AttemptClose, AttemptStart, ClaimedJob
 from schemas.job import AttemptOutcome, Completion, ErrorKind, ErrorRecord, Usage
-from workers import retry
+from workers import retry, usage_check
 from workers.observability.logs import log_provider_call
 from workers.pricing import cost as priced
 from workers.providers.base import ProviderReply, ProviderRequest
@@ -79,8 +79,16 @@ def _finish_success(
     claim, start = job.claim, admitted.start
     latency_ms = reply.latency_ms or int(elapsed * 1000)
     rt.health.record_success(start.deployment, latency_ms, reply.rate_limits, after.timestamp())
-    usage = reply.usage
-    cost = priced(usage, admitted.price)
+    # Issue 20: an untrusted usage (absurd, negative, non-integer) is booked at the reservation.
+    book = usage_check.booked(
+        reply.usage,
+        priced(reply.usage, admitted.price),
+        context_window=admitted.candidate.deployment.context_window,
+        max_tokens=admitted.candidate.max_tokens,
+        reserved_tokens=start.reserved_tokens,
+        reserved_usd=start.reserved_usd,
+    )
+    usage, cost = book.usage, book.cost_usd
     completion = Completion(
         text=reply.text,
         finish_reason=reply.finish_reason,
@@ -102,6 +110,8 @@ def _finish_success(
             completion_tokens=usage.completion_tokens,
             cost_usd=cost,
             http_status=200,
+            error_kind=book.error_kind,
+            error_message=book.note,
             request_id=reply.request_id,
         )
         previous = jobs_repo.close_attempt(s, claim.id, claim.attempt_no, close)

@@ -81,6 +81,20 @@ def backoff_s(n: int, retry_after: float | None, policy: RoutingSettings, rng: f
     return max(delay, retry_after or 0.0)
 
 
+def cap_retry_after(seconds: float | None, cap_s: float) -> float | None:
+    """The part of a provider's Retry-After llmq honours: `seconds` cut to `cap_s` (issue 20).
+
+    A provider may ask for 999999999 s (a job parked until 2058) or send an HTTP date decades
+    ahead. Beyond the cap the deployment cools down for `cap_s` only, and the job moves on to
+    another candidate or waits at most `cap_s`. None (no Retry-After) and anything negative or
+    NaN stay "none given". Applied where the error is made (the adapter base), so the
+    cooldown, the retry delay and every stored `retry_after` agree.
+    """
+    if seconds is None or not seconds >= 0:  # `not >=` also catches NaN
+        return None
+    return min(seconds, max(cap_s, 0.0))
+
+
 def decide(
     error: Exception,
     attempt_no: int,
