@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from core.errors import ConfigError, LLMProviderError
 from schemas.config import LLMConfig, LLMModelConfig, LLMProvider, ProviderName, ProviderSettings
-from schemas.job import ChatMessage
+from schemas.job import ChatMessage, Usage
 from schemas.request import NamedToolChoice, ResponseFormat, ToolSpec
 from workers.direct_args import call_spec
 from workers.direct_call import DirectDeps, GaveUp, call_direct
@@ -41,6 +41,7 @@ from workers.providers.config import load_config, with_env_keys
 from workers.providers.http import make_client
 from workers.routing.health import MemoryHealthStore
 from workers.routing.select import Candidate, RouteRequest
+from workers.usage_check import usage_problem
 
 WINDOW = 100  # calls kept per provider for success rate and latency
 
@@ -348,7 +349,12 @@ class LLMProviderManager:
     def _result(
         self, deployment: LLMModelConfig, reply: ProviderReply, attempts: int, fallback: bool
     ) -> dict[str, Any]:
-        usage = reply.usage
+        usage, price = reply.usage, self._price(deployment)
+        # Issue 20: absurd or negative counts are never passed on as usage or priced; the
+        # caller sees why, and the cost as unknown (there is no reservation to book here).
+        problem = usage_problem(usage, deployment.context_window, deployment.max_tokens or 0)
+        if problem is not None:
+            usage, price = Usage(estimated=True), None
         return {
             "response": reply.text,
             "model": deployment.name,
@@ -362,7 +368,8 @@ class LLMProviderManager:
                 "total_tokens": usage.total_tokens,
                 "estimated": usage.estimated,
             },
-            "cost_usd": cost(usage, self._price(deployment)),
+            "cost_usd": cost(usage, price) if problem is None else None,
+            "usage_problem": problem,
             "latency_ms": reply.latency_ms,
             "request_id": reply.request_id,
             "attempts": attempts,
