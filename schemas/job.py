@@ -178,8 +178,9 @@ class Completion(BaseModel):
 
     `tool_calls`: the calls the model asked for (arguments as JSON text, OpenAI's form);
     `parsed`: the JSON value of `text` when the request asked for JSON (validated against its
-    schema when it gave one); `refusal`: the model's refusal text, when it refused. Left out of
-    a dump while empty, so a plain-text result is stored as before issue 15.
+    schema when it gave one); `refusal`: the model's refusal text, for a caller that reports a
+    refusal as an answer (the queue fails it as `refused` instead, so a stored result never
+    has one). Left out of a dump while empty: a plain-text result is stored as before issue 15.
     """
 
     text: str
