@@ -203,7 +203,12 @@ def _no_candidate(rt: Runtime, job: ParsedJob, snapshot: HealthSnapshot, now: da
     if unserved is not None:  # submit checks this too; a config changed since can still do it
         return _fail_unrun(rt, claim, ErrorKind.NO_DEPLOYMENT, unserved, now)
     now_s = now.timestamp()
-    ids = rt.route_deployment_ids(claim.model)
+    need = job.request.needs()
+    ids = tuple(  # only a deployment that could serve the job is worth waiting for
+        d
+        for d in rt.route_deployment_ids(claim.model)
+        if not need or need <= capabilities_of(rt.deployments[d], rt.config)
+    )
     wake = next_wake(ids, snapshot, rt.has_key, claim.excluded, now_s)
     if wake is not None:
         return _wait(rt, claim, wake - now_s, now)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import cache_key as cache
+from core.errors import RateLimited
 from core.ledger import batch_reads_repo, batch_submit_repo
 from core.ledger.batch_submit_repo import NewBatch
 from core.ledger.db import session_scope
@@ -155,3 +156,31 @@ def test_no_deployment_supports_the_feature_names_it(make_runtime, sim) -> None:
     row = job_of(rt, job)
     assert row.error == {"type": "no_deployment", "message": "no deployment of m supports vision", "status": None, "provider": None}  # fmt: skip
     assert row.attempts == 0 and sim.stats()["total_requests"] == 0
+
+
+def test_only_a_capable_deployment_is_waited_for(make_runtime, sim) -> None:  # type: ignore[no-untyped-def]
+    """An image job: the vision deployment cooling down is waited for; once it is excluded for
+    the job, the text-only deployment's cooldown is not, and the error says why."""
+    rt = make_runtime(
+        [
+            model("m", "openai", model_id="gpt-4o-mini", **PRICED),
+            model("m", "cohere", model_id="command-a-03-2025", **PRICED),
+        ]
+    )
+    image = [{"type": "text", "text": "what is it?"}, {"type": "image_url", "image_url": {"url": PNG}}]  # fmt: skip
+    [job] = submit(rt, image, {})
+    t = now()
+    policy = rt.config.routing
+    rt.health.record_failure("openai/gpt-4o-mini", RateLimited("429", retry_after=30.0), t.timestamp(), policy)  # fmt: skip
+    assert run_job(job, rt, t).status == "waiting"
+
+    with Session(rt.engine) as s, s.begin():
+        row = s.get_one(Job, job)
+        row.routing_state = {"excluded": ["openai/gpt-4o-mini"]}
+        row.not_before = None
+    rt.health.record_failure("cohere/command-a-03-2025", RateLimited("429", retry_after=30.0), t.timestamp(), policy)  # fmt: skip
+    assert run_job(job, rt, now()) == Outcome("failed")
+    message = job_of(rt, job).error["message"]
+    assert "openai/gpt-4o-mini: failed for this job" in message
+    assert "cohere/command-a-03-2025: does not support vision" in message
+    assert sim.stats()["total_requests"] == 0
