@@ -215,6 +215,14 @@ class RoutingSettings(_Strict):
 class QuotaSettings(_Strict):
     default_tenant: str = "default"
     per_message_allowance: int = Field(default=8, ge=0)  # tokens added per message to the bound
+    # Tokens one input image may cost at most, on any provider (the reservation's bound). The
+    # worst published count is OpenAI's gpt-4o-mini: 2833 base + 5667 per 512-px tile at high
+    # detail; an image is scaled to fit 2048x2048, then its short side to 768, so at most 2x4
+    # = 8 tiles: 2833 + 8 * 5667 = 48,169. Others are far below (gpt-4o 85 + 170 x 8 = 1,445;
+    # patch-based gpt-4.1-mini / o4-mini ~2,500; Claude ~1,600 after its 1.15 MP resize;
+    # Gemini 258 per 768-px tile, 1,120 at Gemini 3 high resolution). Rounded up to 50,000.
+    # Lower it when no deployment bills images like gpt-4o-mini does.
+    image_token_bound: int = Field(default=50_000, ge=0)
 
 
 class CacheSettings(_Strict):

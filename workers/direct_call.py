@@ -6,7 +6,7 @@ Owns: `call_direct`, the loop behind `LLMProviderManager.call_model`, and its re
     snapshot the health store -> `rank_candidates` (the model's own deployments, then its
     configured fallback models only, minus those that cannot honour the request's features:
     `routing.capability.can_serve`) -> the first candidate with a slot (`routing.slots`) ->
-    one provider call -> record it in the health store -> check the output (`output_check`:
+    one provider call -> record it in the health store -> check the output (`workers/output.py`:
     JSON and tool calls as asked, else `InvalidOutput`) -> `retry.decide` says what next
 
 `fallback` goes straight to the next round (the failed deployment is excluded, or skipped
@@ -31,7 +31,7 @@ from core.errors import InvalidOutput, LLMProviderError
 from schemas.config import LLMConfig
 from schemas.request import NO_FEATURES, Features, required_features
 from workers import retry
-from workers.output_check import check_output
+from workers.output import Valid, check_output
 from workers.providers.base import ProviderReply, ProviderRequest
 from workers.routing.capability import incapable_ids
 from workers.routing.health import HealthSnapshot, HealthStore
@@ -205,10 +205,18 @@ def _call_once(
         return exc
     latency_ms = reply.latency_ms or int((time.monotonic() - started) * 1000)
     deps.health.record_success(cand.deployment_id, latency_ms, reply.rate_limits, deps.clock())
-    try:
-        return reply, check_output(features, reply)
-    except InvalidOutput as exc:
-        where = {"provider": dep.provider.value, "model": request.model_id}
-        return InvalidOutput(
-            exc.message, **{**exc.fields, **where, "deployment": dep.deployment_id}
-        )
+    verdict = check_output(
+        features, reply.text, reply.tool_calls, reply.refusal, reply.finish_reason
+    )
+    if isinstance(verdict, Valid):
+        return reply, verdict.parsed
+    if verdict.kind == "refused":  # the direct API returns a refusal in `refusal`, unretried
+        return reply, None
+    return InvalidOutput(
+        verdict.reason,
+        raw=reply.text,
+        request_id=reply.request_id,
+        provider=dep.provider.value,
+        model=request.model_id,
+        deployment=dep.deployment_id,
+    )
