@@ -50,7 +50,6 @@ class ErrorKind(StrEnum):
     MODEL_NOT_FOUND = "model_not_found"
     INSUFFICIENT_CREDIT = "insufficient_credit"
     MALFORMED_REPLY = "malformed_reply"
-    INVALID_OUTPUT = "invalid_output"  # JSON asked for, reply not JSON / not the schema
     REPLY_TOO_LARGE = "reply_too_large"
     BAD_REQUEST = "bad_request"
     CONTEXT_TOO_LONG = "context_too_long"
