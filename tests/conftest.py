@@ -93,7 +93,7 @@ def engine(pg_url: str):  # type: ignore[no-untyped-def]
     eng.dispose()
 
 
-TABLES = "attempts, jobs, batches, budget_windows, quota_limits, nightly_runs, inbox_files"
+TABLES = "attempts, jobs, batches, budget_windows, quota_limits, nightly_runs, inbox_files, workers"
 
 
 @pytest.fixture()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from celery import Task
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_shutdown
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -76,7 +76,21 @@ def _build_runtime_at_start(sender: object = None, **_: object) -> None:
     from workers.runtime import get_runtime
 
     threads = getattr(sender, "concurrency", None)
-    get_runtime(concurrency=threads if isinstance(threads, int) else None)
+    rt = get_runtime(concurrency=threads if isinstance(threads, int) else None)
+    if rt.heartbeat is None:
+        from workers.heartbeat import start_heartbeat
+
+        # one thread per process renews every lease this worker holds (issue 20, item 11)
+        rt.heartbeat = start_heartbeat(rt.sessions, rt.settings)
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(sender: object = None, **_: object) -> None:
+    """After the last task ended: stop beating and delete the worker's row."""
+    from workers.heartbeat import stop_heartbeat
+    from workers.runtime import get_runtime
+
+    stop_heartbeat(get_runtime().heartbeat)
 
 
 from workers import sweeper as _sweeper  # noqa: E402, F401 - registers the `llmq.sweep` task
