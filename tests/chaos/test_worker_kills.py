@@ -36,7 +36,7 @@ def test_worker_kills(services: Services, tmp_path: Path, figures: Figures) -> N
         for threshold in KILL_AT:
             stack.wait_for(batch, threshold, timeout_s=180)
             victim = [w for w in stack.workers if w.alive()][kills % 2]
-            held = held_jobs(stack.engine, victim.pid())
+            held = held_jobs(stack.engine, victim.pid)
             assert held, "the victim held no running job (no heartbeat-held claims?)"
             killed_at = time.monotonic()
             stack.kill_and_restart(victim)
