@@ -74,12 +74,13 @@ class Runtime:
             self._route_ids[model_name] = ids
         return ids
 
-    def claim_lease(self) -> tuple[float, uuid.UUID | None]:
-        """(lease seconds, holder) for a claim: the short heartbeat lease and this process's
-        worker id while its heartbeat thread runs, else the full `settings.lease_s` and no
-        holder (nothing would renew a short lease)."""
+    def claim_lease(self, job_id: uuid.UUID) -> tuple[float, uuid.UUID | None]:
+        """(lease seconds, holder) for claiming `job_id`: the short heartbeat lease and this
+        process's worker id while its heartbeat thread runs and holds the job (the task wraps
+        the run in `heartbeat.holding`), else the full `settings.lease_s` and no holder
+        (nothing would renew a short lease)."""
         hb = self.heartbeat
-        if hb is not None and hb.alive():
+        if hb is not None and hb.alive() and hb.holds(job_id):
             return hb.lease_s, hb.worker_id
         return self.settings.lease_s, None
 

@@ -1,14 +1,18 @@
 """Worker heartbeats in the ledger: the `workers` rows and the lease renewal of their jobs.
 
-Owns: every write to `workers` and the one statement that renews a worker's running jobs'
-leases (`jobs.lease_until` where `jobs.worker_id` is that worker). Must not: open or commit
+Owns: every write to `workers` and the one statement that renews the leases of the jobs a
+worker is running now (`jobs.lease_until` where `jobs.worker_id` is that worker and the id is
+one the worker says it is working on). Must not: open or commit
 transactions (the caller passes a session inside `session_scope`), read the clock (callers
 pass `now`), or touch any other column of `jobs` (claims and the fence are `jobs_repo`'s).
 
 The idea is procrastinate's: a worker process beats every few seconds from one background
 thread. Each beat is one transaction of two statements, whatever the number of jobs in flight:
-the worker's row gets `last_heartbeat = now`, and every job the worker holds (`state =
-'running' AND worker_id = <it>`) gets `lease_until = now + heartbeat lease`. A job whose
+the worker's row gets `last_heartbeat = now`, and every job the worker is working on (`state =
+'running' AND worker_id = <it> AND id IN <its in-flight ids>`) gets `lease_until = now +
+heartbeat lease`. The in-flight ids matter: a run that died on an error (Postgres restarting)
+may leave its job `running` under this worker; renewing by worker alone would keep that job
+leased, and never reclaimed, for as long as the worker lives. A job whose
 worker stops beating therefore has an expired lease `heartbeat lease` after the last beat,
 and the sweeper's lease reclaim (sweep_repo.reclaim_expired) hands it back; a live worker's
 call is never stolen however long it runs, because its lease keeps moving.
@@ -21,6 +25,7 @@ everything else.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import delete, insert, update
@@ -48,9 +53,15 @@ def register(
     )
 
 
-def beat(session: Session, worker_id: uuid.UUID, now: datetime, lease_until: datetime) -> int:
-    """One heartbeat: the worker's row, then every running job it holds leased to
-    `lease_until`. Returns the number of jobs renewed.
+def beat(
+    session: Session,
+    worker_id: uuid.UUID,
+    now: datetime,
+    lease_until: datetime,
+    job_ids: Collection[uuid.UUID],
+) -> int:
+    """One heartbeat: the worker's row, then each of `job_ids` (the jobs the worker is
+    running now) that it still holds, leased to `lease_until`. Returns the number renewed.
 
     A worker row that is gone (pruned while the process was stalled for long) is not
     re-created here: the caller re-registers when this returns -1.
@@ -60,9 +71,12 @@ def beat(session: Session, worker_id: uuid.UUID, now: datetime, lease_until: dat
     ).rowcount
     if not seen:
         return -1
+    if not job_ids:
+        return 0
     renewed = session.execute(
         update(_jobs)
         .where(
+            _jobs.c.id.in_(list(job_ids)),
             _jobs.c.worker_id == worker_id,
             _jobs.c.state == JobState.RUNNING.value,
         )

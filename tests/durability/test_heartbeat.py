@@ -1,5 +1,5 @@
 """Worker heartbeats (issue 20, item 11) against a real Postgres ledger: a beat renews exactly
-the running jobs its worker holds, a silent worker's jobs are reclaimed by the sweeper after
+the running jobs its worker holds and is working on, a silent worker's jobs are reclaimed by the sweeper after
 `heartbeat_missed` beats, a live worker's call is never stolen however long it runs, and the
 beating thread, the claim's lease choice and the pruning of dead workers' rows."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -32,7 +33,9 @@ class FakeClock:
         return self.now
 
 
-def _claim(sessions: sessionmaker[Session], job_id: uuid.UUID, now: datetime, hb: Heartbeat):
+def _claim(sessions: sessionmaker[Session], job_id: uuid.UUID, now: datetime, hb: Heartbeat, stack):  # type: ignore[no-untyped-def]
+    """Claim `job_id` for `hb`'s worker and hold it (as the task does) until `stack` closes."""
+    stack.enter_context(hb.holding(job_id))
     with session_scope(sessions) as s:
         claim = jobs_repo.claim_job(s, job_id, now, hb.lease_s, hb.worker_id)
     assert claim is not None
@@ -65,8 +68,11 @@ def test_a_beat_renews_only_the_running_jobs_its_worker_holds(sessions, ledger: 
     other.beat_once()
     b = ledger.batch(total_jobs=4)
     mine, theirs, queued = (ledger.job(b) for _ in range(3))
-    _claim(sessions, mine, NOW, me)
-    _claim(sessions, theirs, NOW, other)
+    stack = ExitStack()
+    _claim(sessions, mine, NOW, me, stack)
+    _claim(sessions, theirs, NOW, other, stack)
+    stack.enter_context(me.holding(theirs))  # holding someone else's job renews nothing
+    stack.enter_context(me.holding(queued))
     nobody = ledger.job(b, state="running", attempts=1, lease_until=NOW + timedelta(seconds=300))
     assert ledger.job_row(mine).worker_id == me.worker_id
     assert ledger.job_row(mine).lease_until == NOW + timedelta(seconds=15)
@@ -80,6 +86,39 @@ def test_a_beat_renews_only_the_running_jobs_its_worker_holds(sessions, ledger: 
     with session_scope(sessions) as s:
         row = s.get(Worker, me.worker_id)
         assert row is not None and row.last_heartbeat == clock.now and row.pid > 0
+    stack.close()
+
+
+def test_a_job_its_run_let_go_of_is_no_longer_renewed(sessions, ledger: Ledger) -> None:
+    """A run that ended on an error (Postgres restarting) may leave its job `running` under
+    this worker: the beat stops renewing it, and the sweeper reclaims it 3 beats later."""
+    clock = FakeClock(NOW)
+    hb = Heartbeat(sessions, HB, clock=clock)
+    hb.beat_once()
+    b = ledger.batch(total_jobs=1)
+    job = ledger.job(b)
+    with ExitStack() as stack:
+        _claim(sessions, job, NOW, hb, stack)
+        assert hb.holds(job)
+        clock.now = NOW + timedelta(seconds=5)
+        assert hb.beat_once() == 1
+    assert not hb.holds(job)  # the run is over; the job stayed `running`
+    clock.now = NOW + timedelta(seconds=10)
+    assert hb.beat_once() == 0
+    assert ledger.job_row(job).lease_until == NOW + timedelta(seconds=20)
+    sent = Sent()
+    assert _sweep(sessions, NOW + timedelta(seconds=21), sent).reclaimed == 1
+    assert sent.ids == [job]
+
+
+def test_two_runs_of_one_job_hold_it_until_both_end(sessions) -> None:
+    hb = Heartbeat(sessions, HB)
+    job = uuid.uuid4()
+    with hb.holding(job):
+        with hb.holding(job):  # a duplicate message running at once
+            assert hb.holds(job)
+        assert hb.holds(job)
+    assert not hb.holds(job)
 
 
 def test_a_silent_workers_jobs_are_reclaimed_after_three_beats(sessions, ledger: Ledger) -> None:
@@ -88,7 +127,8 @@ def test_a_silent_workers_jobs_are_reclaimed_after_three_beats(sessions, ledger:
     dead.beat_once()
     b = ledger.batch(total_jobs=1)
     job = ledger.job(b)
-    claim = _claim(sessions, job, NOW, dead)
+    running = ExitStack()  # held until the end: killed mid-run
+    claim = _claim(sessions, job, NOW, dead, running)
     ledger.started_attempt(job, claim.attempt_no, NOW, batch_id=b)
     clock.now = NOW + timedelta(seconds=4)
     dead.beat_once()  # the last beat; then SIGKILL
@@ -101,6 +141,7 @@ def test_a_silent_workers_jobs_are_reclaimed_after_three_beats(sessions, ledger:
     assert ledger.job_row(job).state == "queued"
     assert ledger.attempt_row(job, claim.attempt_no).outcome == "lost"
     assert ledger.reserved() == (0, 0)
+    running.close()
 
 
 def test_a_live_call_longer_than_the_old_lease_is_never_stolen(sessions, ledger: Ledger) -> None:
@@ -109,7 +150,8 @@ def test_a_live_call_longer_than_the_old_lease_is_never_stolen(sessions, ledger:
     live.beat_once()
     b = ledger.batch(total_jobs=1)
     job = ledger.job(b)
-    claim = _claim(sessions, job, NOW, live)
+    in_flight = ExitStack()  # the call is in flight throughout
+    claim = _claim(sessions, job, NOW, live, in_flight)
     sent = Sent()
     for second in range(5, 606, 5):  # a 10-minute call, twice the old 300 s lease
         clock.now = NOW + timedelta(seconds=second)
@@ -120,6 +162,7 @@ def test_a_live_call_longer_than_the_old_lease_is_never_stolen(sessions, ledger:
     assert row.state == "running" and row.attempts == claim.attempt_no
     with session_scope(sessions) as s:  # nobody else can claim it either
         assert jobs_repo.claim_job(s, job, clock.now, 300.0) is None
+    in_flight.close()
 
 
 def test_a_reclaimed_job_is_not_renewed_by_its_old_worker(sessions, ledger: Ledger) -> None:
@@ -128,10 +171,12 @@ def test_a_reclaimed_job_is_not_renewed_by_its_old_worker(sessions, ledger: Ledg
     slow.beat_once()
     b = ledger.batch(total_jobs=1)
     job = ledger.job(b)
-    _claim(sessions, job, NOW, slow)
+    stalled = ExitStack()
+    _claim(sessions, job, NOW, slow, stalled)
     later = NOW + timedelta(seconds=60)  # slow stalled past its lease; the sweep reclaimed
     assert _sweep(sessions, later, Sent()).reclaimed == 1
-    _claim(sessions, job, later, fresh)
+    _claim(sessions, job, later, fresh, ExitStack())
+    stalled.close()
     clock.now = later + timedelta(seconds=1)
     assert slow.beat_once() == 0  # it woke up: renews nothing it no longer holds
     row = ledger.job_row(job)
@@ -174,20 +219,27 @@ def test_the_sweeper_prunes_long_dead_workers(sessions, ledger: Ledger) -> None:
     assert counts.workers_pruned == 1 and _workers(sessions) == 1
 
 
-def test_a_claim_uses_the_short_lease_only_while_the_heartbeat_runs(sessions) -> None:
+def test_a_claim_uses_the_short_lease_only_while_the_heartbeat_runs_and_holds_it(
+    sessions,
+) -> None:  # type: ignore[no-untyped-def]
     from workers.runtime import Runtime
 
     settings = Settings(lease_s=300.0, heartbeat_s=0.05, heartbeat_missed=3)
     rt = Runtime.__new__(Runtime)  # only settings and heartbeat matter here
     rt.settings, rt.heartbeat = settings, None
-    assert rt.claim_lease() == (300.0, None)
+    job = uuid.uuid4()
+    assert rt.claim_lease(job) == (300.0, None)
     hb = Heartbeat(sessions, settings)
     rt.heartbeat = hb
-    assert rt.claim_lease() == (300.0, None)  # not started: nothing would renew
+    with hb.holding(job):
+        assert rt.claim_lease(job) == (300.0, None)  # not started: nothing would renew
     hb.start()
     try:
-        lease_s, holder = rt.claim_lease()
-        assert holder == hb.worker_id and abs(lease_s - 0.15) < 1e-9
+        assert rt.claim_lease(job) == (300.0, None)  # not held: nothing would renew it
+        with hb.holding(job):
+            lease_s, holder = rt.claim_lease(job)
+            assert holder == hb.worker_id and abs(lease_s - 0.15) < 1e-9
     finally:
         hb.stop()
-    assert rt.claim_lease() == (300.0, None)
+    with hb.holding(job):
+        assert rt.claim_lease(job) == (300.0, None)
