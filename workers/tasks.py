@@ -102,7 +102,11 @@ def _stop_heartbeat(sender: object = None, **_: object) -> None:
     from workers.heartbeat import stop_heartbeat
     from workers.runtime import get_runtime
 
-    stop_heartbeat(get_runtime().heartbeat)
+    try:
+        rt = get_runtime()
+    except Exception:  # noqa: BLE001 - it never started (bad config): nothing beats
+        return
+    stop_heartbeat(rt.heartbeat)
 
 
 from workers import sweeper as _sweeper  # noqa: E402, F401 - registers the `llmq.sweep` task
