@@ -89,7 +89,8 @@ def _build_runtime_at_start(sender: object = None, **_: object) -> None:
 
     threads = getattr(sender, "concurrency", None)
     rt = get_runtime(concurrency=threads if isinstance(threads, int) else None)
-    if rt.heartbeat is None:
+    # Another app's worker in this process (a test's) fires the signal too: no heartbeat.
+    if rt.heartbeat is None and getattr(sender, "app", None) is app:
         from workers.heartbeat import start_heartbeat
 
         # one thread per process renews every lease this worker holds (issue 20, item 11)
