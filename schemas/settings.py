@@ -19,7 +19,13 @@ class Settings(BaseModel):
     broker_url: str = DEFAULT_BROKER_URL
     redis_url: str | None = None  # health/rate-limit state; defaults to the broker
     config_path: str | None = None  # LLMQ_CONFIG
-    lease_s: float = Field(default=300.0, gt=0)  # a running job's lease, seconds
+    # a running job's lease, seconds, when no heartbeat renews it (embedded mode, a bare
+    # run_job); a worker process with a heartbeat leases for heartbeat_lease_s instead
+    lease_s: float = Field(default=300.0, gt=0)
+    # worker heartbeats (workers/heartbeat.py): every heartbeat_s a worker process renews all
+    # its running jobs' leases; a worker silent for heartbeat_missed beats loses its jobs
+    heartbeat_s: float = Field(default=5.0, gt=0, le=300)
+    heartbeat_missed: int = Field(default=3, ge=2, le=100)
     worker_concurrency: int = Field(default=48, gt=0)
     sweep_interval_s: float = Field(default=5.0, gt=0)
     requeue_after_s: float = Field(default=60.0, gt=0)  # queued with an older message: resend
@@ -32,6 +38,12 @@ class Settings(BaseModel):
     @property
     def state_redis_url(self) -> str:
         return self.redis_url or self.broker_url
+
+    @property
+    def heartbeat_lease_s(self) -> float:
+        """A heart-beating worker's lease: its jobs return to the queue this long after its
+        last beat (`heartbeat_missed` beats)."""
+        return self.heartbeat_s * self.heartbeat_missed
 
 
 def _flag(value: str | None) -> bool:
@@ -47,6 +59,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         "redis_url": "LLMQ_REDIS_URL",
         "config_path": "LLMQ_CONFIG",
         "lease_s": "LLMQ_LEASE_S",
+        "heartbeat_s": "LLMQ_HEARTBEAT_S",
+        "heartbeat_missed": "LLMQ_HEARTBEAT_MISSED",
         "worker_concurrency": "LLMQ_CONCURRENCY",
         "sweep_interval_s": "LLMQ_SWEEP_INTERVAL_S",
         "requeue_after_s": "LLMQ_REQUEUE_AFTER_S",

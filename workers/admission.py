@@ -2,7 +2,10 @@
 
 Owns: `admit`, which walks the plan and, for the first candidate that fits, takes its half-open
 probe lease and rate-limit slot (health store, `routing.slots`), then writes the attempt row and
-reserves the worst case (ONE Postgres transaction). The result is a value:
+reserves the worst case (ONE Postgres transaction), then, as the last step before the call,
+confirms the slot: a cooldown (Retry-After) stored while the quota was being reserved gives
+the admission back and withdraws the attempt row and reservation (issue 20, item 12). The
+result is a value:
 
     Admitted    the call may go: slot held, quota reserved, attempt row written
     Waiting     every candidate must wait (rate limit, cooldown, someone else's probe)
@@ -15,7 +18,8 @@ and ends its probe lease. Refused jobs therefore burn no rate limit, and a probe
 never made does not keep a deployment unprobed for the lease's 120 s.
 
 Must not: make the call, decide retries (workers/retry.py), write SQL (the ledger repos do),
-sleep, or open more than one transaction per candidate tried.
+sleep, or open more than one transaction per candidate tried (two when the candidate started
+cooling down before its call: the reservation, then its withdrawal).
 """
 
 from __future__ import annotations
@@ -26,13 +30,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
-from core.ledger import jobs_repo, quota_repo
+from core.ledger import admission_repo, jobs_repo, quota_repo
 from core.ledger.db import session_scope
 from core.ledger.jobs_repo import AttemptStart, ClaimedJob
 from workers import quota
 from workers.routing.health import HealthSnapshot
 from workers.routing.select import Candidate
-from workers.routing.slots import MIN_WAIT_S, Hold, give_back, take_slot
+from workers.routing.slots import MIN_WAIT_S, Hold, confirm_slot, give_back, take_slot
 from workers.run_types import Admitted, Clock, ParsedJob
 
 if TYPE_CHECKING:
@@ -91,7 +95,11 @@ def admit(
             _give_back_quietly(rt, held)
             raise
         if reservation == "reserved":
-            return Admitted(cand, price, start, left=len(plan) - i - 1)
+            cooling_s = _confirm(rt, job.claim, held, start, clock)
+            if cooling_s <= 0:
+                return Admitted(cand, price, start, left=len(plan) - i - 1)
+            wait_s = cooling_s if wait_s is None else min(wait_s, cooling_s)
+            continue
         give_back(rt.health, held)
         if reservation == "superseded":
             return Superseded()
@@ -143,6 +151,32 @@ def _reserve_and_start(rt: Runtime, claim: ClaimedJob, start: AttemptStart) -> _
             s.rollback()  # drops the attempt row inserted above
             return "refused"
     return "reserved"
+
+
+def _confirm(
+    rt: Runtime, claim: ClaimedJob, held: Hold, start: AttemptStart, clock: Clock
+) -> float:
+    """The last step before the call: 0.0 = go. Otherwise the deployment cools down; the slot
+    is already given back (atomically, by the store) and the attempt row and reservation are
+    withdrawn here; returns the seconds the cooldown has left."""
+    try:
+        cooling_s = confirm_slot(rt.health, held, clock.now().timestamp())
+    except BaseException:
+        _give_back_quietly(rt, held)
+        try:
+            _withdraw(rt, claim, start)  # the call will not go: nothing stays reserved
+        except Exception:  # noqa: BLE001 - the sweeper releases it a lease later
+            log.warning("job %s: could not withdraw the attempt", claim.id, exc_info=True)
+        raise
+    if cooling_s > 0:
+        _withdraw(rt, claim, start)
+        log.info("job %s: %s cools down %.2fs; call not sent", claim.id, held.dep_id, cooling_s)
+    return cooling_s
+
+
+def _withdraw(rt: Runtime, claim: ClaimedJob, start: AttemptStart) -> None:
+    with session_scope(rt.sessions) as s:
+        admission_repo.withdraw_attempt(s, claim, start)
 
 
 def _give_back_quietly(rt: Runtime, held: Hold) -> None:

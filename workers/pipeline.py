@@ -62,7 +62,8 @@ def run_job(job_id: uuid.UUID, rt: Runtime, now: datetime) -> Outcome:
     """
     clock = Clock.starting(now)
     with session_scope(rt.sessions) as s:
-        claim = jobs_repo.claim_job(s, job_id, now, rt.settings.lease_s)
+        lease_s, holder = rt.claim_lease(job_id)  # renewed by heartbeat (workers/heartbeat.py)
+        claim = jobs_repo.claim_job(s, job_id, now, lease_s, holder)
     if claim is None:
         return NOOP
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from schemas.settings import Settings, load_settings
 from workers.routing.select import route_deployment_ids
 
 if TYPE_CHECKING:
+    from workers.heartbeat import Heartbeat
     from workers.pricing import Price
     from workers.providers.base import ProviderAdapter
     from workers.routing.health import HealthStore
@@ -58,6 +60,7 @@ class Runtime:
     prices: Mapping[str, Price | None]  # deployment id -> price at start (None = unknown)
     health: HealthStore
     deployments: Mapping[str, LLMModelConfig] = field(default_factory=dict)
+    heartbeat: Heartbeat | None = None  # the worker process's (workers/heartbeat.py)
     _route_ids: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     def route_deployment_ids(self, model_name: str) -> tuple[str, ...]:
@@ -70,6 +73,16 @@ class Runtime:
             ids = route_deployment_ids(self.config, model_name)
             self._route_ids[model_name] = ids
         return ids
+
+    def claim_lease(self, job_id: uuid.UUID) -> tuple[float, uuid.UUID | None]:
+        """(lease seconds, holder) for claiming `job_id`: the short heartbeat lease and this
+        process's worker id while its heartbeat thread runs and holds the job (the task wraps
+        the run in `heartbeat.holding`), else the full `settings.lease_s` and no holder
+        (nothing would renew a short lease)."""
+        hb = self.heartbeat
+        if hb is not None and hb.alive() and hb.holds(job_id):
+            return hb.lease_s, hb.worker_id
+        return self.settings.lease_s, None
 
     def close(self) -> None:
         """Release the pools (tests, embedded shutdown)."""

@@ -11,7 +11,12 @@ One sweep, in this order (the log line reports the letters):
   e) `quota_exceeded` jobs whose window has reset -> `queued` (sent by step a);
   a) due `queued` jobs whose last message is older than `requeue_after_s` -> re-sent, oldest
      first, as many as the broker queue is missing (see `requeue_room`: no duplicate flood);
-  d) active batches whose jobs are all terminal -> `done`.
+  d) active batches whose jobs are all terminal -> `done`;
+  f) rows of workers silent for `WORKER_FORGET_S` (killed long ago) deleted.
+
+Step b is also how a SIGKILLed worker's jobs come back: a worker process renews its jobs'
+leases by heartbeat (workers/heartbeat.py), so they expire `heartbeat_s * heartbeat_missed`
+seconds after its last beat, and the sweep after that re-queues them.
 
 Several sweeps at once (several beats, or a slow one overlapping the next) are safe: the main
 transaction takes a Postgres advisory lock and a second sweep skips; every UPDATE re-checks its
@@ -32,7 +37,7 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.ledger import sweep_repo
+from core.ledger import heartbeat_repo, sweep_repo
 from core.ledger.db import session_scope
 from core.names import SWEEP_TASK
 from schemas.settings import Settings
@@ -42,6 +47,7 @@ log = logging.getLogger(__name__)
 
 STEP_LIMIT = 500  # rows per step per sweep: a sweep stays short however much is pending
 REQUEUE_LIMIT = 2000  # re-sends per sweep, below the backlog room
+WORKER_FORGET_S = 3600.0  # a worker row silent this long is deleted (its jobs long reclaimed)
 
 Publish = Callable[[Sequence[uuid.UUID]], None]
 
@@ -56,6 +62,7 @@ class SweepCounts:
     released: int = 0  # c: orphaned attempts closed and released
     batches_done: int = 0  # d
     resumed: int = 0  # e
+    workers_pruned: int = 0  # f
     backlog: int | None = None  # broker queue length seen (None = unknown)
     stale: int = 0  # a: due queued jobs with an old message (counted up to backlog + limit)
     published: int = 0
@@ -81,6 +88,7 @@ class SweepCounts:
             f"sweep: a.requeued={self.requeued} b.reclaimed={self.reclaimed} "
             f"b.lost_attempts={self.lost_attempts} c.released={self.released} "
             f"d.batches_done={self.batches_done} e.resumed={self.resumed} "
+            f"f.workers_pruned={self.workers_pruned} "
             f"backlog={'?' if self.backlog is None else self.backlog} stale={self.stale} "
             f"published={self.published} publish_failed={self.publish_failed} "
             f"took={self.took_ms}ms"
@@ -132,6 +140,8 @@ def sweep_once(
         room = requeue_room(settings, backlog, counts.stale)
         requeued = sweep_repo.requeue_stale(s, now, cutoff, room)
         counts.batches_done = len(sweep_repo.finish_batches(s, now))
+        forget_before = now - timedelta(seconds=WORKER_FORGET_S)
+        counts.workers_pruned = heartbeat_repo.prune(s, forget_before)
     counts.reclaimed, counts.requeued = len(reclaimed), len(requeued)
     # Each lost attempt in its own short transaction: its quota release locks the window rows
     # in the same order a worker's settlement does, so the two can never deadlock.

@@ -13,11 +13,13 @@ After the first task they are plain lookups in `sys.modules`.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from celery import Task
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_shutdown
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -26,6 +28,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from core.errors import InfraError
 from core.names import PROCESS_JOB_TASK
 from workers.app import app
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,9 @@ def process_job(self: Task, job_id: str) -> str:
     from workers.runtime import get_runtime
 
     try:
-        outcome = run_job(UUID(job_id), get_runtime(), datetime.now(UTC))
+        rt, job_uuid = get_runtime(), UUID(job_id)
+        with held(rt, job_uuid):  # its lease is renewed by heartbeat while this run lasts
+            outcome = run_job(job_uuid, rt, datetime.now(UTC))
     except INFRA_ERRORS as exc:
         countdown = min(2.0**self.request.retries, INFRA_BACKOFF_MAX_S)
         log.warning("job %s: infrastructure error, retry in %.0fs: %s", job_id, countdown, exc)
@@ -60,6 +67,11 @@ def process_job(self: Task, job_id: str) -> str:
     if outcome.countdown_s is not None:
         send_job(job_id, outcome.countdown_s)
     return outcome.status  # shown in Flower; never the result itself
+
+
+def held(rt: Runtime, job_id: UUID) -> AbstractContextManager[None]:
+    """The heartbeat's `holding(job_id)`, or nothing when this process has no heartbeat."""
+    return rt.heartbeat.holding(job_id) if rt.heartbeat is not None else nullcontext()
 
 
 def send_job(job_id: str, countdown_s: float = 0.0) -> None:
@@ -76,7 +88,26 @@ def _build_runtime_at_start(sender: object = None, **_: object) -> None:
     from workers.runtime import get_runtime
 
     threads = getattr(sender, "concurrency", None)
-    get_runtime(concurrency=threads if isinstance(threads, int) else None)
+    rt = get_runtime(concurrency=threads if isinstance(threads, int) else None)
+    # Another app's worker in this process (a test's) fires the signal too: no heartbeat.
+    if rt.heartbeat is None and getattr(sender, "app", None) is app:
+        from workers.heartbeat import start_heartbeat
+
+        # one thread per process renews every lease this worker holds (issue 20, item 11)
+        rt.heartbeat = start_heartbeat(rt.sessions, rt.settings)
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(sender: object = None, **_: object) -> None:
+    """After the last task ended: stop beating and delete the worker's row."""
+    from workers.heartbeat import stop_heartbeat
+    from workers.runtime import get_runtime
+
+    try:
+        rt = get_runtime()
+    except Exception:  # noqa: BLE001 - it never started (bad config): nothing beats
+        return
+    stop_heartbeat(rt.heartbeat)
 
 
 from workers import sweeper as _sweeper  # noqa: E402, F401 - registers the `llmq.sweep` task

@@ -62,8 +62,9 @@ FENCE: ColumnElement[bool] = and_(
     _jobs.c.state == JobState.RUNNING.value,
 )
 
-# queued and due, or running with an expired lease -> running, attempts + 1, a fresh lease.
-# Parameters: b_id, b_due, b_now, b_lease_until.
+# queued and due, or running with an expired lease -> running, attempts + 1, a fresh lease,
+# held by worker b_worker_id (None = no heartbeat renews it).
+# Parameters: b_id, b_due, b_now, b_lease_until, b_worker_id.
 CLAIM = (
     update(_jobs)
     .where(
@@ -86,6 +87,7 @@ CLAIM = (
         state=JobState.RUNNING.value,
         attempts=_jobs.c.attempts + 1,
         lease_until=_bind(_jobs, "lease_until"),
+        worker_id=_bind(_jobs, "worker_id"),
         not_before=None,
     )
     .returning(

@@ -104,19 +104,26 @@ def _fence_params(job: ClaimedJob) -> dict[str, Any]:
 
 
 def claim_job(
-    session: Session, job_id: uuid.UUID, now: datetime, lease_s: float
+    session: Session,
+    job_id: uuid.UUID,
+    now: datetime,
+    lease_s: float,
+    worker_id: uuid.UUID | None = None,
 ) -> ClaimedJob | None:
     """Take the job if it is runnable: queued and due, or running with an expired lease.
 
-    One conditional UPDATE ... RETURNING: state -> running, attempts + 1, a fresh lease.
-    None means someone else holds it, it is finished, or it is not due (a duplicate or early
-    message); the caller simply acknowledges the message.
+    One conditional UPDATE ... RETURNING: state -> running, attempts + 1, a fresh lease,
+    `worker_id` recorded as its holder (whose heartbeat renews the lease; None = nobody
+    renews it, so `lease_s` must outlast the call). None means someone else holds it, it is
+    finished, or it is not due (a duplicate or early message); the caller simply
+    acknowledges the message.
     """
     params = {
         "b_id": job_id,
         "b_due": now + timedelta(seconds=CLAIM_EARLY_S),
         "b_now": now,
         "b_lease_until": now + timedelta(seconds=lease_s),
+        "b_worker_id": worker_id,
     }
     row = session.connection().execute(job_statements.CLAIM, params).one_or_none()
     if row is None:

@@ -73,6 +73,7 @@ class Job(Base):
         Index("ix_jobs_batch_line", "batch_id", "line_no"),
         Index("ix_jobs_state_not_before", "state", "not_before"),
         Index("ix_jobs_cache_key", "cache_key", "finished_at"),
+        Index("ix_jobs_worker_state", "worker_id", "state"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -85,6 +86,9 @@ class Job(Base):
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(SmallInteger, default=0)  # claims so far = fence
     lease_until: Mapped[datetime | None] = mapped_column(TS)
+    # the worker process (workers.id) whose heartbeat renews this job's lease; None = a claim
+    # made without a heartbeat (embedded mode, tests), which holds the full settings.lease_s
+    worker_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     not_before: Mapped[datetime | None] = mapped_column(TS)  # do not run before (backoff)
     enqueued_at: Mapped[datetime | None] = mapped_column(TS)  # last message sent
     created_at: Mapped[datetime] = mapped_column(TS)
@@ -99,6 +103,22 @@ class Job(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     routing_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # excluded deployments
+
+
+class Worker(Base):
+    """A worker process that renews its jobs' leases by heartbeat (workers/heartbeat.py).
+
+    No foreign key from jobs.worker_id: a claim never waits for this row, and the sweeper
+    deletes long-dead rows while their jobs keep the id as history.
+    """
+
+    __tablename__ = "workers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(TS)
+    last_heartbeat: Mapped[datetime] = mapped_column(TS, index=True)
 
 
 class Attempt(Base):

@@ -24,7 +24,9 @@ from tests.conftest import IN_CI, REDIS_TEST_URL
 
 SIM_LATENCY_MS = 50
 PROVIDERS = ("openai", "anthropic")
-LEDGER_TABLES = "attempts, jobs, batches, budget_windows, quota_limits, nightly_runs, inbox_files"
+LEDGER_TABLES = (
+    "attempts, jobs, batches, budget_windows, quota_limits, nightly_runs, inbox_files, workers"
+)
 
 _FIGURES: list[Figures] = []
 

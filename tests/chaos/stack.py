@@ -1,7 +1,8 @@
 """A running llmq for one chaos scenario: config, worker subprocesses, a beat subprocess (the real
 sweeper), a producer client, and the ledger checks every scenario ends with.
 
-Timeouts are short so faults heal in seconds: a 10 s lease, a sweep every second, a queued
+Timeouts are short so faults heal in seconds: a 10 s lease for claims no heartbeat renews (the
+workers' own claims take the default heartbeat lease, 3 beats of 5 s), a sweep every second, a queued
 job's message counted lost after 3 s, a 15 s visibility timeout, 1 s provider timeouts.
 Every wait is bounded; a scenario that stalls fails with the ledger's state and the logs.
 """

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from core.errors import AuthFailed
+from core.errors import AuthFailed, RateLimited
 from schemas.config import LLMModelConfig, RoutingSettings
 from workers.routing._health_model import RATE_WINDOW_S
 from workers.routing.health import HealthStore, MemoryHealthStore, RedisHealthStore
 from workers.routing.select import Candidate
-from workers.routing.slots import Hold, give_back, take_slot
+from workers.routing.slots import Hold, confirm_slot, give_back, take_slot
 
 T0 = 1_700_000_000.0
 DEP = "openai/gpt-x"
@@ -108,3 +108,42 @@ def test_take_slot_then_give_back_leaves_nothing_held(store: HealthStore) -> Non
 
     assert store.claim_probe(dep.deployment_id, T0 + 31)
     assert store.try_acquire(dep.deployment_id, 1, 100, 100, T0 + 31) == 0.0
+
+
+# ---- confirm: the cooldown read atomically with keeping the slot, right before the call ----
+
+
+def test_confirm_keeps_the_slot_when_nothing_cools_down(store: HealthStore) -> None:
+    assert store.try_acquire(DEP, 1, None, 0, T0, ticket="a") == 0.0
+    assert store.confirm(DEP, "a", 0, None, T0 + 0.5) == 0.0
+    assert store.try_acquire(DEP, 1, None, 0, T0 + 1) > 0  # "a" still holds the only slot
+    assert store.confirm("never/seen", "x", 0, None, T0) == 0.0
+
+
+def test_a_429_after_admission_takes_the_slot_back(store: HealthStore) -> None:
+    assert store.try_acquire(DEP, 1, 1000, 400, T0, ticket="a") == 0.0
+    # the 429 (retry-after: 1) lands while "a" is reserving its quota
+    store.record_failure(DEP, RateLimited("429", status=429, retry_after=1.0), T0 + 0.1, POLICY)
+    wait = store.confirm(DEP, "a", 400, None, T0 + 0.3)
+    assert wait == pytest.approx(0.8)
+    # the slot and its tokens are free again; the cooldown still refuses new slots until T0+1.1
+    assert store.try_acquire(DEP, 1, 1000, 1000, T0 + 0.5) == pytest.approx(0.6)
+    assert store.try_acquire(DEP, 1, 1000, 1000, T0 + 1.2, ticket="b") == 0.0
+
+
+def test_confirm_refused_ends_the_probe_lease_too(store: HealthStore) -> None:
+    store.record_failure(DEP, AuthFailed("bad key"), T0, POLICY)  # opens at once
+    half_open = T0 + 30
+    assert store.claim_probe(DEP, half_open)
+    assert store.try_acquire(DEP, None, None, 0, half_open, ticket="p") == 0.0
+    store.record_failure(DEP, RateLimited("429", retry_after=2.0), half_open, POLICY)
+    assert store.confirm(DEP, "p", 0, half_open, half_open + 0.1) > 0
+    assert store.snapshot([DEP], half_open + 3).get(DEP).circuit == "half_open"
+
+
+def test_confirm_slot_passes_the_hold(store: HealthStore) -> None:
+    assert store.try_acquire(DEP, 1, None, 0, T0, ticket="h") == 0.0
+    hold = Hold(DEP, "h", 0, None)
+    store.record_failure(DEP, RateLimited("429", retry_after=1.0), T0, POLICY)
+    assert confirm_slot(store, hold, T0 + 0.2) == pytest.approx(0.8)
+    assert confirm_slot(store, hold, T0 + 1.5) == 0.0  # cooled down: the call may go

@@ -98,6 +98,15 @@ class HealthStore(Protocol):
         self, dep_id: str, ticket: str | None, tokens: int, probe_claimed_at: float | None
     ) -> None: ...
 
+    def confirm(
+        self,
+        dep_id: str,
+        ticket: str | None,
+        tokens: int,
+        probe_claimed_at: float | None,
+        now: float,
+    ) -> float: ...
+
     def stats(self, dep_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
 

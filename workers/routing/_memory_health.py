@@ -212,17 +212,37 @@ class MemoryHealthStore:
         `probe_claimed_at` (if it is still that lease)."""
         with self._lock:
             d = self._deps.get(dep_id)
-            if d is None:
-                return
-            if ticket is not None:
-                for entry in d.admitted:
-                    if entry[2] == ticket:
-                        d.admitted.remove(entry)
-                        d.tsum = max(d.tsum - entry[1], 0)
-                        break
-            if probe_claimed_at is not None and d.state == "open":
-                if d.probe_until == probe_claimed_at + PROBE_LEASE_S:
-                    d.probe_until = 0.0
+            if d is not None:
+                self._give_back(d, ticket, probe_claimed_at)
+
+    def confirm(
+        self,
+        dep_id: str,
+        ticket: str | None,
+        tokens: int,
+        probe_claimed_at: float | None,
+        now: float,
+    ) -> float:
+        """Right before the call: 0.0 keeps the admission; if the deployment cools down now,
+        the admission is given back under the same lock and the seconds left are returned."""
+        with self._lock:
+            d = self._deps.get(dep_id)
+            if d is None or d.cooldown_until <= now:
+                return 0.0
+            self._give_back(d, ticket, probe_claimed_at)
+            return d.cooldown_until - now
+
+    @staticmethod
+    def _give_back(d: _Dep, ticket: str | None, probe_claimed_at: float | None) -> None:
+        if ticket is not None:
+            for entry in d.admitted:
+                if entry[2] == ticket:
+                    d.admitted.remove(entry)
+                    d.tsum = max(d.tsum - entry[1], 0)
+                    break
+        if probe_claimed_at is not None and d.state == "open":
+            if d.probe_until == probe_claimed_at + PROBE_LEASE_S:
+                d.probe_until = 0.0
 
     def stats(self, dep_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}

@@ -1,13 +1,20 @@
 """Taking a deployment's admission slot in the health store, and giving it back.
 
 Owns: `Hold` (what one admission took: a rate-limit slot named by a ticket, and the half-open
-probe lease if one was claimed), `take_slot`, `give_back`, `next_wake` and `MIN_WAIT_S`. The
+probe lease if one was claimed), `take_slot`, `confirm_slot`, `give_back`, `next_wake` and
+`MIN_WAIT_S`. The
 queue's admission (workers/admission.py) and the direct call (workers/direct_call.py) both go
 through here, so a deployment is skipped, waited for or probed for the same reasons on both.
 
 Must not: rank deployments (`select` does), decide retries (`workers.retry` does), or touch the
 ledger. Every store change is one atomic store operation (`try_acquire`, `claim_probe`,
-`give_back`); this module only sequences them.
+`confirm`, `give_back`); this module only sequences them.
+
+Retry-After right before the call (issue 20, item 12): `take_slot` refuses a cooling
+deployment, but the queue's admission reserves quota (a Postgres transaction, hundreds of
+milliseconds under load) after taking the slot, and a 429 may arrive meanwhile.
+`confirm_slot` is therefore the last step before the call: one atomic store operation that
+reads the cooldown and keeps the slot, or gives the whole admission back.
 """
 
 from __future__ import annotations
@@ -64,6 +71,12 @@ def take_slot(
             health.give_back(dep_id, None, 0, probe_at)
         return wait
     return Hold(dep_id, ticket, tokens, probe_at)
+
+
+def confirm_slot(health: HealthStore, hold: Hold, now: float) -> float:
+    """The last step before the call: 0.0 = go; otherwise the deployment cools down, the
+    hold was given back (atomically with reading the cooldown), and this is the wait."""
+    return health.confirm(hold.dep_id, hold.ticket, hold.tokens, hold.probe_claimed_at, now)
 
 
 def give_back(health: HealthStore, hold: Hold) -> None:
