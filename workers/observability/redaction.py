@@ -16,8 +16,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-REDACTED = "[REDACTED]"
-_MIN_SECRET_LEN = 6  # shorter "keys" would blank ordinary words; real keys are far longer
+from core.secrets_scrub import REDACTED, SECRETS, Scrubber
+from core.secrets_scrub import config_secrets as _config_secrets
 
 # Why each pattern: OpenAI/Anthropic-style keys start with sk-; Authorization headers carry
 # "Bearer <token>" (OpenAI, Cohere, HF, local) ; Anthropic and Google send the key in
@@ -55,23 +55,20 @@ class RedactionFilter(logging.Filter):
     """Scrubs configured key values and key-shaped patterns from a record, in place.
 
     Parameters:
-        secrets: literal secret values (every configured API key); longest replaced first so a
-            key that contains another is not half-replaced.
+        secrets: literal secret values (every configured API key); each is replaced whole and
+            by any fragment of 8 or more characters (`core.secrets_scrub.Scrubber`), as is
+            every secret the process registered with `core.secrets_scrub`.
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._secrets: tuple[str, ...] = ()
-        self.add_secrets(secrets)
+        self._scrubber = Scrubber(secrets)
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
-        merged = {s for s in (*self._secrets, *secrets) if s and len(s) >= _MIN_SECRET_LEN}
-        self._secrets = tuple(sorted(merged, key=len, reverse=True))
+        self._scrubber.add(secrets)
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
+        text = SECRETS.scrub(self._scrubber.scrub(text))
         lowered = text.lower()
         if not any(t in lowered for t in _TRIGGERS):
             return text  # fast path: no pattern can match (issue 10: regexes cost per line)
@@ -107,21 +104,10 @@ class RedactionFilter(logging.Filter):
         return value
 
 
-_SECRET_HEADER = re.compile(r"(?i)(auth|key|token|secret)")
-
-
 def config_secrets(config: Any) -> list[str]:
-    """Every API key value in an LLMConfig (per provider and per deployment)."""
-    found: list[str] = []
-    for settings in getattr(config, "providers", {}).values():
-        if settings.api_key is not None:
-            found.append(settings.api_key.get_secret_value())
-        # custom headers may carry credentials too (a gateway's own auth header)
-        found.extend(v for k, v in settings.headers.items() if _SECRET_HEADER.search(k))
-    for model in getattr(config, "models", []):
-        if model.api_key is not None:
-            found.append(model.api_key.get_secret_value())
-    return found
+    """Every secret in an LLMConfig: keys (per provider and per deployment, listed or in key
+    files) and configured header values (`core.secrets_scrub.config_secrets`)."""
+    return _config_secrets(config)
 
 
 def register_secrets(secrets: Iterable[str]) -> None:

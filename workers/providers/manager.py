@@ -26,13 +26,8 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from core.errors import (
-    AuthFailed,
-    BadRequest,
-    ConfigError,
-    ContextTooLong,
-    LLMProviderError,
-)
+from core.errors import AuthFailed, BadRequest, ConfigError, ContextTooLong, LLMProviderError
+from core.secrets_scrub import scrub
 from schemas.config import LLMConfig, LLMModelConfig, LLMProvider, ProviderName, ProviderSettings
 from schemas.job import ChatMessage
 from workers.direct_call import DirectDeps, GaveUp, call_direct
@@ -225,7 +220,7 @@ class LLMProviderManager:
             if error is None:
                 stats.latencies.append(latency_ms)
             else:
-                stats.last_error = f"{type(error).__name__}: {error}"
+                stats.last_error = scrub(f"{type(error).__name__}: {error}")
                 stats.last_error_at = time.time()
 
     # ---- calls ------------------------------------------------------------------------------
