@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.hosts import check_base_url
+from schemas.hosts import RESOLVE_CONTEXT, check_base_url
 from schemas.request import Feature
 
 
@@ -156,9 +156,10 @@ class ProviderSettings(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _check_base(self) -> ProviderSettings:
+    def _check_base(self, info: ValidationInfo) -> ProviderSettings:
         if self.api_base:
-            self.api_base = check_base_url(self.api_base, self.allow_insecure_http)
+            resolve = (info.context or {}).get(RESOLVE_CONTEXT)
+            self.api_base = check_base_url(self.api_base, self.allow_insecure_http, resolve)
         return self
 
     @field_serializer("api_key")
@@ -195,11 +196,12 @@ class LLMModelConfig(_Strict):
     capabilities: dict[Feature, bool] | None = None
 
     @model_validator(mode="after")
-    def _defaults(self) -> LLMModelConfig:
+    def _defaults(self, info: ValidationInfo) -> LLMModelConfig:
         if not self.model_id:
             self.model_id = self.name
         if self.api_url:
-            self.api_url = check_base_url(self.api_url, allow_insecure_http=False)
+            resolve = (info.context or {}).get(RESOLVE_CONTEXT)
+            self.api_url = check_base_url(self.api_url, False, resolve)
         return self
 
     @property

@@ -9,18 +9,18 @@ filled from the adapter's `env_keys` (environment first, then `./.env` or $LLMQ_
 name found wins; `NAME_FILE` names a key file, `NAMES` a comma-separated list of keys). Keys and
 headers with a newline or control character are refused here, naming the variable; plain-HTTP
 endpoints given by name must resolve only to loopback / RFC 1918 / ULA addresses
-(`check_plain_http_names`, the one network look-up here, with a short timeout). Every secret
+(`resolve_host`, the one network look-up here, with a short timeout, injected into
+validation). Every secret
 loaded is registered with `core.secrets_scrub`. Must not: name a provider (the adapters do),
 log or serialise a key.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -38,7 +38,7 @@ from schemas.config import (
     ProviderSettings,
     secret_text_problem,
 )
-from schemas.hosts import insecure_http_host, is_exempt_ip
+from schemas.hosts import RESOLVE_CONTEXT
 from workers.providers import REGISTRY
 from workers.providers.keys import read_key_file
 
@@ -69,10 +69,10 @@ def load_config(
     env = os.environ if env is None else env
     source = config_source(path, env)
     data = upgrade_retired_bases(read_yaml(source), source)
-    config = validate(data, source, registry_context())
+    context = {**registry_context(), RESOLVE_CONTEXT: resolve or resolve_host}
+    config = validate(data, source, context)
     check_key_files(config, source)
     config = with_env_keys(config, env)
-    check_plain_http_names(config, source, resolve or resolve_host)
     register_secrets(config_secrets(config))
     return config
 
@@ -190,53 +190,6 @@ def resolve_host(host: str, timeout_s: float = RESOLVE_TIMEOUT_S) -> list[str]:
     finally:
         pool.shutdown(wait=False)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def _plain_http_urls(config: LLMConfig) -> Iterator[tuple[str, str]]:
-    for provider, settings in config.providers.items():
-        if settings.api_base and not settings.allow_insecure_http:
-            yield f"providers.{provider}.api_base", settings.api_base
-    for i, model in enumerate(config.models):
-        if model.api_url:
-            yield f"models[{i}].api_url", model.api_url
-
-
-def check_plain_http_names(config: LLMConfig, source: Path, resolve: Resolver) -> None:
-    """A plain-HTTP endpoint named by host name must resolve, and only to loopback, RFC 1918
-    or ULA addresses; else the key would cross a public network in clear text.
-
-    Raises:
-        ConfigError: naming the file and field, the host and the public address it reached
-            (or why it could not be resolved).
-    """
-    for field, url in _plain_http_urls(config):
-        host = insecure_http_host(url)
-        if host is None:
-            continue
-        where = f"{display_name(source)}: {field}"
-        fix = "use https:// or set allow_insecure_http: true for this provider"
-        try:
-            addresses = list(resolve(host))
-        except OSError as exc:
-            raise ConfigError(
-                f"{where}: {url!r} uses plain HTTP and {host!r} cannot be resolved to check "
-                f"that it is private ({exc}); {fix}",
-                field=field,
-            ) from None
-        public = [a for a in addresses if not _exempt(a)]
-        if public or not addresses:
-            raise ConfigError(
-                f"{where}: {url!r} uses plain HTTP and {host!r} resolves to a public address "
-                f"({public[0] if public else 'none'}); {fix}",
-                field=field,
-            )
-
-
-def _exempt(address: str) -> bool:
-    try:
-        return is_exempt_ip(ipaddress.ip_address(address.partition("%")[0]))
-    except ValueError:
-        return False
 
 
 def key_env_names() -> set[str]:
