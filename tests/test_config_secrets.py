@@ -145,9 +145,7 @@ def test_host_ip_reads_legacy_forms(ip: str) -> None:
         (KEY + "\x7f", "contains a control character (U+007F)"),
     ],
 )
-def test_a_malformed_env_key_names_the_variable(
-    tmp_path: Path, value: str, problem: str
-) -> None:
+def test_a_malformed_env_key_names_the_variable(tmp_path: Path, value: str, problem: str) -> None:
     path = write(tmp_path, "models:\n  - {name: m, provider: openai}\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={"OPENAI_API_KEY": value})
