@@ -8,16 +8,17 @@ Must not: read the environment or any file but a configured key file, log, or ke
 but the secret values themselves (never written anywhere).
 
 Speed: the hot path (one call per log record, per exception) must stay cheap. Every 4-gram of
-every secret is kept in a set; the text is probed only at every 4th position, which is enough:
-a shared run of 8 or more characters always contains an aligned 4-gram. Only on a probe hit
-are the 8-character windows around it checked, so text without any secret costs about
-len(text) / 4 set lookups.
+every secret is kept in a set; the text is probed only with the 4-grams starting at every 5th
+position, which is enough: a shared run of 8 or more characters always contains one. The
+probes are built and looked up in C (`frozenset.isdisjoint` over a zip of strided slices);
+only on a hit are the 8-character windows around it checked in Python. Secrets of 8 or more
+characters need no separate whole-string pass: a whole secret is a run of its own windows.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from schemas.config import LLMConfig
@@ -25,7 +26,14 @@ from schemas.config import LLMConfig
 REDACTED = "[REDACTED]"
 FRAGMENT_LEN = 8  # a shared run this long (or longer) of a secret counts as the secret
 MIN_SECRET_LEN = 6  # shorter values would blank ordinary words; replaced only when exact
-_PROBE = FRAGMENT_LEN // 2
+_PROBE = 4  # probe length: a run of FRAGMENT_LEN holds one at every _STRIDE-th position
+_STRIDE = FRAGMENT_LEN - _PROBE + 1
+
+
+def _probes(text: str) -> Iterator[tuple[str, ...]]:
+    """The _PROBE-character tuples of `text` starting at every _STRIDE-th position, built in C
+    (zip of strided slices; no bytecode runs per probe)."""
+    return zip(*(text[j::_STRIDE] for j in range(_PROBE)), strict=False)  # shorter tail: fine
 
 
 class Scrubber:
@@ -36,49 +44,54 @@ class Scrubber:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
-        self._tables: tuple[tuple[str, ...], frozenset[str], frozenset[str]] = (
-            (),
-            frozenset(),
-            frozenset(),
-        )
+        self._secrets: frozenset[str] = frozenset()
+        self._short: tuple[str, ...] = ()  # under FRAGMENT_LEN: replaced only when whole
+        self._probe_set: frozenset[tuple[str, ...]] = frozenset()
+        self._windows: frozenset[str] = frozenset()
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         """Add secret values (blank and too-short ones are ignored)."""
         with self._lock:
-            exact, _, _ = self._tables
-            merged = {s for s in (*exact, *secrets) if s and len(s) >= MIN_SECRET_LEN}
-            probes: set[str] = set()
+            merged = self._secrets | {s for s in secrets if s and len(s) >= MIN_SECRET_LEN}
+            if merged == self._secrets:
+                return
+            probes: set[tuple[str, ...]] = set()
             windows: set[str] = set()
             for s in merged:
-                probes.update(s[i : i + _PROBE] for i in range(len(s) - _PROBE + 1))
+                probes.update(tuple(s[i : i + _PROBE]) for i in range(len(s) - _PROBE + 1))
                 windows.update(s[i : i + FRAGMENT_LEN] for i in range(len(s) - FRAGMENT_LEN + 1))
-            ordered = tuple(sorted(merged, key=len, reverse=True))
-            self._tables = (ordered, frozenset(probes), frozenset(windows))
+            short = tuple(s for s in merged if len(s) < FRAGMENT_LEN)
+            # one assignment each, windows last: a reader sees old or new tables, never a mix
+            # that misses a secret (extra probes without windows only cost a lookup)
+            self._probe_set, self._short = frozenset(probes), short
+            self._windows, self._secrets = frozenset(windows), frozenset(merged)
 
     def __bool__(self) -> bool:
-        return bool(self._tables[0])
+        return bool(self._secrets)
 
     def scrub(self, text: str) -> str:
         """`text` with every secret and every long-enough fragment of one replaced."""
-        exact, probes, windows = self._tables
-        if not exact or not text:
-            return text
-        for secret in exact:
+        for secret in self._short:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        if not windows or len(text) < FRAGMENT_LEN:
+        windows = self._windows
+        if not windows or len(text) < FRAGMENT_LEN or self._probe_set.isdisjoint(_probes(text)):
+            return text  # the common case: no probe of the text is any secret's
+        if not _window_hit(text, self._probe_set, windows):
             return text
-        for i in range(0, len(text) - _PROBE + 1, _PROBE):
-            if text[i : i + _PROBE] in probes and _window_hit(text, i, windows):
-                return _redact_fragments(text, windows)
-        return text
+        return _redact_fragments(text, windows)
 
 
-def _window_hit(text: str, probe_at: int, windows: frozenset[str]) -> bool:
-    """Whether an 8-character window containing the probe at `probe_at` is a secret's."""
-    first = max(0, probe_at - (FRAGMENT_LEN - _PROBE))
-    return any(text[j : j + FRAGMENT_LEN] in windows for j in range(first, probe_at + 1))
+def _window_hit(text: str, probes: frozenset[tuple[str, ...]], windows: frozenset[str]) -> bool:
+    """Whether a probe hit is a real FRAGMENT_LEN-character match (not a chance 4-gram)."""
+    for n, gram in enumerate(_probes(text)):
+        if gram in probes:
+            at = n * _STRIDE
+            for j in range(max(0, at - (FRAGMENT_LEN - _PROBE)), at + 1):
+                if text[j : j + FRAGMENT_LEN] in windows:
+                    return True
+    return False
 
 
 def _redact_fragments(text: str, windows: frozenset[str]) -> str:

@@ -34,7 +34,7 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
 # A text containing none of these (case-insensitive) cannot match any pattern above, so the
 # filter skips the regexes for it: "sk-" (pattern 1), "bearer" (2), "key" / "authorization"
 # (3: x-api-key, x-goog-api-key, api_key, apikey, authorization), "key=" (4). Configured secret
-# values are replaced before this check, whatever they look like. Not "token": every
+# values are replaced after the patterns, whatever they look like. Not "token": every
 # provider_call line has prompt_tokens, and no pattern keys on that word.
 _TRIGGERS: tuple[str, ...] = ("sk-", "bearer", "key", "authorization")
 # Records carry these standard attributes; anything else came in via `extra=`.
@@ -68,11 +68,12 @@ class RedactionFilter(logging.Filter):
         self._scrubber.add(secrets)
 
     def scrub(self, text: str) -> str:
-        text = SECRETS.scrub(self._scrubber.scrub(text))
+        # Patterns first: a configured secret's fragment replaced first could cut the `sk-` or
+        # `Bearer` a pattern needs and leave the rest of an unconfigured key in clear.
         lowered = text.lower()
-        if not any(t in lowered for t in _TRIGGERS):
-            return text  # fast path: no pattern can match (issue 10: regexes cost per line)
-        return _pattern_sub(text)
+        if any(t in lowered for t in _TRIGGERS):  # else no pattern can match (issue 10)
+            text = _pattern_sub(text)
+        return SECRETS.scrub(self._scrubber.scrub(text))
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
