@@ -54,21 +54,32 @@ class Scrubber:
         """Add secret values (blank and too-short ones are ignored)."""
         with self._lock:
             merged = self._secrets | {s for s in secrets if s and len(s) >= MIN_SECRET_LEN}
-            if merged == self._secrets:
-                return
-            probes: set[tuple[str, ...]] = set()
-            windows: set[str] = set()
-            for s in merged:
-                probes.update(tuple(s[i : i + _PROBE]) for i in range(len(s) - _PROBE + 1))
-                windows.update(s[i : i + FRAGMENT_LEN] for i in range(len(s) - FRAGMENT_LEN + 1))
-            short = tuple(s for s in merged if len(s) < FRAGMENT_LEN)
-            # one assignment each, windows last: a reader sees old or new tables, never a mix
-            # that misses a secret (extra probes without windows only cost a lookup)
-            self._probe_set, self._short = frozenset(probes), short
-            self._windows, self._secrets = frozenset(windows), frozenset(merged)
+            if merged != self._secrets:
+                self._build(merged)
+
+    def _build(self, merged: frozenset[str]) -> None:
+        probes: set[tuple[str, ...]] = set()
+        windows: set[str] = set()
+        for s in merged:
+            probes.update(tuple(s[i : i + _PROBE]) for i in range(len(s) - _PROBE + 1))
+            windows.update(s[i : i + FRAGMENT_LEN] for i in range(len(s) - FRAGMENT_LEN + 1))
+        short = tuple(s for s in merged if len(s) < FRAGMENT_LEN)
+        # one assignment each, windows last: a reader sees old or new tables, never a mix
+        # that misses a secret (extra probes without windows only cost a lookup)
+        self._probe_set, self._short = frozenset(probes), short
+        self._windows, self._secrets = frozenset(windows), merged
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
+
+    def snapshot(self) -> frozenset[str]:
+        """The secrets held now (for `restore`: a test leaving the process as it found it)."""
+        return self._secrets
+
+    def restore(self, secrets: frozenset[str]) -> None:
+        """Hold exactly `secrets` again (a `snapshot`)."""
+        with self._lock:
+            self._build(frozenset(secrets))
 
     def scrub(self, text: str) -> str:
         """`text` with every secret and every long-enough fragment of one replaced."""

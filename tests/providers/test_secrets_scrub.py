@@ -96,3 +96,12 @@ def test_provider_errors_are_scrubbed_in_str_repr_pickle_and_fields() -> None:
 def test_log_filter_redacts_fragments_too() -> None:
     flt = RedactionFilter([GATEWAY])
     assert_no_fragment(flt.scrub(f"echoed {GATEWAY[:-2]} back"), GATEWAY)
+
+
+def test_snapshot_and_restore_forget_later_secrets() -> None:
+    scrubber = Scrubber()
+    held = scrubber.snapshot()
+    scrubber.add([KEY])
+    assert scrubber.scrub(KEY) == REDACTED
+    scrubber.restore(held)
+    assert scrubber.scrub(KEY) == KEY and not scrubber
