@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core.errors import AuthFailed
+from core.errors import AuthFailed, ProviderUnavailable
 from schemas.config import LLMConfig
 from schemas.job import ChatMessage
 from workers.providers import build_adapter, has_credentials
@@ -202,3 +202,28 @@ def test_a_refused_file_key_comes_back_once_the_file_is_rotated(
     key_file.write_text(K2 + "-rotated", encoding="utf-8")
     assert adapter.complete(request()).text
     assert transport.seen == [fingerprint(BAD), fingerprint(K2 + "-rotated")]
+
+
+def test_a_key_that_bypassed_the_loader_still_never_leaks(sim: Any, recording: Any) -> None:
+    """Defence in depth: a malformed key built into a target by hand (not through the loader)
+    makes the HTTP layer fail with the header in its message; our error carries none of it."""
+    import pickle
+
+    from pydantic import SecretStr
+
+    from workers.providers import REGISTRY
+    from workers.providers.base import AdapterTarget
+
+    client, _ = recording
+    config = config_for(sim, "openai")
+    broken = SecretStr(K1 + "\n")
+    target = AdapterTarget(config.models[0], config.providers["openai"], broken)
+    adapter = REGISTRY["openai"].for_target(target, client)
+    with pytest.raises(ProviderUnavailable) as caught:
+        adapter.complete(request())
+    exc = caught.value
+    texts = [str(exc), repr(exc), repr(pickle.dumps(exc)), repr(getattr(exc, "fields", {}))]
+    for text in texts:
+        for i in range(len(K1) - 7):
+            assert K1[i : i + 8] not in text
+    assert "Illegal header value" in str(exc) or "LocalProtocolError" in str(exc)
