@@ -1,4 +1,4 @@
-# One image for migrate, worker, beat and flower (see docker-compose.yml).
+# One image for migrate, worker, beat, flower, metrics and serve (see docker-compose.yml).
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./

@@ -33,6 +33,13 @@ class Params:
     memory_sample_s: float = 12.0
     ledger_rows: int = 10_000
     ledger_fill_s: float = 240.0  # at ~30 jobs/s the top-up is most of a full run
+    # serve: clients polling GET /v1/batches/{id} while the batch runs
+    serve_lines: int = 10_000
+    serve_clients: int = 50
+    serve_poll_s: float = 0.5  # seconds between one client's polls
+    serve_threads: int = 16
+    serve_latency_ms: float = 20.0
+    serve_window_s: float = 240.0  # stop polling then, finished or not
 
     @property
     def pb_ideal_rate(self) -> float:
@@ -55,4 +62,6 @@ QUICK = Params(
     memory_sample_s=6.0,
     ledger_rows=2_000,
     ledger_fill_s=40.0,
+    serve_lines=2_000,
+    serve_window_s=60.0,
 )

@@ -53,6 +53,7 @@ def cache_key(
     temperature: float,
     max_tokens: int | None,
     features: Features | None = None,
+    tenant: str | None = None,
 ) -> str:
     """A 64-character hex SHA-256 of the request's output-deciding parts.
 
@@ -63,6 +64,8 @@ def cache_key(
         temperature: the effective temperature.
         max_tokens: the effective completion limit in tokens; None = the deployments' default.
         features: response_format, tools, tool_choice, sampling; None or empty = plain text.
+        tenant: the asking tenant when the cache is tenant-scoped (`cache.scope: tenant`, the
+            default), so one tenant's request never matches another's entry; None = shared.
     """
     body = [
         KEY_VERSION,
@@ -76,6 +79,8 @@ def cache_key(
         # The compact dump: only what was asked for, in field order; user schemas keep their
         # key order (it decides the order of keys in a structured reply, so it is the request).
         body.append(features.model_dump(mode="json"))
+    if tenant is not None:
+        body.append(["tenant", tenant])
     # Canonical: a fixed-position JSON array, no whitespace, UTF-8 (not \u escapes), so one
     # request has exactly one byte string. Messages stay separate pairs: "ab"+"c" != "a"+"bc".
     # surrogatepass: never raise on text the parser would have refused anyway.
@@ -133,19 +138,32 @@ def effective_max_tokens(spec: JobSpec, config: LLMConfig) -> int | None:
     return _ModelDefaults.of(spec.model or "", config).max_tokens
 
 
-def key_for(spec: JobSpec, config: LLMConfig) -> str | None:
-    """The job's cache key, or None when it is not cacheable (see `is_cacheable`)."""
-    return _key(spec, config, {})
+def key_for(spec: JobSpec, config: LLMConfig, tenant: str | None = None) -> str | None:
+    """The job's cache key, or None when it is not cacheable (see `is_cacheable`).
+
+    `tenant` is the submitting tenant; it enters the key unless `cache.scope` is "global"."""
+    return _key(spec, config, {}, _scope(config, tenant))
 
 
 def keys_for(
-    specs: Sequence[JobSpec], config: LLMConfig, use_cache: bool = True
+    specs: Sequence[JobSpec],
+    config: LLMConfig,
+    use_cache: bool = True,
+    tenant: str | None = None,
 ) -> list[str | None]:
-    """One key per spec, in order; all None when the batch opted out (`--no-cache`)."""
+    """One key per spec, in order; all None when the batch opted out (`--no-cache`).
+
+    Every submit path passes its tenant: with the default tenant scope, keys then never
+    match across tenants (issue 20: a hit would reveal that another tenant asked)."""
     if not (use_cache and config.cache.enabled):
         return [None] * len(specs)
     per_model: dict[str, _ModelDefaults] = {}  # a batch names few models: look each up once
-    return [_key(s, config, per_model) for s in specs]
+    scope = _scope(config, tenant)
+    return [_key(s, config, per_model, scope) for s in specs]
+
+
+def _scope(config: LLMConfig, tenant: str | None) -> str | None:
+    return tenant if config.cache.scope == "tenant" else None
 
 
 def _defaults(
@@ -167,10 +185,14 @@ def _cacheable(spec: JobSpec, config: LLMConfig, memo: dict[str, _ModelDefaults]
     return _defaults(spec.model, config, memo).deterministic
 
 
-def _key(spec: JobSpec, config: LLMConfig, memo: dict[str, _ModelDefaults]) -> str | None:
+def _key(
+    spec: JobSpec, config: LLMConfig, memo: dict[str, _ModelDefaults], tenant: str | None
+) -> str | None:
     if spec.model is None or not _cacheable(spec, config, memo):
         return None
     max_tokens = spec.max_tokens
     if max_tokens is None:
         max_tokens = _defaults(spec.model, config, memo).max_tokens
-    return cache_key(spec.model, spec.messages, spec.system, 0.0, max_tokens, spec.features)
+    return cache_key(
+        spec.model, spec.messages, spec.system, 0.0, max_tokens, spec.features, tenant=tenant
+    )

@@ -15,11 +15,18 @@
         │   ├── AuthFailed            401/403; opens the deployment's circuit
         │   ├── ModelUnavailable      404 / unknown model
         │   ├── InsufficientCredit    402 / provider-side quota exhausted
-        │   └── MalformedReply        2xx whose body cannot be parsed
+        │   ├── MalformedReply        2xx whose body cannot be parsed
+        │   ├── InvalidOutput         2xx whose JSON / tool calls do not parse or fit the schema
+        │   └── ReplyTooLarge         body over `max_reply_bytes`; reading stopped at the limit
         └── RequestRejected           bad everywhere: fail the job, no retry
             ├── BadRequest            400/422
             ├── ContextTooLong        prompt + max_tokens beyond the window (may move to a bigger one)
-            └── ContentFiltered       refused by the provider's safety filter
+            ├── ContentFiltered       refused by the provider's safety filter
+            └── Refused               the model declined to answer (a refusal in a 2xx reply)
+
+InvalidOutput and Refused are raised by the pipeline's output check (workers/output.py), not
+by an adapter: the reply arrived, was billed, and does not give what the request asked for.
+They carry `raw` (the reply's text, tool calls and refusal as received).
 
 Classification is by class, never by message text. `kind` gives the ledger's stable string.
 """
@@ -130,6 +137,21 @@ class MalformedReply(ProviderRejected):
     kind = ErrorKind.MALFORMED_REPLY
 
 
+class InvalidOutput(ProviderRejected):
+    """The reply does not parse as the JSON asked for, does not validate against the given
+    schema, or its tool calls are unusable. Retried on another deployment when one exists."""
+
+    kind = ErrorKind.INVALID_OUTPUT
+
+
+class ReplyTooLarge(ProviderRejected):
+    """A reply body over the configured limit. Not transient: the same deployment would most
+    likely send (and bill) the same huge body again, so the job moves to another deployment,
+    or fails when there is none (`retry.decide` treats it like any `ProviderRejected`)."""
+
+    kind = ErrorKind.REPLY_TOO_LARGE
+
+
 class RequestRejected(LLMProviderError):
     kind = ErrorKind.BAD_REQUEST
 
@@ -144,3 +166,10 @@ class ContextTooLong(RequestRejected):
 
 class ContentFiltered(RequestRejected):
     kind = ErrorKind.CONTENT_FILTERED
+
+
+class Refused(RequestRejected):
+    """The model refused (OpenAI `message.refusal`, Anthropic `stop_reason: refusal`): a verdict
+    on the content, reported as such and not retried elsewhere (workers/retry.py says why)."""
+
+    kind = ErrorKind.REFUSED

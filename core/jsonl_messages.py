@@ -7,7 +7,9 @@ image is present. Images: user messages only; an https URL, or a ``data:image/(p
 webp);base64,`` URL whose payload is valid base64 of an image of that type (Anthropic rejects a
 mismatched media type, so it is caught here). Tool calls: assistant messages only, unique ids,
 arguments a JSON object as text; every call is answered by a `tool` message (``tool_call_id``)
-before the next non-tool message, as OpenAI and Anthropic require. Must not: do I/O.
+before the next non-tool message, as OpenAI and Anthropic require. The conversation opens
+with a user turn (after system messages): Anthropic answers 400 otherwise, on every
+deployment alike. Must not: do I/O.
 """
 
 from __future__ import annotations
@@ -88,6 +90,9 @@ def messages(raw: Any, system: str | None, where: str) -> tuple[list[Message], s
     calls.all_answered(where)
     if not any(m["role"] == "user" and _non_empty(m["content"]) for m in out):
         raise BadLine(f"missing text: {where} has no non-empty user message")
+    if out[0]["role"] != "user":  # Anthropic refuses it (400), and no fallback would help
+        raise BadLine(f"{where}: the first non-system message must be a user message, not an "
+                      f"{out[0]['role']} message")  # fmt: skip
     return out, "\n\n".join(s for s in systems if s.strip()) or None
 
 

@@ -11,10 +11,12 @@ from llmq.commands import (
     db,
     demo,
     doctor,
+    keys,
     monitor,
     nightly,
     providers,
     quota,
+    serve,
     service,
 )
 
@@ -46,7 +48,20 @@ def _setup(
     )
 
 
-for module in (db, batch, service, providers, quota, nightly, monitor, demo, doctor, cache):
+for module in (
+    db,
+    batch,
+    service,
+    serve,
+    keys,
+    providers,
+    quota,
+    nightly,
+    monitor,
+    demo,
+    doctor,
+    cache,
+):
     module.register(app)
 
 

@@ -80,9 +80,11 @@ class Embedded:
 
     def client(self) -> Client:
         """A producer `Client` on this runtime's ledger and in-process broker."""
+        from llmq.capabilities import for_config
         from producer.client import Client
 
-        return Client(self.database_url, BROKER_URL, self.config, env={})
+        caps = for_config(self.config)  # submit rejects lines no deployment can serve
+        return Client(self.database_url, BROKER_URL, self.config, env={}, capabilities=caps)
 
     def usage(self, since: datetime) -> list[UsageRow]:
         """Attempts since `since`, grouped by provider and model (read-only)."""

@@ -197,7 +197,7 @@ class Client:
             specs = jsonl.check_specs(
                 path_or_specs, self.config, model, capabilities=self.capabilities
             )
-        keys = cache.keys_for(specs, self.config, batch.use_cache)  # issue 11: None = no cache
+        keys = cache.keys_for(specs, self.config, batch.use_cache, tenant=batch.tenant)
         parse_s = time.perf_counter() - t0
         result = store_and_enqueue(self.sessions, self.broker_url, specs, batch, cache_keys=keys)
         result.timings = {"parse_s": parse_s, **result.timings}

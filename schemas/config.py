@@ -136,6 +136,10 @@ class ProviderSettings(_Strict):
     # A file holding one more key (a Docker/Kubernetes secret), re-read when it changes.
     api_key_file: str | None = None
     timeout_s: float = Field(default=120.0, gt=0)  # read timeout for one call, seconds
+    # Bounds on what a reply may make us do (issue 20): a longer body fails `reply_too_large`
+    # after reading at most this many bytes; a longer Retry-After is cut to this many seconds.
+    max_reply_bytes: int = Field(default=10_000_000, ge=1024)
+    max_retry_after_s: float = Field(default=3600.0, gt=0)
 
     @field_validator("dialect")
     @classmethod
@@ -235,11 +239,22 @@ class RoutingSettings(_Strict):
 class QuotaSettings(_Strict):
     default_tenant: str = "default"
     per_message_allowance: int = Field(default=8, ge=0)  # tokens added per message to the bound
+    # Tokens one input image may cost at most, on any provider (the reservation's bound). The
+    # worst published count is OpenAI's gpt-4o-mini: 2833 base + 5667 per 512-px tile at high
+    # detail; an image is scaled to fit 2048x2048, then its short side to 768, so at most 2x4
+    # = 8 tiles: 2833 + 8 * 5667 = 48,169. Others are far below (gpt-4o 85 + 170 x 8 = 1,445;
+    # patch-based gpt-4.1-mini / o4-mini ~2,500; Claude ~1,600 after its 1.15 MP resize;
+    # Gemini 258 per 768-px tile, 1,120 at Gemini 3 high resolution). Rounded up to 50,000.
+    # Lower it when no deployment bills images like gpt-4o-mini does.
+    image_token_bound: int = Field(default=50_000, ge=0)
 
 
 class CacheSettings(_Strict):
     enabled: bool = True  # for deterministic requests (temperature 0) only
     ttl_s: int = Field(default=7 * 86400, gt=0)
+    # "tenant": a tenant is only ever answered from its own earlier replies. "global": any
+    # tenant's identical request is a hit, which reveals that someone else asked it.
+    scope: Literal["tenant", "global"] = "tenant"
 
 
 class NightlySettings(_Strict):

@@ -50,9 +50,12 @@ class ErrorKind(StrEnum):
     MODEL_NOT_FOUND = "model_not_found"
     INSUFFICIENT_CREDIT = "insufficient_credit"
     MALFORMED_REPLY = "malformed_reply"
+    REPLY_TOO_LARGE = "reply_too_large"
     BAD_REQUEST = "bad_request"
     CONTEXT_TOO_LONG = "context_too_long"
     CONTENT_FILTERED = "content_filtered"
+    INVALID_OUTPUT = "invalid_output"  # JSON / tool calls that do not parse or fit the schema
+    REFUSED = "refused"  # the model declined to answer (a refusal in a 2xx reply)
     QUOTA_EXCEEDED = "quota_exceeded"
     NO_DEPLOYMENT = "no_deployment"
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"
@@ -71,6 +74,10 @@ class AttemptOutcome(StrEnum):
 
 def _is_none(value: Any) -> bool:
     return value is None
+
+
+def _no_calls(value: tuple[Any, ...]) -> bool:
+    return not value
 
 
 def _no_features(value: Features) -> bool:
@@ -168,7 +175,14 @@ class Usage(BaseModel):
 
 
 class Completion(BaseModel):
-    """A successful provider reply, as the pipeline records it."""
+    """A successful provider reply, as the pipeline records it.
+
+    `tool_calls`: the calls the model asked for (arguments as JSON text, OpenAI's form);
+    `parsed`: the JSON value of `text` when the request asked for JSON (validated against its
+    schema when it gave one); `refusal`: the model's refusal text, for a caller that reports a
+    refusal as an answer (the queue fails it as `refused` instead, so a stored result never
+    has one). Left out of a dump while empty: a plain-text result is stored as before issue 15.
+    """
 
     text: str
     finish_reason: str | None = None
@@ -179,10 +193,17 @@ class Completion(BaseModel):
     latency_ms: int
     request_id: str | None = None
     cost_usd: Decimal | None = None  # None = price unknown
+    tool_calls: tuple[ToolCall, ...] = Field(default=(), exclude_if=_no_calls)
+    parsed: Any = Field(default=None, exclude_if=_is_none)
+    refusal: str | None = Field(default=None, exclude_if=_is_none)
 
 
 class ErrorRecord(BaseModel):
+    """Why a job failed. `raw`: the last reply the provider gave when it was unusable
+    (invalid_output, refused): its text, tool calls and refusal as received."""
+
     type: str  # an ErrorKind value
     message: str
     status: int | None = None
     provider: str | None = None
+    raw: dict[str, Any] | None = Field(default=None, exclude_if=_is_none)

@@ -34,6 +34,25 @@ def known_providers() -> tuple[str, ...]:
 
 Probability = float
 
+# The hostile provider's reply classes (issue 20); simulator/hostile.py says what each sends.
+HostileMode = Literal[
+    "usage_absurd",
+    "usage_negative",
+    "usage_fraction",
+    "usage_string",
+    "usage_huge",
+    "huge_body",
+    "slow_drip",
+    "html_error",
+    "error_in_200",
+    "echo_key",
+    "echo_key_partial",
+    "echo_headers_500",
+    "key_in_request_id",
+    "retry_after_unbounded",
+    "invalid_utf8",
+]
+
 DEFAULT_CONTEXT_WINDOW = 128_000
 TINY_CONTEXT_WINDOW = 1_000
 
@@ -59,6 +78,7 @@ class ModelOverride(BaseModel):
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     context_window: int | None = Field(default=None, ge=1)
+    hostile: HostileMode | None = None
 
 
 class ProviderBehaviour(BaseModel):
@@ -94,6 +114,11 @@ class ProviderBehaviour(BaseModel):
     max_concurrency: int | None = Field(default=None, ge=1)
     concurrency_mode: Literal["queue", "reject"] = "queue"
     context_window: int | None = Field(default=None, ge=1)
+    # Issue 20: every reply that would succeed is replaced by this hostile reply class;
+    # `huge_body` sends `hostile_body_bytes`, `slow_drip` takes `hostile_drip_s` seconds.
+    hostile: HostileMode | None = None
+    hostile_body_bytes: int = Field(default=400_000_000, ge=1)
+    hostile_drip_s: float = Field(default=30.0, ge=0)
     models: dict[str, ModelOverride] = Field(default_factory=dict)
 
     def override_for(self, model: str) -> ModelOverride | None:
@@ -140,6 +165,9 @@ _RESOLVED_FIELDS: tuple[str, ...] = (
     "rpm",
     "tpm",
     "context_window",
+    "hostile",
+    "hostile_body_bytes",
+    "hostile_drip_s",
 )
 
 
@@ -163,6 +191,9 @@ class ResolvedBehaviour:
     rpm: int | None
     tpm: int | None
     context_window: int
+    hostile: str | None
+    hostile_body_bytes: int
+    hostile_drip_s: float
     model_limited: bool
 
     @property

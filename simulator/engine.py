@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from simulator.config import ResolvedBehaviour
+from simulator.hostile import STREAMED_MODES, hostile_reply, stream_hostile
 from simulator.limits import DEFAULT_RPM
 from simulator.providers.base import Dialect, Rendered, SimError
 from simulator.state import SimState
@@ -46,6 +47,7 @@ class _Call:
     recorded: bool = False
     raw: bytes = b""
     fault: str | None = None
+    beh: ResolvedBehaviour | None = None  # set once the model is known
 
 
 _KEPT_HEADERS = ("anthropic-beta", "anthropic-version")
@@ -162,7 +164,7 @@ async def _pipeline(
     chat = dialect.parse(await _read_json(state, request, call), request)
     call.model = chat.model
     state.note_features(call.request_id, chat.features.summary())
-    beh = state.resolved(dialect.name, chat.model)
+    beh = call.beh = state.resolved(dialect.name, chat.model)
     prompt_tokens = prompt_tokens_of(chat)
     _check_model(chat, beh, prompt_tokens)
     call.fault = state.content_fault(beh, call.raw)
@@ -188,7 +190,9 @@ async def _pipeline(
             gate.release()
 
 
-async def handle_chat(state: SimState, dialect: Dialect, request: web.Request) -> web.Response:
+async def handle_chat(
+    state: SimState, dialect: Dialect, request: web.Request
+) -> web.StreamResponse:
     """Serve one chat request for ``dialect`` (see the module docstring for the order)."""
     call = _Call(time.time(), state.next_id())
     retry_after: float | None = None
@@ -199,6 +203,17 @@ async def handle_chat(state: SimState, dialect: Dialect, request: web.Request) -
         usage = None
         kind = err.ctx.get("source", err.kind)
         retry_after = err.retry_after
+    mode = call.beh.hostile if call.beh is not None and rendered.status == 200 else None
+    if mode is not None and call.beh is not None:  # issue 20: the hostile provider
+        kind = f"hostile_{mode}"
+        if mode in STREAMED_MODES:
+            entry = (call.arrival, dialect.name, call.model, 200, None, kind, call.request_id)
+            state.record(entry, usage)
+            beh = call.beh
+            size, drip = beh.hostile_body_bytes, beh.hostile_drip_s
+            return await stream_hostile(mode, rendered, request, size, drip)
+        rendered = hostile_reply(mode, rendered, request, dialect.request_id_header)
+        retry_after = 999999999.0 if rendered.status == 429 else retry_after
     if not call.recorded:
         status = rendered.status
         entry = (call.arrival, dialect.name, call.model, status, retry_after, kind, call.request_id)
@@ -207,7 +222,7 @@ async def handle_chat(state: SimState, dialect: Dialect, request: web.Request) -
     if rendered.headers:
         headers.update(rendered.headers)
     if dialect.request_id_header:
-        headers[dialect.request_id_header] = "req_" + call.request_id
+        headers.setdefault(dialect.request_id_header, "req_" + call.request_id)
     return web.Response(
         body=rendered.body,
         status=rendered.status,

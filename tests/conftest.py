@@ -104,7 +104,10 @@ def engine(pg_url: str):  # type: ignore[no-untyped-def]
     eng.dispose()
 
 
-TABLES = "attempts, jobs, batches, budget_windows, quota_limits, nightly_runs, inbox_files"
+TABLES = (
+    "attempts, jobs, batches, budget_windows, quota_limits, nightly_runs, inbox_files, "
+    "api_batches, api_file_chunks, api_files, api_keys"
+)
 
 
 @pytest.fixture()

@@ -14,7 +14,7 @@ from llmq.cli import app
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-LLMQ_SERVICES = ["migrate", "worker", "beat", "flower", "metrics"]
+LLMQ_SERVICES = ["migrate", "worker", "beat", "flower", "metrics", "serve"]
 
 
 def test_required_services_exist() -> None:
@@ -55,3 +55,14 @@ def test_dockerfile_copies_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in ("schemas", "core", "workers", "producer", "llmq", "simulator", "migrations"):
         assert f"COPY {package} {package}" in dockerfile
+
+
+def test_serve_is_published_and_its_healthcheck_hits_a_real_route() -> None:
+    from llmq.serve.routes import router
+
+    serve = SERVICES["serve"]
+    port = serve["command"][serve["command"].index("--port") + 1]
+    assert f"127.0.0.1:{port}:{port}" in serve["ports"]
+    probe = " ".join(serve["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/health" in probe
+    assert "/health" in {getattr(r, "path", None) for r in router.routes}

@@ -7,6 +7,12 @@ write the job's result or its next step from `retry.decide`). The values it gets
 deployments or reserve quota (workers/admission.py does, before), decide retries
 (workers/retry.py does), or write SQL (the ledger repos do).
 
+A reply that does not give what the request asked for (JSON that does not parse or fit its
+schema, unusable tool calls, a refusal: workers/output.py) is a failed attempt of kind
+`invalid_output` or `refused`, but a billed one: its usage and cost go on the attempt row and
+settle the reservation like any answered call, the deployment's health counts it as answered,
+and the job's error keeps the reply as received (`ErrorRecord.raw`) when it ends there.
+
 A superseded attempt (its claim lost the job to a newer one) still records what the provider
 billed on its attempt row and settles its reservation, but never touches the job.
 """
@@ -19,18 +25,19 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from core.errors import LLMProviderError, LLMQError
+from core.errors import InvalidOutput, LLMProviderError, LLMQError, Refused
 from core.ledger import jobs_repo, quota_repo
 from core.ledger.db import session_scope
 from core.ledger.jobs_repo import AttemptClose, AttemptStart, ClaimedJob
 from schemas.job import AttemptOutcome, Completion, ErrorKind, ErrorRecord, Usage
-from workers import retry
+from workers import retry, usage_check
 from workers.observability.logs import log_provider_call
+from workers.output import Invalid, check_output
 from workers.pricing import cost as priced
 from workers.providers.base import ProviderReply, ProviderRequest
 from workers.run_types import Admitted, Clock, Outcome, ParsedJob
@@ -55,6 +62,7 @@ def call_and_finish(rt: Runtime, job: ParsedJob, admitted: Admitted, clock: Cloc
         max_tokens=admitted.candidate.max_tokens,
         system=job.request.system,
         temperature=temperature,
+        features=job.request.features,
     )
     started = time.monotonic()
     try:
@@ -65,22 +73,74 @@ def call_and_finish(rt: Runtime, job: ParsedJob, admitted: Admitted, clock: Cloc
         elapsed = time.monotonic() - started
         return _finish_failure(rt, job, admitted, exc, clock.now(), elapsed)
     elapsed = time.monotonic() - started
-    return _finish_success(rt, job, admitted, reply, clock.now(), elapsed)
+    after = clock.now()
+    latency_ms = reply.latency_ms or int(elapsed * 1000)
+    # The deployment answered: its health counts the call whatever the output's verdict.
+    dep_id = admitted.start.deployment
+    rt.health.record_success(dep_id, latency_ms, reply.rate_limits, after.timestamp())
+    verdict = check_output(
+        request.features, reply.text, reply.tool_calls, reply.refusal, reply.finish_reason
+    )
+    if isinstance(verdict, Invalid):
+        error = _output_error(verdict, admitted, reply)
+        book = _booked(admitted, reply)  # billed: booked like a success (untrusted usage too)
+        billed = (book.usage, book.cost_usd)
+        return _finish_failure(
+            rt, job, admitted, error, after, elapsed, billed=billed, raw=_raw(reply)
+        )
+    return _finish_success(rt, job, admitted, reply, verdict.parsed, after, latency_ms)
 
 
-def _finish_success(
+def _booked(admitted: Admitted, reply: ProviderReply) -> usage_check.Booked:
+    """What a 2xx reply books. Issue 20: an untrusted usage (absurd, negative, non-integer)
+    is booked at the attempt's reservation, never as reported."""
+    start = admitted.start
+    return usage_check.booked(
+        reply.usage,
+        priced(reply.usage, admitted.price),
+        context_window=admitted.candidate.deployment.context_window,
+        max_tokens=admitted.candidate.max_tokens,
+        reserved_tokens=start.reserved_tokens,
+        reserved_usd=start.reserved_usd,
+    )
+
+
+def _output_error(verdict: Invalid, admitted: Admitted, reply: ProviderReply) -> LLMProviderError:
+    """The failed attempt an unusable 2xx reply is (it was billed: see `_finish_failure`)."""
+    cls = Refused if verdict.kind == "refused" else InvalidOutput
+    start = admitted.start
+    return cls(
+        f"{start.provider} ({start.model}): {verdict.reason}",
+        provider=start.provider,
+        model=start.model,
+        deployment=start.deployment,
+        status=200,
+        request_id=reply.request_id,
+    )
+
+
+def _raw(reply: ProviderReply) -> dict[str, Any]:
+    """The reply as received, for the job's error record (only what it holds)."""
+    raw: dict[str, Any] = {"text": reply.text, "finish_reason": reply.finish_reason}
+    if reply.tool_calls:
+        raw["tool_calls"] = [c.model_dump(mode="json") for c in reply.tool_calls]
+    if reply.refusal is not None:
+        raw["refusal"] = reply.refusal
+    return raw
+
+
+def _finish_success(  # noqa: PLR0913 - the run's values plus the checked reply
     rt: Runtime,
     job: ParsedJob,
     admitted: Admitted,
     reply: ProviderReply,
+    parsed: Any,
     after: datetime,
-    elapsed: float,
+    latency_ms: int,
 ) -> Outcome:
     claim, start = job.claim, admitted.start
-    latency_ms = reply.latency_ms or int(elapsed * 1000)
-    rt.health.record_success(start.deployment, latency_ms, reply.rate_limits, after.timestamp())
-    usage = reply.usage
-    cost = priced(usage, admitted.price)
+    book = _booked(admitted, reply)
+    usage, cost = book.usage, book.cost_usd
     completion = Completion(
         text=reply.text,
         finish_reason=reply.finish_reason,
@@ -91,6 +151,8 @@ def _finish_success(
         latency_ms=latency_ms,
         request_id=reply.request_id,
         cost_usd=cost,
+        tool_calls=reply.tool_calls,
+        parsed=parsed,
     )
 
     def write(s: Session) -> bool:
@@ -102,6 +164,8 @@ def _finish_success(
             completion_tokens=usage.completion_tokens,
             cost_usd=cost,
             http_status=200,
+            error_kind=book.error_kind,
+            error_message=book.note,
             request_id=reply.request_id,
         )
         previous = jobs_repo.close_attempt(s, claim.id, claim.attempt_no, close)
@@ -114,17 +178,24 @@ def _finish_success(
     return Outcome("succeeded") if won else Outcome("superseded")
 
 
-def _finish_failure(
+def _finish_failure(  # noqa: PLR0913 - the run's values plus what an answered call billed
     rt: Runtime,
     job: ParsedJob,
     admitted: Admitted,
     error: Exception,
     after: datetime,
     elapsed: float,
+    *,
+    billed: tuple[Usage, Decimal | None] | None = None,
+    raw: dict[str, Any] | None = None,
 ) -> Outcome:
+    """Record a failed attempt and the job's next step. `billed`: the usage and cost of a call
+    that was answered (and so billed) but failed the output check; `raw`: that reply, kept in
+    the job's error when the job fails on it. Without `billed` the call failed at the provider,
+    which also counts against the deployment's health."""
     claim, start = job.claim, admitted.start
     policy = rt.config.routing
-    if isinstance(error, LLMProviderError):
+    if isinstance(error, LLMProviderError) and billed is None:
         rt.health.record_failure(start.deployment, error, after.timestamp(), policy)
     decision = retry.decide(error, claim.budget_attempt_no, policy, admitted.left, random.random())
     excluded = claim.excluded | {start.deployment} if decision.exclude else claim.excluded
@@ -134,14 +205,21 @@ def _finish_failure(
     delay = max(decision.delay_s, 0.0)
     countdown = delay if delay <= policy.max_countdown_s else None
     not_before = after + timedelta(seconds=delay) if delay > 0 else None
-    # A failed call reports no usage, so it books nothing (as the attempt row says). Known
-    # gap: a provider may bill a call that timed out or returned an unreadable body.
-    spent_tokens, spent_usd = 0, Decimal(0)
+    # A call failed at the provider reports no usage, so it books nothing (as the attempt row
+    # says). Known gap: a provider may bill a call that timed out or returned an unreadable
+    # body. An answered call with unusable output books what it billed.
+    usage = billed[0] if billed is not None else Usage()
+    spent_usd = billed[1] if billed is not None else Decimal(0)
+    spent_tokens = usage.total_tokens
 
     def write(s: Session) -> bool:
         if decision.action == "fail":
             record = ErrorRecord(
-                type=decision.kind.value, message=message, status=status, provider=start.provider
+                type=decision.kind.value,
+                message=message,
+                status=status,
+                provider=start.provider,
+                raw=raw,
             )
             won = jobs_repo.fail_job(s, claim, record, after, excluded=excluded)
         else:
@@ -156,6 +234,9 @@ def _finish_failure(
         close = AttemptClose(
             outcome=AttemptOutcome.FAILED if won else AttemptOutcome.SUPERSEDED,
             latency_ms=int(elapsed * 1000),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_usd=spent_usd if billed is not None else None,
             http_status=status,
             error_kind=str(kind),
             error_message=message,
@@ -167,7 +248,8 @@ def _finish_failure(
 
     won = _finish_tx(rt, write)
     outcome = "failed" if won else "superseded"
-    _log_call(claim, start, status, outcome, str(kind), int(elapsed * 1000), None, None)
+    logged = (usage, spent_usd) if billed is not None else (None, None)
+    _log_call(claim, start, status, outcome, str(kind), int(elapsed * 1000), *logged)
     if not won:
         return Outcome("superseded")
     log.info(

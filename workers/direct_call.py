@@ -4,8 +4,10 @@ Owns: `call_direct`, the loop behind `LLMProviderManager.call_model`, and its re
 (`Answered`, `GaveUp`). Each round is what one queued run of a job is (workers/pipeline.py):
 
     snapshot the health store -> `rank_candidates` (the model's own deployments, then its
-    configured fallback models only) -> the first candidate with a slot (`routing.slots`) ->
-    one provider call -> record it in the health store -> `retry.decide` says what next
+    configured fallback models only, minus those that cannot honour the request's features:
+    `routing.capability.can_serve`) -> the first candidate with a slot (`routing.slots`) ->
+    one provider call -> record it in the health store -> check the output (`workers/output.py`:
+    JSON and tool calls as asked, else `InvalidOutput`) -> `retry.decide` says what next
 
 `fallback` goes straight to the next round (the failed deployment is excluded, or skipped
 while it cools down, exactly as for a queued job); where the queue would requeue the job with
@@ -23,12 +25,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from core.errors import LLMProviderError
+from core.errors import InvalidOutput, LLMProviderError
 from schemas.config import LLMConfig
+from schemas.request import NO_FEATURES, Features, required_features
 from workers import retry
+from workers.output import Valid, check_output
 from workers.providers.base import ProviderReply, ProviderRequest
+from workers.routing.capability import incapable_ids
 from workers.routing.health import HealthSnapshot, HealthStore
 from workers.routing.select import (
     Candidate,
@@ -65,21 +70,26 @@ class DirectDeps:
 
 @dataclass(frozen=True, slots=True)
 class Answered:
-    """A deployment answered; `attempts` counts every provider call made, this one included."""
+    """A deployment answered; `attempts` counts every provider call made, this one included.
+    `parsed` is the reply's JSON value when JSON was asked for (None otherwise, or for a
+    refusal or a tool call)."""
 
     candidate: Candidate
     reply: ProviderReply
     attempts: int
+    parsed: Any = None
 
 
 @dataclass(frozen=True, slots=True)
 class GaveUp:
     """No answer. `errors` = (deployment id, error) per failed call, in order; `wait_s` = the
-    wait that was over a bound (None: the policy failed the call, or nothing could serve it)."""
+    wait that was over a bound (None: the policy failed the call, or nothing could serve it);
+    `incapable` = deployment ids skipped because they cannot honour the request's features."""
 
     errors: tuple[tuple[str, LLMProviderError], ...]
     attempts: int
     wait_s: float | None
+    incapable: frozenset[str] = frozenset()
 
 
 def call_direct(
@@ -88,6 +98,7 @@ def call_direct(
     deps: DirectDeps,
     max_waits: int,
     max_wait_s: float,
+    features: Features = NO_FEATURES,
 ) -> Answered | GaveUp:
     """Serve `req` as a queued job would be served, sleeping where the job would be requeued.
 
@@ -97,11 +108,16 @@ def call_direct(
         deps: config, health store, prices, credentials, the call itself, clock and sleep.
         max_waits: sleeps allowed in this call (backoffs and waits for a slot together).
         max_wait_s: the longest single sleep (seconds); a longer wait gives up instead.
+        features: output format, tools and sampling (already validated); deployments that
+            cannot honour them are never tried.
     """
     policy = deps.config.routing
     route = route_deployment_ids(deps.config, req.model_name)
     probe_wait_s = max(policy.default_cooldown_s, MIN_WAIT_S)
-    excluded: frozenset[str] = frozenset()
+    required = required_features(features, req.messages)
+    by_id = {m.deployment_id: m for m in deps.config.models}
+    incapable = incapable_ids((by_id[i] for i in route), required, deps.config)
+    excluded: frozenset[str] = incapable
     errors: list[tuple[str, LLMProviderError]] = []
     attempts = waits = 0
     while True:
@@ -114,29 +130,29 @@ def call_direct(
         if picked is None:  # nothing can serve now: wait only if something merely cools down
             wake = next_wake(route, snapshot, deps.has_key, excluded, now)
             if wake is None:
-                return GaveUp(tuple(errors), attempts, None)
+                return GaveUp(tuple(errors), attempts, None, incapable)
             picked = wake - now
         if isinstance(picked, float):
             wait = max(picked, MIN_WAIT_S)
             if waits >= max_waits or wait > max_wait_s:
-                return GaveUp(tuple(errors), attempts, wait)
+                return GaveUp(tuple(errors), attempts, wait, incapable)
             waits += 1
             deps.sleep(wait)
             continue
         i, cand = picked
         attempts += 1
-        outcome = _call_once(deps, req, temperature, cand)
-        if isinstance(outcome, ProviderReply):
-            return Answered(cand, outcome, attempts)
+        outcome = _call_once(deps, req, temperature, features, cand)
+        if isinstance(outcome, tuple):
+            return Answered(cand, outcome[0], attempts, outcome[1])
         errors.append((cand.deployment_id, outcome))
         decision = retry.decide(outcome, attempts, policy, len(plan) - i - 1, deps.rng())
         if decision.action == "fail":
-            return GaveUp(tuple(errors), attempts, None)
+            return GaveUp(tuple(errors), attempts, None, incapable)
         if decision.exclude:
             excluded = excluded | {cand.deployment_id}
         if decision.action == "retry_later":
             if waits >= max_waits or decision.delay_s > max_wait_s:
-                return GaveUp(tuple(errors), attempts, decision.delay_s)
+                return GaveUp(tuple(errors), attempts, decision.delay_s, incapable)
             waits += 1
             deps.sleep(decision.delay_s)
 
@@ -161,9 +177,17 @@ def _first_slot(
 
 
 def _call_once(
-    deps: DirectDeps, req: RouteRequest, temperature: float | None, cand: Candidate
-) -> ProviderReply | LLMProviderError:
-    """One provider call, recorded in the health store as a queued attempt's call is."""
+    deps: DirectDeps,
+    req: RouteRequest,
+    temperature: float | None,
+    features: Features,
+    cand: Candidate,
+) -> tuple[ProviderReply, Any] | LLMProviderError:
+    """One provider call, recorded in the health store as a queued attempt's call is, then
+    its output checked: (reply, parsed JSON or None), or the error.
+
+    An answer that does not fit the request (`InvalidOutput`) still counts as a success for
+    the deployment's health: the provider is up and answering; the output is what failed."""
     dep = cand.deployment
     request = ProviderRequest(
         model_id=dep.model_id or dep.name,
@@ -171,6 +195,7 @@ def _call_once(
         max_tokens=cand.max_tokens,
         system=req.system,
         temperature=dep.temperature if temperature is None else temperature,
+        features=features,
     )
     started = time.monotonic()
     try:
@@ -180,4 +205,18 @@ def _call_once(
         return exc
     latency_ms = reply.latency_ms or int((time.monotonic() - started) * 1000)
     deps.health.record_success(cand.deployment_id, latency_ms, reply.rate_limits, deps.clock())
-    return reply
+    verdict = check_output(
+        features, reply.text, reply.tool_calls, reply.refusal, reply.finish_reason
+    )
+    if isinstance(verdict, Valid):
+        return reply, verdict.parsed
+    if verdict.kind == "refused":  # the direct API returns a refusal in `refusal`, unretried
+        return reply, None
+    return InvalidOutput(
+        verdict.reason,
+        raw=reply.text,
+        request_id=reply.request_id,
+        provider=dep.provider.value,
+        model=request.model_id,
+        deployment=dep.deployment_id,
+    )

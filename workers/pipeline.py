@@ -27,16 +27,20 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from core.ledger import cache_repo, jobs_repo, quota_repo
 from core.ledger.db import session_scope
 from core.ledger.jobs_repo import ClaimedJob
 from core.quota import next_reset
-from schemas.job import ChatMessage, ErrorKind, ErrorRecord
+from schemas.job import ErrorKind, ErrorRecord, JobSpec
+from schemas.request import in_order
 from workers import quota
 from workers.admission import Refused, Superseded, Waiting, admit
 from workers.attempt import call_and_finish
+from workers.providers import capabilities_of
 from workers.routing.health import HealthSnapshot
-from workers.routing.select import RouteRequest, rank_candidates
+from workers.routing.select import RouteRequest, rank_candidates, unserved_feature
 from workers.routing.slots import MIN_WAIT_S, next_wake
 from workers.run_types import NOOP, Admitted, Clock, Outcome, ParsedJob
 
@@ -100,7 +104,7 @@ def _plan_and_admit(
         rng=random.random(),
     )
     if not plan:
-        return _no_candidate(rt, claim, snapshot, now)
+        return _no_candidate(rt, job, snapshot, now)
     admission = admit(rt, job, plan, snapshot, clock)
     if isinstance(admission, Admitted):
         return job, admission
@@ -113,19 +117,24 @@ def _plan_and_admit(
 
 
 def _parse(rt: Runtime, claim: ClaimedJob) -> ParsedJob | None:
-    spec = claim.spec
+    """The stored spec rebuilt whole (parts, tool calls and results, features), or None when
+    it no longer validates (it did at submit: only a hand-edited row or a schema change)."""
     try:
-        # Validated at submit; model_construct skips re-validating on the hot path.
-        messages = tuple(
-            ChatMessage.model_construct(role=m["role"], content=m["content"])
-            for m in spec["messages"]
-        )
-    except (KeyError, TypeError):
+        spec = JobSpec(**claim.spec, custom_id=claim.custom_id or str(claim.id), model=claim.model)
+    except (ValidationError, TypeError) as exc:
+        log.warning("job %s: stored spec does not validate: %s", claim.id, exc)
         return None
-    system = spec.get("system")
-    request = RouteRequest(claim.model, messages, system, spec.get("max_tokens"))
-    bound = quota.prompt_token_bound(messages, system, rt.config.quota.per_message_allowance)
-    return ParsedJob(claim, request, spec.get("temperature"), bound)
+    messages = tuple(spec.messages)
+    request = RouteRequest(claim.model, messages, spec.system, spec.max_tokens, spec.features)
+    cfg = rt.config.quota
+    bound = quota.prompt_token_bound(
+        messages,
+        spec.system,
+        cfg.per_message_allowance,
+        spec.features,
+        image_bound=cfg.image_token_bound,
+    )
+    return ParsedJob(claim, request, spec.temperature, bound)
 
 
 # ---- response cache (issue 11) ------------------------------------------------------------
@@ -186,29 +195,41 @@ def _park(rt: Runtime, claim: ClaimedJob, refused: Refused, now: datetime) -> Ou
     return Outcome("parked") if ok else NOOP
 
 
-def _no_candidate(
-    rt: Runtime, claim: ClaimedJob, snapshot: HealthSnapshot, now: datetime
-) -> Outcome:
-    """Nothing can serve the job now: wait if something only cools down, else fail."""
+def _no_candidate(rt: Runtime, job: ParsedJob, snapshot: HealthSnapshot, now: datetime) -> Outcome:
+    """Nothing can serve the job now: fail if no deployment honours its features, wait if
+    something only cools down, else fail."""
+    claim = job.claim
+    unserved = unserved_feature(job.request, rt.config)
+    if unserved is not None:  # submit checks this too; a config changed since can still do it
+        return _fail_unrun(rt, claim, ErrorKind.NO_DEPLOYMENT, unserved, now)
     now_s = now.timestamp()
-    ids = rt.route_deployment_ids(claim.model)
+    need = job.request.needs()
+    ids = tuple(  # only a deployment that could serve the job is worth waiting for
+        d
+        for d in rt.route_deployment_ids(claim.model)
+        if not need or need <= capabilities_of(rt.deployments[d], rt.config)
+    )
     wake = next_wake(ids, snapshot, rt.has_key, claim.excluded, now_s)
     if wake is not None:
         return _wait(rt, claim, wake - now_s, now)
-    message = _why_unroutable(rt, claim)
+    message = _why_unroutable(rt, job)
     return _fail_unrun(rt, claim, ErrorKind.NO_DEPLOYMENT, message, now)
 
 
-def _why_unroutable(rt: Runtime, claim: ClaimedJob) -> str:
+def _why_unroutable(rt: Runtime, job: ParsedJob) -> str:
+    claim = job.claim
     ids = rt.route_deployment_ids(claim.model)
     if not ids:
         return f"no deployment is configured for model {claim.model!r}"
+    need = job.request.needs()
     reasons = []
     for dep_id in ids:
         if dep_id in claim.excluded:
             reasons.append(f"{dep_id}: failed for this job")
         elif not rt.has_key.get(dep_id, False):
             reasons.append(f"{dep_id}: no credentials")
+        elif lacking := in_order(need - capabilities_of(rt.deployments[dep_id], rt.config)):
+            reasons.append(f"{dep_id}: does not support {', '.join(lacking)}")
         else:
             reasons.append(f"{dep_id}: context window too small")
     return f"no deployment can serve model {claim.model!r} ({'; '.join(reasons)})"

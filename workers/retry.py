@@ -13,8 +13,10 @@ The table `decide` implements (attempt budget checked after it; `n` = candidates
     AuthFailed, ModelUnavailable,
       InsufficientCredit, other rejected       fallback now, exclude      fail
     MalformedReply                             fallback now, exclude      retry_later(backoff)
+    InvalidOutput                              fallback now, exclude      retry_later(backoff)
     ContextTooLong                             fallback now, exclude      fail
-    BadRequest, ContentFiltered, other request fail                       fail
+    BadRequest, ContentFiltered, Refused,
+      other request                            fail                       fail
     LLMProviderError itself (unclassified)     retry_later(backoff)       retry_later(backoff)
     anything else (our own bug, infra)         fail (internal)            fail (internal)
 
@@ -28,8 +30,20 @@ The table `decide` implements (attempt budget checked after it; `n` = candidates
   body we cannot parse is more often systematic (a changed format, a proxy's HTML page) than a
   one-off, and retrying it would spend the job's budget and money on the same broken reply.
   With nowhere else to go it is retried after a backoff, in case it *was* a one-off.
+- InvalidOutput (JSON that does not parse or fit its schema, unusable tool calls) is a model's
+  sampling failure, not the endpoint's: another deployment (another model or provider) is the
+  best next try, so it moves on and excludes the one that failed; with nowhere else to go the
+  same deployment is asked again after a backoff (sampling differs per call). When the budget
+  ends on it, the job fails `invalid_output`, not `attempts_exhausted`: that is the honest
+  reason it has no valid answer (the reply is kept in the job's error).
+- Refused (the model declined: OpenAI `message.refusal`, Anthropic `stop_reason: refusal`)
+  fails at once as `refused`, like ContentFiltered. A refusal is the model's verdict on the
+  content, not a transient fault: retrying would bill the same refusal again, and shopping
+  the prompt around providers until one complies would launder a safety decision. The caller
+  sees the refusal and may resubmit with another model.
 - One budget: once `attempt_no >= policy.max_attempts`, anything but an outright failure
-  becomes `fail(attempts_exhausted)`, whether it would have retried or fallen back.
+  becomes `fail(attempts_exhausted)`, whether it would have retried or fallen back (InvalidOutput
+  keeps its own kind, above).
 """
 
 from __future__ import annotations
@@ -39,6 +53,7 @@ from typing import Literal
 
 from core.errors import (
     ContextTooLong,
+    InvalidOutput,
     LLMProviderError,
     MalformedReply,
     ProviderRejected,
@@ -81,6 +96,20 @@ def backoff_s(n: int, retry_after: float | None, policy: RoutingSettings, rng: f
     return max(delay, retry_after or 0.0)
 
 
+def cap_retry_after(seconds: float | None, cap_s: float) -> float | None:
+    """The part of a provider's Retry-After llmq honours: `seconds` cut to `cap_s` (issue 20).
+
+    A provider may ask for 999999999 s (a job parked until 2058) or send an HTTP date decades
+    ahead. Beyond the cap the deployment cools down for `cap_s` only, and the job moves on to
+    another candidate or waits at most `cap_s`. None (no Retry-After) and anything negative or
+    NaN stay "none given". Applied where the error is made (the adapter base), so the
+    cooldown, the retry delay and every stored `retry_after` agree.
+    """
+    if seconds is None or not seconds >= 0:  # `not >=` also catches NaN
+        return None
+    return min(seconds, max(cap_s, 0.0))
+
+
 def decide(
     error: Exception,
     attempt_no: int,
@@ -104,7 +133,8 @@ def decide(
     if action == "fail":
         return Decision("fail", 0.0, False, kind)
     if attempt_no >= policy.max_attempts:
-        return Decision("fail", 0.0, False, ErrorKind.ATTEMPTS_EXHAUSTED)
+        final = kind if isinstance(error, InvalidOutput) else ErrorKind.ATTEMPTS_EXHAUSTED
+        return Decision("fail", 0.0, False, final)
     if action == "fallback":
         return Decision("fallback", 0.0, exclude, kind)
     delay = backoff_s(attempt_no - 1, error.retry_after, policy, rng)
@@ -118,7 +148,7 @@ def _classify(error: LLMProviderError, candidates_left: int) -> tuple[Action, bo
         if isinstance(error, ContextTooLong) and elsewhere:
             return "fallback", True
         return "fail", False
-    if isinstance(error, MalformedReply):
+    if isinstance(error, MalformedReply | InvalidOutput):
         return ("fallback", True) if elsewhere else ("retry_later", False)
     if isinstance(error, ProviderRejected):
         return ("fallback", True) if elsewhere else ("fail", False)

@@ -238,14 +238,23 @@ def iter_results(
 
 def _result_line(row: Any) -> dict[str, Any]:
     (cid, jid, state, result, error, provider, served, model, ptok, ctok, attempts, cost) = row
-    response = None
+    response: dict[str, Any] | None = None
     if state == JobState.SUCCEEDED and result is not None:
         response = {
             "text": result.get("text"),
             "model": served or result.get("model_id") or result.get("model") or model,
             "provider": provider or result.get("provider"),
             "finish_reason": result.get("finish_reason"),
+            # issue 15: the calls the model asked for, arguments as JSON text (OpenAI's form),
+            # and the JSON value when JSON was asked for (validated; None otherwise)
+            "tool_calls": [
+                {"id": c["id"], "name": c["name"], "arguments": c["arguments"]}
+                for c in result.get("tool_calls") or ()
+            ],
+            "parsed": result.get("parsed"),
         }
+        if result.get("refusal") is not None:
+            response["refusal"] = result["refusal"]
     usage = None
     if response is not None or ptok or ctok:
         usage = {
@@ -261,8 +270,18 @@ def _result_line(row: Any) -> dict[str, Any]:
         "usage": usage,
         "cost_usd": money_str(cost if cost is not None else Decimal(0)),
         "attempts": attempts,
-        "error": {"type": error.get("type"), "message": error.get("message")} if error else None,
+        "error": _error(error),
     }
+
+
+def _error(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The job's error; with `raw` (the unusable last reply: invalid_output, refused) when kept."""
+    if not error:
+        return None
+    out = {"type": error.get("type"), "message": error.get("message")}
+    if error.get("raw") is not None:
+        out["raw"] = error["raw"]
+    return out
 
 
 _TIMELINE_JOB_FIELDS = (

@@ -93,6 +93,7 @@ CLAIM = (
         _jobs.c.batch_id,
         _jobs.c.tenant,
         _jobs.c.model,
+        _jobs.c.custom_id,
         _jobs.c.spec,
         _jobs.c.attempts,
         _jobs.c.routing_state,

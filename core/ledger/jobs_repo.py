@@ -52,6 +52,7 @@ class ClaimedJob:
     routing_state: dict[str, Any]
     batch_max_cost: Decimal | None
     cache_key: str | None = None  # set at submit when the job may use the cache (issue 11)
+    custom_id: str = ""  # the input line's id (rebuilding the JobSpec needs it)
 
     @property
     def excluded(self) -> frozenset[str]:
@@ -130,6 +131,7 @@ def claim_job(
         routing_state=dict(row.routing_state or {}),
         batch_max_cost=row.max_cost_usd,
         cache_key=row.cache_key,
+        custom_id=row.custom_id,
     )
 
 

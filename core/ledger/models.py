@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     SmallInteger,
@@ -207,3 +208,80 @@ class NightlyRunJob(Base):
     )
     source: Mapped[str] = mapped_column(String(16))  # inbox | deferred | parked | retry
     from_tenant: Mapped[str] = mapped_column(String(100))  # the job's tenant before the run
+
+
+# --- `llmq serve` (issue 16): API keys, uploaded/produced files, OpenAI batch objects --------
+
+
+class ApiKey(Base):
+    """An API key of `llmq serve`. Only its SHA-256 is stored; the key itself is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # key_<hex>
+    tenant: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the key
+    created_at: Mapped[datetime] = mapped_column(TS)
+    revoked_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class ApiFile(Base):
+    """A file of the OpenAI Files API: an uploaded batch input or a batch's output/error file.
+    Its bytes live in `api_file_chunks`, so every replica of `llmq serve` can read them."""
+
+    __tablename__ = "api_files"
+    __table_args__ = (Index("ix_api_files_tenant_created", "tenant", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # file-<hex>
+    tenant: Mapped[str] = mapped_column(String(100))
+    purpose: Mapped[str] = mapped_column(String(32))  # batch | batch_output
+    filename: Mapped[str] = mapped_column(String(255))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    used_by: Mapped[str | None] = mapped_column(String(40))  # the batch that consumed it
+    deleted_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class ApiFileChunk(Base):
+    """One piece (≤ 1 MiB) of a file's content, in order."""
+
+    __tablename__ = "api_file_chunks"
+
+    file_id: Mapped[str] = mapped_column(
+        ForeignKey("api_files.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ApiBatch(Base):
+    """An OpenAI batch object over a ledger batch. `status` is stored once it is final (or
+    while cancelling); in between, the API derives it from the ledger's job counts."""
+
+    __tablename__ = "api_batches"
+    __table_args__ = (Index("ix_api_batches_tenant_created", "tenant", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # batch_<hex>
+    tenant: Mapped[str] = mapped_column(String(100))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("batches.id", ondelete="SET NULL")
+    )  # None when validation failed (nothing was stored)
+    input_file_id: Mapped[str] = mapped_column(String(40))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    completion_window: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the caller's `metadata`
+    errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # validation errors
+    final: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # counts + usage, frozen
+    output_file_id: Mapped[str | None] = mapped_column(String(40))
+    error_file_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(TS)
+    expires_at: Mapped[datetime] = mapped_column(TS)
+    in_progress_at: Mapped[datetime | None] = mapped_column(TS)
+    finalizing_at: Mapped[datetime | None] = mapped_column(TS)
+    completed_at: Mapped[datetime | None] = mapped_column(TS)
+    failed_at: Mapped[datetime | None] = mapped_column(TS)
+    cancelling_at: Mapped[datetime | None] = mapped_column(TS)
+    cancelled_at: Mapped[datetime | None] = mapped_column(TS)
+    expired_at: Mapped[datetime | None] = mapped_column(TS)

@@ -1,7 +1,9 @@
 """`llmq submit`, `status`, `results`, `cancel`, `resume`, `job`: the producer's batch commands.
 
-Owns: argument parsing, rendering and exit codes; all work goes through `producer.client.Client`.
-Must not: query the database or the broker directly, or import provider code.
+Owns: argument parsing, rendering and exit codes; all work goes through `producer.client.Client`,
+given the provider registry's capabilities (`llmq.capabilities`) so submit rejects a line no
+deployment can serve. Must not: query the database or the broker directly, or import provider
+code (beyond that resolver).
 
 Exit codes: 0 ok; 1 the batch finished with failed, cancelled or parked jobs (`--wait`), or no
 such batch/job; 2 bad input file or option (nothing was written); 3 the batch IS stored but
@@ -43,6 +45,7 @@ def _client() -> Iterator[Client]:
     from sqlalchemy.exc import OperationalError
 
     from core.errors import ConfigError
+    from llmq.capabilities import attach
     from producer.client import Client, EnqueueFailed, InputError, NotFound
 
     handlers: list[tuple[type[BaseException], int, Callable[[Any], str]]] = [
@@ -53,7 +56,7 @@ def _client() -> Iterator[Client]:
         (EnqueueFailed, EXIT_NOT_ENQUEUED, lambda e: f"warning: {e}"),
         (OperationalError, EXIT_UNFINISHED, lambda e: f"database unreachable: {e.orig}"),
     ]
-    client = Client()
+    client = attach(Client())
     try:
         yield client
     except tuple(h[0] for h in handlers) as exc:
@@ -145,10 +148,24 @@ def status(
 def results(
     batch: Annotated[str, typer.Argument(help="Batch id (or a unique prefix).")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE.")] = None,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="llmq (default) or openai: OpenAI Batch output lines."),
+    ] = "llmq",
 ) -> None:
     """One JSON line per input line, in input order (streamed)."""
+    from producer.openai_format import OPENAI_FORMAT, RESULT_FORMATS
+
+    if fmt not in RESULT_FORMATS:
+        _err(f"error: --format must be llmq or openai, not {fmt!r}")
+        raise typer.Exit(EXIT_INPUT)
     with _client() as client:
         lines = client.iter_results(batch)
+        if fmt == OPENAI_FORMAT:
+            from producer.openai_format import openai_lines
+
+            created = int(client.get_batch(batch).created_at.timestamp())
+            lines = openai_lines(lines, created)
         if output is None:
             for line in lines:
                 sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")

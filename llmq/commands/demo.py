@@ -188,9 +188,10 @@ def _run_external(
 ) -> Report:
     from core.ledger.db import session_scope
     from core.ledger.usage_repo import usage_report
+    from llmq.capabilities import attach
     from producer.client import Client
 
-    with Client() as client:
+    with attach(Client()) as client:
         status, written, took = _submit_wait_write(client, source, output, model, tenant, max_cost)
         with session_scope(client.sessions) as session:
             usage = usage_report(session, status.created_at, by=("provider", "model"))

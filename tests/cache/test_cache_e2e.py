@@ -136,3 +136,39 @@ def test_expired_entry_is_not_served(rig, sim) -> None:  # type: ignore[no-untyp
 
     assert sim.stats()["total_requests"] == 6
     assert status.cache_hits == 0 and status.cost_usd > 0
+
+
+def test_the_cache_never_answers_one_tenant_with_another_tenants_reply(rig, sim) -> None:  # type: ignore[no-untyped-def]
+    """Issue 20 item 13: tenant scope by default; `cache: {scope: global}` opts in to sharing."""
+    n = 5
+    config = rig.configure([model("m", "openai", is_default=True, temperature=0, **PRICED)])
+    rig.start(concurrency=4)
+    source = write_jsonl(rig.tmp_path / "batch.jsonl", questions(n))
+
+    with Client(rig.database_url, rig.redis_url, load_test_config(config)) as client:
+        run_batch(rig, client, source, tenant="team-a")
+        after_a = sim.stats()["total_requests"]
+        other = run_batch(rig, client, source, tenant="team-b")
+        after_b = sim.stats()["total_requests"]
+        again = run_batch(rig, client, source, tenant="team-b")
+        other_status, again_status = client.get_batch(other), client.get_batch(again)
+
+    assert after_a == n and after_b == 2 * n  # team-b asked the provider itself
+    assert other_status.cache_hits == 0
+    assert again_status.cache_hits == n  # its own earlier replies do serve it
+    assert sim.stats()["total_requests"] == 2 * n
+
+
+def test_global_scope_shares_the_cache_across_tenants(rig, sim) -> None:  # type: ignore[no-untyped-def]
+    n = 4
+    config = rig.configure(
+        [model("m", "openai", is_default=True, temperature=0, **PRICED)],
+        cache={"scope": "global"},
+    )
+    rig.start(concurrency=4)
+    source = write_jsonl(rig.tmp_path / "batch.jsonl", questions(n))
+    with Client(rig.database_url, rig.redis_url, load_test_config(config)) as client:
+        run_batch(rig, client, source, tenant="team-a")
+        shared = run_batch(rig, client, source, tenant="team-b")
+        assert client.get_batch(shared).cache_hits == n
+    assert sim.stats()["total_requests"] == n

@@ -170,3 +170,13 @@ def test_the_producer_can_import_the_key_without_worker_code() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_tenant_scope_separates_keys_and_global_scope_shares_them() -> None:
+    cfg = config(dep())
+    a, b = key_for(spec(), cfg, tenant="a"), key_for(spec(), cfg, tenant="b")
+    assert a is not None and b is not None and a != b
+    assert keys_for([spec()], cfg, tenant="a") == [a]
+    shared = config(dep(), cache={"scope": "global"})
+    assert key_for(spec(), shared, tenant="a") == key_for(spec(), shared, tenant="b")
+    assert key_for(spec(), shared, tenant="a") == key_for(spec(), cfg)  # global = no tenant part

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import AuthFailed
-from core.ledger import jobs_repo, quota_repo
+from core.ledger import jobs_repo, quota_limits_repo
 from core.ledger.db import session_scope
 from core.ledger.models import Attempt, BudgetWindow
 from workers.admission import Superseded, admit
@@ -50,7 +50,7 @@ def test_a_refused_reservation_gives_its_rate_slot_back(make_runtime, sim, redis
     before = bucket_level(redis_url)
     assert before[0] == 1 and before[1] > 0  # the served job's slot is in the window
     with session_scope(rt.sessions) as s:  # no room left for a second call
-        quota_repo.set_limits(s, "default", "day", Decimal("0.000001"), None, now())
+        quota_limits_repo.set_limits(s, "default", "day", Decimal("0.000001"), None, now())
 
     assert run_job(second, rt, now()) == Outcome("parked")
 

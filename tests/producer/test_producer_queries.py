@@ -175,6 +175,8 @@ def test_results_are_in_input_order_with_response_usage_cost_and_error(
             "model": "openai-model",
             "provider": "openai",
             "finish_reason": "stop",
+            "tool_calls": [],
+            "parsed": None,
         },
         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         "cost_usd": "0.00001234",

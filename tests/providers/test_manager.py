@@ -303,3 +303,16 @@ models:
     )
     manager = LLMProviderManager(env={"LLMQ_CONFIG": str(path), "ANTHROPIC_API_KEY": "sk-ant-x"})
     assert manager.call_model(prompt="Hello, how are you?")["provider"] == "anthropic"
+
+
+@pytest.mark.parametrize("mode", ["usage_absurd", "usage_negative"])
+def test_untrusted_usage_is_never_passed_on_or_priced(manager, sim, mode):
+    """Issue 20: the direct path, like the queue, never reports 1e20 or negative tokens."""
+    sim.configure("openai", hostile=mode)
+    try:
+        result = manager.call_model(prompt="Hello")
+    finally:
+        sim.configure("openai", hostile=None)
+    assert result["usage"]["estimated"] is True and result["usage"]["prompt_tokens"] == 0
+    assert result["cost_usd"] is None and result["usage_problem"]
+    assert manager.call_model(prompt="Hello")["usage_problem"] is None

@@ -15,6 +15,7 @@ from core.errors import (
     InfraError,
     InsufficientCredit,
     InvalidJob,
+    InvalidOutput,
     LLMProviderError,
     MalformedReply,
     ModelUnavailable,
@@ -23,6 +24,7 @@ from core.errors import (
     ProviderUnavailable,
     QuotaExceeded,
     RateLimited,
+    Refused,
     RequestRejected,
     TransientProviderError,
 )
@@ -44,9 +46,11 @@ TABLE: dict[type[Exception], tuple[str, bool, str]] = {
     InsufficientCredit: ("fallback", True, "fail"),
     ProviderRejected: ("fallback", True, "fail"),
     MalformedReply: ("fallback", True, "retry_later"),
+    InvalidOutput: ("fallback", True, "retry_later"),
     ContextTooLong: ("fallback", True, "fail"),
     BadRequest: ("fail", False, "fail"),
     ContentFiltered: ("fail", False, "fail"),
+    Refused: ("fail", False, "fail"),
     RequestRejected: ("fail", False, "fail"),
     LLMProviderError: ("retry_later", False, "retry_later"),
 }
@@ -64,7 +68,8 @@ def expected(cls: type[Exception], left: int, attempt_no: int) -> tuple[str, boo
     if action == "fail":
         return "fail", False, kind
     if attempt_no >= POLICY.max_attempts:
-        return "fail", False, ErrorKind.ATTEMPTS_EXHAUSTED
+        # Invalid output keeps its own kind when the budget ends on it (the honest reason).
+        return "fail", False, kind if cls is InvalidOutput else ErrorKind.ATTEMPTS_EXHAUSTED
     return action, exclude if action == "fallback" else False, kind
 
 
@@ -165,3 +170,21 @@ def test_backoff_grows_then_caps() -> None:
     delays = [backoff_s(n, None, POLICY, 0.0) for n in range(12)]
     assert delays == sorted(delays)
     assert max(delays) == POLICY.backoff_max_s
+
+
+def test_invalid_output_walks_the_plan_then_ends_as_invalid_output() -> None:
+    """Two deployments, budget 3: move to the other one, ask it again, then fail honestly."""
+    tight = RoutingSettings(max_attempts=3, backoff_base_s=0.5)
+    steps = [decide(InvalidOutput("bad json"), n, tight, left, 0.0) for n, left in ((1, 1), (2, 0), (3, 0))]  # fmt: skip
+    assert [(d.action, d.exclude) for d in steps] == [
+        ("fallback", True),
+        ("retry_later", False),
+        ("fail", False),
+    ]
+    assert [d.kind for d in steps] == [ErrorKind.INVALID_OUTPUT] * 3
+
+
+def test_refusal_fails_at_once_even_with_candidates_and_budget_left() -> None:
+    assert decide(Refused("no"), 1, POLICY, 3, 0.0) == Decision(
+        "fail", 0.0, False, ErrorKind.REFUSED
+    )

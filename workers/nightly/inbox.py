@@ -102,7 +102,7 @@ def ingest_file(ctx: NightlyContext, run: nightly_repo.RunRow, path: Path) -> st
     )
     now = ctx.clock()
     with session_scope(ctx.sessions) as s:
-        keys = cache.keys_for(specs, ctx.config)  # issue 11: repeated lines hit the cache
+        keys = cache.keys_for(specs, ctx.config, tenant=batch.tenant)  # repeats hit the cache
         batch_id, _ = batch_submit_repo.insert_batch_with_jobs(s, batch, specs, now, keys)
         if known == REJECTED:  # rejected before, valid now (e.g. a model was added)
             nightly_repo.forget_inbox(s, sha)

@@ -40,6 +40,7 @@ from core.secrets_scrub import header_secrets, register_secrets, scrub
 from schemas.config import LLMModelConfig, ProviderSettings
 from schemas.job import ChatMessage, Usage
 from schemas.request import Feature, Features, ToolCall, required_features
+from workers.providers.bounded import send_bounded
 from workers.providers.classify import (
     CONTEXT_MARKERS,
     CREDIT_MARKERS,
@@ -52,6 +53,7 @@ from workers.providers.classify import (
 from workers.providers.features import with_overrides
 from workers.providers.http import CONNECT_TIMEOUT_S, retry_after_s, translate_transport_errors
 from workers.providers.keys import Key, KeyPool
+from workers.retry import cap_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +173,7 @@ class ProviderAdapter:
             **target.extra,
         }
         timeout_s = target.provider.timeout_s
+        self.max_wait_s = target.provider.max_retry_after_s  # longest Retry-After honoured
         self.timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
         self.honours = with_overrides(
             type(self).capabilities_for(target.deployment), target.deployment.capabilities
@@ -220,11 +223,7 @@ class ProviderAdapter:
         log.warning(
             "%s api_base %s is retired; using %s instead. "
             "Set `providers.%s.api_base: %s` in llm_config.yaml.",
-            self.name,
-            base,
-            upgraded,
-            self.name,
-            upgraded,
+            *(self.name, base, upgraded, self.name, upgraded),
         )
         return upgraded
 
@@ -320,7 +319,7 @@ class ProviderAdapter:
             self.redact(f"{self.name} HTTP {status}: {details.message}"),
             **self._fields,
             status=status,
-            retry_after=self.error_retry_after(resp, body),
+            retry_after=cap_retry_after(self.error_retry_after(resp, body), self.max_wait_s),
             request_id=self.request_id(resp),
             code=details.code,
         )
@@ -363,15 +362,14 @@ class ProviderAdapter:
     def _send(self, req: ProviderRequest) -> ProviderReply:
         request = self.build_request(req)
         started = time.perf_counter()
+        limits = (self.target.provider.max_reply_bytes, self.target.provider.timeout_s)
         with translate_transport_errors(**self._fields):
-            resp = self.client.send(request)
+            resp = send_bounded(self.client, request, *limits, **self._fields)
         latency_ms = round((time.perf_counter() - started) * 1000)
         if not resp.is_success:
             raise self.classify_error(resp)
         try:
             reply = self.parse_reply(resp)
-        except LLMProviderError:
-            raise
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise self.malformed(_why(exc), resp) from exc
         usage = estimated_usage(req, reply.text) if reply.usage.estimated else reply.usage

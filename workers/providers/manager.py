@@ -2,7 +2,8 @@
 
 Owns: the facade users of AI_BackLog_Assistant already call: `call_model`,
 `get_available_models`, `set_default_model`, `add_model`, `remove_model`,
-`update_provider_config`, `get_provider_status`. A call follows the queue's policy
+`update_provider_config`, `get_provider_status`. A call's arguments are a JSONL line's, checked
+by the same rules (workers/direct_args.py). A call follows the queue's policy
 (workers/direct_call.py): `rank_candidates` over the model's own deployments, then the models
 in the config's `fallbacks` for it (only those: no fallbacks, no fallback), and `retry.decide`
 after each failure, sleeping (bounded) where a queued job would be requeued. Deployment health
@@ -26,11 +27,14 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from core.errors import AuthFailed, BadRequest, ConfigError, ContextTooLong, LLMProviderError
+from core.errors import ConfigError, LLMProviderError
 from core.secrets_scrub import scrub
 from schemas.config import LLMConfig, LLMModelConfig, LLMProvider, ProviderName, ProviderSettings
-from schemas.job import ChatMessage
+from schemas.job import ChatMessage, Usage
+from schemas.request import NamedToolChoice, ResponseFormat, ToolSpec
+from workers.direct_args import call_spec
 from workers.direct_call import DirectDeps, GaveUp, call_direct
+from workers.direct_errors import gave_up
 from workers.pricing import Price, cost, price_for
 from workers.providers import REGISTRY, build_adapter, env_names, has_credentials
 from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest
@@ -38,6 +42,7 @@ from workers.providers.config import load_config, with_env_keys
 from workers.providers.http import make_client
 from workers.routing.health import MemoryHealthStore
 from workers.routing.select import Candidate, RouteRequest
+from workers.usage_check import usage_problem
 
 WINDOW = 100  # calls kept per provider for success rate and latency
 
@@ -225,32 +230,71 @@ class LLMProviderManager:
 
     # ---- calls ------------------------------------------------------------------------------
 
-    def call_model(
+    def call_model(  # noqa: PLR0913 - the JSONL line's parameters, one each (issue 15)
         self,
         prompt: str | None = None,
         model_name: str | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
-        messages: Sequence[Mapping[str, str] | ChatMessage] | None = None,
+        messages: Sequence[Mapping[str, Any] | ChatMessage] | None = None,
         system: str | None = None,
+        *,
+        max_completion_tokens: int | None = None,
+        response_format: Mapping[str, Any] | ResponseFormat | None = None,
+        tools: Sequence[Mapping[str, Any] | ToolSpec] | None = None,
+        tool_choice: str | Mapping[str, Any] | NamedToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+        stop: str | Sequence[str] | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        presence_penalty: float | None = None,
+        frequency_penalty: float | None = None,
+        user: str | None = None,
     ) -> dict[str, Any]:
         """Call a model (default: the config's default) and return the result dict.
+
+        Takes what a native JSONL line takes, checked by the same rules (`workers.direct_args`):
+        `messages` may hold content parts (text, image_url), assistant `tool_calls` and `tool`
+        results; `response_format` (json_object / json_schema), `tools`, `tool_choice`,
+        `parallel_tool_calls`, `stop`, `top_p`, `seed`, the penalties and `user` reach the
+        adapter as features, and deployments that cannot honour them are skipped.
 
         Returns: `response` (text), `model`, `provider`, `model_id`, `deployment`,
         `finish_reason`, `usage` {prompt_tokens, completion_tokens, total_tokens, estimated},
         `cost_usd` (Decimal, None when the price is unknown), `latency_ms`, `request_id`,
         `attempts` (provider calls made), `fallback` (True when one of the model's configured
-        fallback models answered).
+        fallback models answered), `tool_calls` (OpenAI's shape: ``[{"id", "type":
+        "function", "function": {"name", "arguments"}}]``, arguments a JSON string; [] when
+        none), `parsed` (the JSON value when JSON was asked for and the reply is JSON that
+        fits; else None) and `refusal` (the model's refusal text, else None).
 
         Raises:
-            LLMProviderError: unknown model, bad input, every candidate failed (the last
-                failure's class, e.g. `RateLimited`, with all attempts in the message), or a
-                wait longer than `max_wait_s` / more than `max_retries` waits was needed.
+            LLMProviderError: unknown model; `BadRequest` for input JSONL would reject (naming
+                the parameter) or features no deployment honours; every candidate failed (the
+                last failure's class, e.g. `RateLimited`, or `InvalidOutput` when JSON or tool
+                calls came back not fitting the request, with all attempts in the message); or
+                a wait longer than `max_wait_s` / more than `max_retries` waits was needed.
         """
         name = model_name or self._default_name()
         self._require(name)
-        chat = _chat_messages(prompt, messages)
         config = self.config  # one config for the whole call, even if another thread edits it
+        fields = {
+            "system": system,
+            "max_tokens": max_tokens,
+            "max_completion_tokens": max_completion_tokens,
+            "temperature": temperature,
+            "response_format": response_format,
+            "tools": tools,
+            "tool_choice": tool_choice,
+            "parallel_tool_calls": parallel_tool_calls,
+            "stop": stop,
+            "top_p": top_p,
+            "seed": seed,
+            "presence_penalty": presence_penalty,
+            "frequency_penalty": frequency_penalty,
+            "user": user,
+        }
+        spec = call_spec(config, name, prompt, messages, fields)
         tiers = (name, *config.fallbacks.get(name, []))
         route = {m.deployment_id: m for n in tiers for m in config.deployments_for(n)}
         deps = DirectDeps(
@@ -262,12 +306,15 @@ class LLMProviderManager:
             sleep=self._sleep,
             rng=self._rng,
         )
-        request = RouteRequest(name, chat, system, max_tokens)
-        result = call_direct(request, temperature, deps, self.max_retries, self.max_wait_s)
+        request = RouteRequest(name, tuple(spec.messages), spec.system, spec.max_tokens)
+        result = call_direct(
+            request, spec.temperature, deps, self.max_retries, self.max_wait_s, spec.features
+        )
         if isinstance(result, GaveUp):
-            raise _gave_up(name, list(route.values()), deps.has_key, result)
+            raise gave_up(name, list(route.values()), deps.has_key, result)
         dep = result.candidate.deployment
-        return self._result(dep, result.reply, result.attempts, fallback=dep.name != name)
+        out = self._result(dep, result.reply, result.attempts, fallback=dep.name != name)
+        return {**out, "parsed": result.parsed}
 
     def _default_name(self) -> str:
         name = self.config.default_model_name()
@@ -303,7 +350,12 @@ class LLMProviderManager:
     def _result(
         self, deployment: LLMModelConfig, reply: ProviderReply, attempts: int, fallback: bool
     ) -> dict[str, Any]:
-        usage = reply.usage
+        usage, price = reply.usage, self._price(deployment)
+        # Issue 20: absurd or negative counts are never passed on as usage or priced; the
+        # caller sees why, and the cost as unknown (there is no reservation to book here).
+        problem = usage_problem(usage, deployment.context_window, deployment.max_tokens or 0)
+        if problem is not None:
+            usage, price = Usage(estimated=True), None
         return {
             "response": reply.text,
             "model": deployment.name,
@@ -317,71 +369,15 @@ class LLMProviderManager:
                 "total_tokens": usage.total_tokens,
                 "estimated": usage.estimated,
             },
-            "cost_usd": cost(usage, self._price(deployment)),
+            "cost_usd": cost(usage, price) if problem is None else None,
+            "usage_problem": problem,
             "latency_ms": reply.latency_ms,
             "request_id": reply.request_id,
             "attempts": attempts,
             "fallback": fallback,
+            "tool_calls": [call.openai() for call in reply.tool_calls],
+            "refusal": reply.refusal,
         }
-
-
-def _chat_messages(
-    prompt: str | None, messages: Sequence[Mapping[str, str] | ChatMessage] | None
-) -> tuple[ChatMessage, ...]:
-    out: list[ChatMessage] = []
-    try:
-        for m in messages or ():
-            out.append(m if isinstance(m, ChatMessage) else ChatMessage.model_validate(dict(m)))
-    except (ValidationError, TypeError, ValueError) as exc:
-        raise BadRequest(
-            f"messages: each must be {{role: system|user|assistant, content}}: {exc}"
-        ) from None
-    if prompt is not None:
-        out.append(ChatMessage(role="user", content=prompt))
-    if not out:
-        raise BadRequest("call_model needs a prompt or messages")
-    return tuple(out)
-
-
-def _no_key(deployment: LLMModelConfig) -> AuthFailed:
-    names = " or ".join(env_names(deployment.provider)) or "an api_key"
-    return AuthFailed(
-        f"{deployment.deployment_id}: no API key (set {names}, or api_key in llm_config.yaml)",
-        provider=deployment.provider.value,
-        model=deployment.model_id,
-        deployment=deployment.deployment_id,
-    )
-
-
-def _gave_up(
-    name: str, route: list[LLMModelConfig], has_key: Mapping[str, bool], result: GaveUp
-) -> LLMProviderError:
-    """The error `call_model` raises when the policy gave up (see `_combined`)."""
-    if result.errors:
-        return _combined(name, list(result.errors))
-    if result.wait_s is not None:
-        return LLMProviderError(
-            f"{name}: every deployment is cooling down or at its rate limit for another "
-            f"{result.wait_s:.1f} s (longer than max_wait_s, or max_retries waits made)",
-            retry_after=result.wait_s,
-        )
-    keyless = [(m.deployment_id, _no_key(m)) for m in route if not has_key[m.deployment_id]]
-    if keyless:
-        return _combined(name, keyless)
-    return ContextTooLong(f"{name}: no deployment's context window fits this request")
-
-
-def _combined(name: str, errors: list[tuple[str, LLMProviderError]]) -> LLMProviderError:
-    """The last failure's class, its fields, and every attempt in the message."""
-    if not errors:
-        return LLMProviderError(f"{name}: no deployment could be tried")
-    last = errors[-1][1]
-    if len(errors) == 1:
-        return last
-    summary = "; ".join(f"{dep}: {type(e).__name__}: {e}" for dep, e in errors)
-    combined = type(last)(f"{name}: all candidates failed: {summary}", **last.fields)
-    combined.__cause__ = last
-    return combined
 
 
 def _registered(provider: LLMProvider | str) -> LLMProvider | ProviderName:

@@ -8,6 +8,9 @@ same inputs always give the same plan and the whole module is testable as a tabl
 The plan has tiers: the requested model's deployments first, then each model in
 `config.fallbacks[name]` in the listed order (one level: a fallback's own fallbacks are not
 followed, so a plan can never loop). Within a tier the configured strategy orders deployments.
+A deployment is a candidate only if it honours every feature the request needs
+(`required_features(req.features, req.messages)` within `capabilities_of(deployment, config)`,
+issue 15); `unserved_feature` names the feature that left none, for the job's error.
 Rate-limit headroom is *not* judged here: it must be checked and taken atomically, which is
 `HealthStore.try_acquire`'s job at dispatch time.
 """
@@ -22,6 +25,8 @@ from typing import TYPE_CHECKING
 
 from schemas.config import LLMConfig, LLMModelConfig
 from schemas.job import ChatMessage
+from schemas.request import NO_FEATURES, Feature, Features, in_order, required_features
+from workers.providers import capabilities_of
 from workers.routing._health_model import DeploymentHealth, HealthSnapshot
 
 if TYPE_CHECKING:
@@ -32,17 +37,25 @@ MESSAGE_OVERHEAD_TOKENS = 4
 # Roughly four UTF-8 bytes per token for English text; this is an ordering estimate, not a
 # bound (the quota reservation uses its own guaranteed upper bound).
 BYTES_PER_TOKEN = 4
+# An ordering estimate for one input image (a 1024-px image on most providers), not a bound.
+IMAGE_ESTIMATE_TOKENS = 1000
 _MTOK = Decimal(1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
 class RouteRequest:
-    """What routing needs to know about a job. `max_tokens` None = the deployment's default."""
+    """What routing needs to know about a job. `max_tokens` None = the deployment's default;
+    `features`: output format, tools and sampling, which a deployment must honour."""
 
     model_name: str
     messages: tuple[ChatMessage, ...]
     system: str | None = None
     max_tokens: int | None = None
+    features: Features = NO_FEATURES
+
+    def needs(self) -> frozenset[Feature]:
+        """The features a deployment must honour to serve this request."""
+        return required_features(self.features, self.messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +79,17 @@ class Candidate:
 
 
 def estimate_prompt_tokens(messages: Sequence[ChatMessage], system: str | None) -> int:
-    """UTF-8 bytes / 4 (rounded up) plus a small overhead per message; the system prompt counts
-    as one more message."""
-    texts = [m.content for m in messages] + ([system] if system else [])
-    size = sum(len(t.encode("utf-8")) for t in texts)
-    return math.ceil(size / BYTES_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS * len(texts)
+    """UTF-8 bytes / 4 (rounded up) of the texts and tool calls, plus a small overhead per
+    message and a flat estimate per image; the system prompt counts as one more message."""
+    size = len(system.encode("utf-8")) if system else 0
+    images = 0
+    for m in messages:
+        size += len(m.text.encode("utf-8"))
+        size += sum(len(c.name) + len(c.arguments.encode("utf-8")) for c in m.tool_calls or ())
+        images += len(m.images)
+    count = len(messages) + (1 if system else 0)
+    tokens = math.ceil(size / BYTES_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS * count
+    return tokens + IMAGE_ESTIMATE_TOKENS * images
 
 
 def estimate_cost(price: Price | None, prompt_tokens: int, max_tokens: int) -> Decimal | None:
@@ -115,6 +134,7 @@ def rank_candidates(
         Empty when nothing can serve the request now.
     """
     prompt = estimate_prompt_tokens(req.messages, req.system)
+    need = req.needs()
     order = _ORDERINGS[config.routing.strategy]
     position = {m.deployment_id: i for i, m in enumerate(config.models)}
     seen: set[str] = set(excluded)
@@ -130,10 +150,33 @@ def rank_candidates(
             max_tokens = req.max_tokens or dep.max_tokens
             if not _can_serve(dep, health.get(dep_id), has_key, now, prompt + max_tokens):
                 continue
+            if need and not need <= capabilities_of(dep, config):
+                continue
             cost = estimate_cost(prices.get(dep_id), prompt, max_tokens)
             tier.append(Candidate(dep, name, tier_no > 0, prompt, max_tokens, cost))
         plan.extend(order(tier, health, position, rng))
     return plan
+
+
+def unserved_feature(req: RouteRequest, config: LLMConfig) -> str | None:
+    """Why no configured deployment of the plan's tiers can serve `req`'s features, or None
+    when some can (health and credentials aside): ``no deployment of MODEL supports FEATURE``,
+    naming the first feature (in `Feature` order) that leaves none, as submit does."""
+    need = req.needs()
+    if not need:
+        return None
+    able = [capabilities_of(d, config) for d in _tier_deployments(config, req.model_name)]
+    for feature in in_order(need):
+        able = [caps for caps in able if feature in caps]
+        if not able:
+            return f"no deployment of {req.model_name} supports {feature}"
+    return None
+
+
+def _tier_deployments(config: LLMConfig, model_name: str) -> list[LLMModelConfig]:
+    names = [model_name, *config.fallbacks.get(model_name, [])]
+    found = {m.deployment_id: m for n in names for m in config.deployments_for(n)}
+    return list(found.values())
 
 
 def _can_serve(

@@ -1,0 +1,89 @@
+"""API keys of `llmq serve`: create, list, revoke, and resolve a presented key to its tenant.
+
+Owns: the `api_keys` table. A key is shown once, at creation; only its SHA-256 is stored (keys
+carry 256 random bits, so a fast hash is enough: there is nothing to brute-force). Must not:
+commit (callers pass an open Session), log or return a key after `create_key`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.ledger.models import ApiKey
+
+KEY_PREFIX = "llmq-"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A key as listed: never the key itself, nor any part of it."""
+
+    id: str
+    tenant: str
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "id": self.id,
+            "tenant": self.tenant,
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key: SHA-256, hex."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def create_key(session: Session, tenant: str, name: str | None, now: datetime) -> tuple[str, str]:
+    """Store a new key for `tenant`; returns (key id, the key). The key is not stored."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    key_id = "key_" + secrets.token_hex(8)
+    session.add(
+        ApiKey(
+            id=key_id,
+            tenant=tenant,
+            name=name,
+            key_hash=hash_key(key),
+            created_at=now,
+        )
+    )
+    return key_id, key
+
+
+def list_keys(session: Session, tenant: str | None = None) -> list[KeyInfo]:
+    """Every key (or one tenant's), oldest first, revoked ones included."""
+    stmt = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if tenant is not None:
+        stmt = stmt.where(ApiKey.tenant == tenant)
+    return [
+        KeyInfo(k.id, k.tenant, k.name, k.created_at, k.revoked_at) for k in session.scalars(stmt)
+    ]
+
+
+def revoke_key(session: Session, key_id: str, now: datetime) -> bool:
+    """Revoke a key; False when no such (unrevoked) key exists."""
+    result = session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
+
+
+def tenant_for(session: Session, key: str) -> str | None:
+    """The tenant a presented key belongs to; None for an unknown or revoked key."""
+    return session.scalar(
+        select(ApiKey.tenant).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+    )
