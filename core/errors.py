@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.secrets_scrub import scrub
 from schemas.job import ErrorKind
 
 
@@ -82,13 +83,22 @@ class InfraError(LLMQError):
 
 
 class LLMProviderError(LLMQError):
-    """Any provider failure. Fields: provider, model, status, retry_after (s), request_id."""
+    """Any provider failure. Fields: provider, model, status, retry_after (s), request_id.
+
+    Its text comes from the provider (messages, codes, request ids), which may echo a key or a
+    configured header: the message and every text field are scrubbed of registered secrets
+    here, so str, repr, pickle and whatever stores them never carry one.
+    """
 
     provider: str | None = None
     model: str | None = None
     status: int | None = None
     retry_after: float | None = None
     request_id: str | None = None
+
+    def __init__(self, message: str = "", **fields: Any) -> None:
+        clean = {k: scrub(v) if isinstance(v, str) else v for k, v in fields.items()}
+        super().__init__(scrub(message), **clean)
 
 
 class TransientProviderError(LLMProviderError):

@@ -10,11 +10,9 @@ environment, import anything from `workers/` or `producer/` (YAML loading lives 
 
 from __future__ import annotations
 
-import ipaddress
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.hosts import RESOLVE_CONTEXT, check_base_url
 from schemas.request import Feature
 
 
@@ -93,28 +92,28 @@ Provider = Annotated[
 ]
 
 
-def _is_private_host(host: str) -> bool:
-    """Loopback, private-range IPs, `localhost` and single-label names (compose services)."""
-    if host in ("localhost",) or host.endswith((".localhost", ".local", ".internal")):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return "." not in host
-    return ip.is_loopback or ip.is_private or ip.is_link_local
+def secret_text_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as a key or header value, or None when it can.
+
+    A newline or other control character would make the HTTP layer fail with the whole value
+    in its message; it is refused when the config is loaded instead.
+    """
+    for ch in value:
+        if ch in "\r\n":
+            return "contains a newline"
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            return f"contains a control character (U+{ord(ch):04X})"
+    return None
 
 
-def check_base_url(url: str, allow_insecure_http: bool) -> str:
-    """Reject plain HTTP to remote hosts: keys would travel in clear text."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url!r} is not an http(s) URL")
-    if parts.scheme == "http" and not (allow_insecure_http or _is_private_host(parts.hostname)):
-        raise ValueError(
-            f"{url!r} uses plain HTTP to a remote host; use https:// "
-            "or set allow_insecure_http: true for this provider"
-        )
-    return url.rstrip("/")
+def _check_secret(value: SecretStr | None) -> SecretStr | None:
+    problem = secret_text_problem(value.get_secret_value()) if value is not None else None
+    if problem:
+        raise ValueError(problem)  # pydantic names the field; the value is never shown
+    return value
+
+
+CheckedSecret = Annotated[SecretStr, AfterValidator(_check_secret)]
 
 
 class _Strict(BaseModel):
@@ -130,7 +129,12 @@ class ProviderSettings(_Strict):
     # An adapter's alternative wire format (local: `ollama` uses /api/chat); None = its own.
     dialect: str | None = Field(default=None, pattern=NAME_PATTERN)
     allow_insecure_http: bool = False
-    api_key: SecretStr | None = None  # normally from the environment, see config_file
+    api_key: CheckedSecret | None = None  # normally from the environment, see config_file
+    # Several keys used round-robin (a key answering 401/403 leaves the pool); `api_key`,
+    # when set too, is the first of them.
+    api_keys: list[CheckedSecret] = Field(default_factory=list)
+    # A file holding one more key (a Docker/Kubernetes secret), re-read when it changes.
+    api_key_file: str | None = None
     timeout_s: float = Field(default=120.0, gt=0)  # read timeout for one call, seconds
     # Bounds on what a reply may make us do (issue 20): a longer body fails `reply_too_large`
     # after reading at most this many bytes; a longer Retry-After is cut to this many seconds.
@@ -146,15 +150,29 @@ class ProviderSettings(_Strict):
             raise ValueError(f"unknown dialect {value!r}; expected one of {expected}")
         return value
 
+    @field_validator("headers")
+    @classmethod
+    def _clean_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            problem = secret_text_problem(name) or secret_text_problem(text)
+            if problem:
+                raise ValueError(f"header {name.strip()!r}: {problem}")
+        return value
+
     @model_validator(mode="after")
-    def _check_base(self) -> ProviderSettings:
+    def _check_base(self, info: ValidationInfo) -> ProviderSettings:
         if self.api_base:
-            self.api_base = check_base_url(self.api_base, self.allow_insecure_http)
+            resolve = (info.context or {}).get(RESOLVE_CONTEXT)
+            self.api_base = check_base_url(self.api_base, self.allow_insecure_http, resolve)
         return self
 
     @field_serializer("api_key")
     def _hide_key(self, v: SecretStr | None) -> str | None:
         return "**********" if v else None
+
+    @field_serializer("api_keys")
+    def _hide_keys(self, v: list[SecretStr]) -> list[str]:
+        return ["**********" for _ in v]
 
 
 class LLMModelConfig(_Strict):
@@ -164,7 +182,8 @@ class LLMModelConfig(_Strict):
     provider: Provider
     model_id: str | None = None  # the provider's own id; defaults to name
     api_url: str | None = None  # replaces the provider's api_base for this deployment
-    api_key: SecretStr | None = None
+    api_key: CheckedSecret | None = None
+    api_keys: list[CheckedSecret] = Field(default_factory=list)  # round-robin, as for providers
     max_tokens: int = Field(default=1024, gt=0)
     temperature: float = Field(default=0.7, ge=0, le=2)
     is_default: bool = False
@@ -181,11 +200,12 @@ class LLMModelConfig(_Strict):
     capabilities: dict[Feature, bool] | None = None
 
     @model_validator(mode="after")
-    def _defaults(self) -> LLMModelConfig:
+    def _defaults(self, info: ValidationInfo) -> LLMModelConfig:
         if not self.model_id:
             self.model_id = self.name
         if self.api_url:
-            self.api_url = check_base_url(self.api_url, allow_insecure_http=False)
+            resolve = (info.context or {}).get(RESOLVE_CONTEXT)
+            self.api_url = check_base_url(self.api_url, False, resolve)
         return self
 
     @property
@@ -195,6 +215,10 @@ class LLMModelConfig(_Strict):
     @field_serializer("api_key")
     def _hide_key(self, v: SecretStr | None) -> str | None:
         return "**********" if v else None
+
+    @field_serializer("api_keys")
+    def _hide_keys(self, v: list[SecretStr]) -> list[str]:
+        return ["**********" for _ in v]
 
 
 class RoutingSettings(_Strict):

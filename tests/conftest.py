@@ -56,6 +56,17 @@ def _no_network() -> Iterator[None]:
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
 
 
+@pytest.fixture(autouse=True)
+def _process_secrets() -> Iterator[None]:
+    """Secrets a test registers (loading a config, building an adapter) are forgotten after it,
+    so one test's made-up keys never redact another test's text."""
+    from core.secrets_scrub import SECRETS
+
+    held = SECRETS.snapshot()
+    yield
+    SECRETS.restore(held)
+
+
 def _unavailable(what: str, exc: Exception) -> None:
     if IN_CI:
         pytest.fail(f"{what} is not reachable in CI: {exc}")

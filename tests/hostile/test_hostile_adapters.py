@@ -103,7 +103,7 @@ def test_garbage_ends_in_the_error_tree(sim, client, flavour: str, mode: str) ->
         assert isinstance(got, MalformedReply) or "\ufffd" in got.text, got
 
 
-# Depends on S2 (issue 20 items 3-4: redaction by fragment, request_id scrubbing).
+# Issue 20 items 3-4: redaction by fragment, request_id scrubbing (core/secrets_scrub.py).
 S2_MODES = ("echo_key", "echo_key_partial", "key_in_request_id")
 
 
@@ -119,6 +119,4 @@ def test_echoed_keys_never_reach_an_exception_or_reply(
         seen = f"{got!r}"
     fragments = [KEY, KEY[:8], KEY[-8:]]
     leaked = [f for f in fragments if f in seen]
-    if leaked and mode != "echo_key":
-        pytest.xfail(f"S2 (secret scrubbing by fragment / request_id) not landed: {leaked}")
     assert not leaked, seen

@@ -9,9 +9,9 @@ follow a 400 MB reply, and no secret (each key and the gateway header, whole or 
 prefix/suffix) is in the database, the results, the worker log, the metrics or a pickled
 exception. The Flower API is not scraped: Flower only sees task ids (tests/monitoring).
 
-Secret scrubbing of echoed fragments, custom headers and request ids is S2's part of issue 20
-(items 3-4): leaks from `S2_MODES` make the test xfail (named, with where they were found)
-until it lands; a leak from any other mode fails it.
+Secret scrubbing of echoed fragments, custom headers and request ids (issue 20 items 3-4,
+`core/secrets_scrub.py`): a leak from any mode, or of the gateway header, fails the test,
+naming the mode and where it was found.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_args
 
-import pytest
 from helpers.jobs import insert_jobs, publish, spec_for, wait_settled
 from helpers.llm_config import model, sim_providers
 from prometheus_client import CollectorRegistry, generate_latest
@@ -38,8 +37,6 @@ from workers.observability.metrics import LedgerCollector
 
 MODES: tuple[str, ...] = get_args(HostileMode)
 USAGE_MODES = {m for m in MODES if m.startswith("usage_")}
-# Leaks here are S2's to fix (redaction by fragment, configured headers, request_id).
-S2_MODES = {"echo_key", "echo_key_partial", "echo_headers_500", "key_in_request_id"}
 JOBS_PER_MODE = 2
 MAX_RETRY_AFTER_S = 600.0
 GATEWAY = "gw-" + secrets.token_hex(16)
@@ -178,7 +175,4 @@ def test_every_hostile_mode_through_a_real_worker(rig, sim) -> None:  # type: ig
             found = sorted(f for f in _fragments(key) if f in haystack)
             if found:
                 leaks.setdefault(mode, []).append(f"{where}: {found}")
-    hard = {m: v for m, v in leaks.items() if m not in S2_MODES and m != "gateway header"}
-    assert not hard, f"secrets stored: {hard}"
-    if leaks:
-        pytest.xfail(f"echoed secrets stored until S2 (issue 20 items 3-4) lands: {leaks}")
+    assert not leaks, f"secrets stored: {leaks}"

@@ -44,7 +44,7 @@ class QuotaUse:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    kind: Literal["provider_failure_rate", "quota_use"]
+    kind: Literal["provider_failure_rate", "quota_use", "key_revoked"]
     subject: str  # provider name, or "tenant/period"
     value: float  # the observed ratio, 0..1 (quota use may exceed 1 by in-flight reservations)
     threshold: float

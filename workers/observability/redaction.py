@@ -16,8 +16,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-REDACTED = "[REDACTED]"
-_MIN_SECRET_LEN = 6  # shorter "keys" would blank ordinary words; real keys are far longer
+from core.secrets_scrub import REDACTED, SECRETS, Scrubber
+from core.secrets_scrub import config_secrets as _config_secrets
 
 # Why each pattern: OpenAI/Anthropic-style keys start with sk-; Authorization headers carry
 # "Bearer <token>" (OpenAI, Cohere, HF, local) ; Anthropic and Google send the key in
@@ -34,7 +34,7 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
 # A text containing none of these (case-insensitive) cannot match any pattern above, so the
 # filter skips the regexes for it: "sk-" (pattern 1), "bearer" (2), "key" / "authorization"
 # (3: x-api-key, x-goog-api-key, api_key, apikey, authorization), "key=" (4). Configured secret
-# values are replaced before this check, whatever they look like. Not "token": every
+# values are replaced after the patterns, whatever they look like. Not "token": every
 # provider_call line has prompt_tokens, and no pattern keys on that word.
 _TRIGGERS: tuple[str, ...] = ("sk-", "bearer", "key", "authorization")
 # Records carry these standard attributes; anything else came in via `extra=`.
@@ -55,27 +55,25 @@ class RedactionFilter(logging.Filter):
     """Scrubs configured key values and key-shaped patterns from a record, in place.
 
     Parameters:
-        secrets: literal secret values (every configured API key); longest replaced first so a
-            key that contains another is not half-replaced.
+        secrets: literal secret values (every configured API key); each is replaced whole and
+            by any fragment of 8 or more characters (`core.secrets_scrub.Scrubber`), as is
+            every secret the process registered with `core.secrets_scrub`.
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._secrets: tuple[str, ...] = ()
-        self.add_secrets(secrets)
+        self._scrubber = Scrubber(secrets)
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
-        merged = {s for s in (*self._secrets, *secrets) if s and len(s) >= _MIN_SECRET_LEN}
-        self._secrets = tuple(sorted(merged, key=len, reverse=True))
+        self._scrubber.add(secrets)
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
+        # Patterns first: a configured secret's fragment replaced first could cut the `sk-` or
+        # `Bearer` a pattern needs and leave the rest of an unconfigured key in clear.
         lowered = text.lower()
-        if not any(t in lowered for t in _TRIGGERS):
-            return text  # fast path: no pattern can match (issue 10: regexes cost per line)
-        return _pattern_sub(text)
+        if any(t in lowered for t in _TRIGGERS):  # else no pattern can match (issue 10)
+            text = _pattern_sub(text)
+        return SECRETS.scrub(self._scrubber.scrub(text))
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -107,21 +105,10 @@ class RedactionFilter(logging.Filter):
         return value
 
 
-_SECRET_HEADER = re.compile(r"(?i)(auth|key|token|secret)")
-
-
 def config_secrets(config: Any) -> list[str]:
-    """Every API key value in an LLMConfig (per provider and per deployment)."""
-    found: list[str] = []
-    for settings in getattr(config, "providers", {}).values():
-        if settings.api_key is not None:
-            found.append(settings.api_key.get_secret_value())
-        # custom headers may carry credentials too (a gateway's own auth header)
-        found.extend(v for k, v in settings.headers.items() if _SECRET_HEADER.search(k))
-    for model in getattr(config, "models", []):
-        if model.api_key is not None:
-            found.append(model.api_key.get_secret_value())
-    return found
+    """Every secret in an LLMConfig: keys (per provider and per deployment, listed or in key
+    files) and configured header values (`core.secrets_scrub.config_secrets`)."""
+    return _config_secrets(config)
 
 
 def register_secrets(secrets: Iterable[str]) -> None:

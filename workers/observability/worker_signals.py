@@ -3,7 +3,8 @@
 Owns: `install_worker_signals`, which connects Celery's setup_logging (llmq's redacting
 handler, JSON if LLMQ_LOG_JSON, with every configured key as a secret), worker_ready,
 worker_shutdown, task_failure and task_retry signals to handlers logging one line each under
-`llmq.worker`. Must not: log task arguments other than ids, or fail the worker's start: a
+`llmq.worker`; on worker_ready, SIGHUP is made to re-read key files
+(`workers.providers.keys`). Must not: log task arguments other than ids, or fail the worker's start: a
 config that does not load only leaves its keys to the patterns (the runtime reports it).
 """
 
@@ -46,12 +47,17 @@ def _on_setup_logging(loglevel: Any = None, logfile: Any = None, **_: Any) -> No
 
 
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    from workers.providers.keys import install_sighup_reload
+
     pool = getattr(getattr(sender, "controller", None), "pool_cls", None)
+    # SIGHUP re-reads key files (Celery's own handler would restart the whole worker).
+    reload_on_hup = install_sighup_reload()
     _log.info(
-        "worker_ready hostname=%s pool=%s concurrency=%s",
+        "worker_ready hostname=%s pool=%s concurrency=%s sighup_reloads_keys=%s",
         getattr(sender, "hostname", "?"),
         getattr(pool, "__name__", pool),
         getattr(getattr(sender, "controller", None), "concurrency", "?"),
+        reload_on_hup,
     )
 
 

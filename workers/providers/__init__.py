@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from core.errors import LLMProviderError
-from schemas.config import LLMConfig, LLMModelConfig
+from schemas.config import LLMConfig, LLMModelConfig, ProviderSettings
 from schemas.request import Feature
 from workers.providers.anthropic import AnthropicAdapter
 from workers.providers.base import (
@@ -30,6 +30,7 @@ from workers.providers.cohere import CohereAdapter
 from workers.providers.features import with_overrides
 from workers.providers.google import GoogleAdapter
 from workers.providers.huggingface import HuggingFaceAdapter
+from workers.providers.keys import KeyPool, is_revoked, revoke_alert
 from workers.providers.local import LocalAdapter
 from workers.providers.openai import OpenAIAdapter
 
@@ -47,9 +48,27 @@ REGISTRY: dict[str, type[ProviderAdapter]] = {
 
 
 def target_for(deployment: LLMModelConfig, config: LLMConfig) -> AdapterTarget:
-    """The deployment's provider settings and key (a per-model key wins over the provider's)."""
+    """The deployment's provider settings and key (per-model keys win over the provider's);
+    a key pool when the keys rotate (several keys, or a key file re-read on change)."""
     settings = config.provider_settings(deployment.provider)
-    return AdapterTarget(deployment, settings, deployment.api_key or settings.api_key)
+    keys, key_file = deployment_keys(deployment, settings)
+    first = deployment.api_key or settings.api_key
+    pool = None
+    if len(keys) > 1 or key_file:
+        pool = KeyPool(keys, key_file, deployment.deployment_id, revoke_alert(config))
+    return AdapterTarget(deployment, settings, first, keys=pool)
+
+
+def deployment_keys(
+    deployment: LLMModelConfig, settings: ProviderSettings
+) -> tuple[list[str], str | None]:
+    """(literal keys, key file) a deployment uses: its own when it has any, else its
+    provider's."""
+    if deployment.api_key is not None or deployment.api_keys:
+        own = [deployment.api_key, *deployment.api_keys]
+        return [k.get_secret_value() for k in own if k is not None], None
+    listed = [settings.api_key, *settings.api_keys]
+    return [k.get_secret_value() for k in listed if k is not None], settings.api_key_file
 
 
 def build_adapter(
@@ -66,11 +85,12 @@ def env_names(provider: str) -> tuple[str, ...]:
 
 
 def has_credentials(deployment: LLMModelConfig, config: LLMConfig) -> bool:
-    """True if the deployment can authenticate (local servers need no key)."""
+    """True if the deployment can authenticate (local servers need no key); keys revoked in
+    this process (401/403) do not count."""
     if not REGISTRY[deployment.provider].requires_key:
         return True
-    key = target_for(deployment, config).api_key
-    return bool(key and key.get_secret_value())
+    keys, key_file = deployment_keys(deployment, config.provider_settings(deployment.provider))
+    return bool(key_file) or any(k and not is_revoked(k) for k in keys)
 
 
 def capabilities_of(

@@ -16,10 +16,11 @@ deployment cannot honour), `parse_reply` (small pydantic reply models), `refine`
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -33,17 +34,25 @@ from core.errors import (
     InsufficientCredit,
     LLMProviderError,
     MalformedReply,
-    ModelUnavailable,
-    ProviderTimeout,
-    ProviderUnavailable,
     RateLimited,
 )
+from core.secrets_scrub import header_secrets, register_secrets, scrub
 from schemas.config import LLMModelConfig, ProviderSettings
 from schemas.job import ChatMessage, Usage
 from schemas.request import Feature, Features, ToolCall, required_features
 from workers.providers.bounded import send_bounded
+from workers.providers.classify import (
+    CONTEXT_MARKERS,
+    CREDIT_MARKERS,
+    FILTER_MARKERS,
+    ErrorDetails,
+    error_details,
+    matches,
+    status_class,
+)
 from workers.providers.features import with_overrides
 from workers.providers.http import CONNECT_TIMEOUT_S, retry_after_s, translate_transport_errors
+from workers.providers.keys import Key, KeyPool
 from workers.retry import cap_retry_after
 
 log = logging.getLogger(__name__)
@@ -96,83 +105,14 @@ class ProviderReply:
 
 @dataclass(slots=True)
 class AdapterTarget:
-    """Everything one deployment needs to be reached: resolved base URL, key and headers."""
+    """Everything one deployment needs to be reached: resolved base URL, key and headers.
+    `keys`: the deployment's key pool when it rotates keys (several keys or a key file)."""
 
     deployment: LLMModelConfig
     provider: ProviderSettings
     api_key: SecretStr | None
     extra: dict[str, str] = field(default_factory=dict)
-
-
-class ErrorDetails(NamedTuple):
-    """The provider's own words about an error: message and machine-readable code/type."""
-
-    message: str
-    code: str | None = None
-
-
-# Status first: this table decides the class; body markers may only refine it.
-STATUS_CLASSES: dict[int, type[LLMProviderError]] = {
-    400: BadRequest,
-    401: AuthFailed,
-    402: InsufficientCredit,
-    403: AuthFailed,
-    404: ModelUnavailable,
-    408: ProviderTimeout,
-    409: ProviderUnavailable,  # the SDKs retry conflicts
-    413: BadRequest,
-    422: BadRequest,
-    429: RateLimited,
-    499: ProviderUnavailable,  # request cancelled upstream: try again
-    504: ProviderTimeout,
-}
-
-CONTEXT_MARKERS = (
-    "context_length_exceeded",
-    "maximum context length",
-    "context window",
-    "context length",
-    "prompt is too long",
-    "prompt too long",
-    "too many tokens",
-    "exceeds the maximum number of tokens",
-    "`inputs` tokens + `max_new_tokens`",
-)
-CREDIT_MARKERS = ("insufficient_quota", "credit balance", "billing_error", "billing limit")
-FILTER_MARKERS = ("content_filter", "content_policy_violation", "content management policy")
-
-
-def status_class(status: int) -> type[LLMProviderError]:
-    """The error class an HTTP status alone implies."""
-    if status in STATUS_CLASSES:
-        return STATUS_CLASSES[status]
-    if status >= 500:
-        return ProviderUnavailable  # 500, 502, 503, 529 overloaded, ...
-    if status >= 400:
-        return BadRequest
-    return MalformedReply  # 1xx/3xx where a reply was expected
-
-
-def _matches(details: ErrorDetails, markers: Iterable[str]) -> bool:
-    text = f"{details.code or ''} {details.message}".lower()
-    return any(marker.lower() in text for marker in markers)
-
-
-def error_details(body: Any, text: str) -> ErrorDetails:
-    """Message and code from the common envelopes: `{"error": {...}}` (OpenAI, Anthropic,
-    Google, vLLM), `{"error": "..."}` (TGI, Ollama), `{"message": "..."}` (Cohere)."""
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, str):
-            code = body.get("error_type")
-            return ErrorDetails(err, code if isinstance(code, str) else None)
-        if isinstance(err, dict):
-            message = err.get("message") or err.get("error") or text
-            code = next(
-                (err[k] for k in ("code", "status", "type") if isinstance(err.get(k), str)), None
-            )
-            return ErrorDetails(str(message), code)
-    return ErrorDetails(text.strip() or "(empty body)")
+    keys: KeyPool | None = None
 
 
 def _why(exc: Exception) -> str:
@@ -222,6 +162,10 @@ class ProviderAdapter:
         self.client = client
         self.model_id = target.deployment.model_id or target.deployment.name
         self.base_url = self.resolve_base_url()
+        self.keys = target.keys
+        self._local = threading.local()  # the key of the call this thread is making
+        configured = {**target.provider.headers, **target.extra}
+        register_secrets([*header_secrets(configured), *([self.key()] if self.key() else [])])
         self.headers = {
             "content-type": "application/json",
             **self.auth_headers(),
@@ -319,11 +263,18 @@ class ProviderAdapter:
         return BadRequest(f"{self.name} ({self.model_id}): {why}", **self._fields)
 
     def key(self) -> str | None:
+        current: Key | None = getattr(self._local, "key", None)
+        if current is not None:
+            return current.value
         return self.target.api_key.get_secret_value() if self.target.api_key else None
 
     def post(self, url: str, body: dict[str, Any]) -> httpx.Request:
+        headers = self.headers
+        if getattr(self._local, "key", None) is not None:  # a rotating pool: this call's key
+            extra = {**self.target.provider.headers, **self.target.extra}
+            headers = {"content-type": "application/json", **self.auth_headers(), **extra}
         return self.client.build_request(
-            "POST", url, json=body, headers=self.headers, timeout=self.timeout
+            "POST", url, json=body, headers=headers, timeout=self.timeout
         )
 
     def finish(self, raw: Any) -> str | None:
@@ -332,14 +283,17 @@ class ProviderAdapter:
         return self.finish_reasons.get(raw, raw.lower())
 
     def request_id(self, resp: httpx.Response) -> str | None:
-        return resp.headers.get(self.request_id_header) if self.request_id_header else None
+        """The reply's request id, scrubbed: a hostile provider may echo a key in it."""
+        found = resp.headers.get(self.request_id_header) if self.request_id_header else None
+        return scrub(found)[:200] if found else None
 
     def redact(self, text: str) -> str:
-        """Never let the key travel in a message (some providers echo it back)."""
+        """Never let a secret travel in a message (some providers echo keys and headers back),
+        whole or in part: scrubbed of every registered secret, then cut to length."""
         key = self.key()
         if key and len(key) >= 4:
             text = text.replace(key, "***")
-        return text[:MAX_ERROR_MESSAGE]
+        return scrub(text)[:MAX_ERROR_MESSAGE]
 
     def classify_error(self, resp: httpx.Response) -> LLMProviderError:
         """A non-2xx reply as an `LLMProviderError`: status first, body markers second."""
@@ -354,11 +308,11 @@ class ProviderAdapter:
             )
         status = resp.status_code
         cls = status_class(status)
-        if cls is BadRequest and _matches(details, CONTEXT_MARKERS):
+        if cls is BadRequest and matches(details, CONTEXT_MARKERS):
             cls = ContextTooLong
-        elif cls is BadRequest and _matches(details, FILTER_MARKERS):
+        elif cls is BadRequest and matches(details, FILTER_MARKERS):
             cls = ContentFiltered
-        elif cls in (RateLimited, BadRequest, AuthFailed) and _matches(details, CREDIT_MARKERS):
+        elif cls in (RateLimited, BadRequest, AuthFailed) and matches(details, CREDIT_MARKERS):
             cls = InsufficientCredit
         cls = self.refine(cls, status, details, body)
         return cls(
@@ -381,7 +335,31 @@ class ProviderAdapter:
     # ---- the one I/O path ----------------------------------------------------------------------
 
     def complete(self, req: ProviderRequest) -> ProviderReply:
-        """Send one request; return the parsed reply or raise an `LLMProviderError`."""
+        """Send one request; return the parsed reply or raise an `LLMProviderError`.
+
+        With a rotating key pool each call takes the next key; a key answering 401/403 leaves
+        the pool and the call is made again with the next one, until none is left.
+        """
+        if not self.keys:
+            return self._send(req)
+        while True:
+            key = self.keys.take()
+            if key is None:
+                raise AuthFailed(
+                    f"{self.name}: every configured key was refused (401/403)",
+                    **self._fields,
+                    status=401,
+                )
+            self._local.key = key
+            try:
+                return self._send(req)
+            except AuthFailed as exc:
+                if exc.status not in (401, 403) or not self.keys.revoke(key, exc.status):
+                    raise
+            finally:
+                self._local.key = None
+
+    def _send(self, req: ProviderRequest) -> ProviderReply:
         request = self.build_request(req)
         started = time.perf_counter()
         limits = (self.target.provider.max_reply_bytes, self.target.provider.timeout_s)
@@ -395,4 +373,12 @@ class ProviderAdapter:
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise self.malformed(_why(exc), resp) from exc
         usage = estimated_usage(req, reply.text) if reply.usage.estimated else reply.usage
-        return replace(reply, usage=usage, latency_ms=latency_ms)
+        refusal = scrub(reply.refusal) if reply.refusal else reply.refusal
+        return replace(
+            reply,
+            text=scrub(reply.text),
+            refusal=refusal,
+            request_id=scrub(reply.request_id)[:200] if reply.request_id else None,
+            usage=usage,
+            latency_ms=latency_ms,
+        )

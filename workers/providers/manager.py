@@ -28,6 +28,7 @@ import httpx
 from pydantic import ValidationError
 
 from core.errors import ConfigError, LLMProviderError
+from core.secrets_scrub import scrub
 from schemas.config import LLMConfig, LLMModelConfig, LLMProvider, ProviderName, ProviderSettings
 from schemas.job import ChatMessage, Usage
 from schemas.request import NamedToolChoice, ResponseFormat, ToolSpec
@@ -224,7 +225,7 @@ class LLMProviderManager:
             if error is None:
                 stats.latencies.append(latency_ms)
             else:
-                stats.last_error = f"{type(error).__name__}: {error}"
+                stats.last_error = scrub(f"{type(error).__name__}: {error}")
                 stats.last_error_at = time.time()
 
     # ---- calls ------------------------------------------------------------------------------
