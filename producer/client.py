@@ -39,7 +39,13 @@ from core.ledger.batch_reads_repo import BatchStatus, JobTimeline
 from core.ledger.batch_submit_repo import NewBatch
 from core.ledger.db import make_engine, make_sessionmaker, session_scope
 from core.money import USD_QUANTUM
-from producer.submit import EnqueueFailed, SubmitResult, publish_or_mark, store_and_enqueue
+from producer.submit import (
+    EnqueueFailed,
+    SubmitResult,
+    publish_or_mark,
+    store_and_enqueue,
+    store_stream_and_enqueue,
+)
 from schemas.config import LLMConfig
 from schemas.job import JobSpec
 from schemas.settings import Settings, load_settings
@@ -188,18 +194,31 @@ class Client:
         )
         t0 = time.perf_counter()
         if isinstance(path_or_specs, str | Path):
-            source = str(Path(path_or_specs).resolve())
-            specs = jsonl.parse_file(
-                path_or_specs, self.config, model, capabilities=self.capabilities
-            )
-            batch = replace(batch, source=source)
-        else:
-            specs = jsonl.check_specs(
-                path_or_specs, self.config, model, capabilities=self.capabilities
-            )
+            return self._submit_file(Path(path_or_specs), batch, model, t0)
+        specs = jsonl.check_specs(path_or_specs, self.config, model, capabilities=self.capabilities)
         keys = cache.keys_for(specs, self.config, batch.use_cache, tenant=batch.tenant)
         parse_s = time.perf_counter() - t0
         result = store_and_enqueue(self.sessions, self.broker_url, specs, batch, cache_keys=keys)
+        result.timings = {"parse_s": parse_s, **result.timings}
+        return result
+
+    def _submit_file(
+        self, path: Path, batch: NewBatch, model: str | None, t0: float
+    ) -> SubmitResult:
+        """Two streaming passes, so memory stays flat in the file's length: validate every line
+        (no spec kept), then parse again chunk by chunk into one insert transaction."""
+        batch = replace(batch, source=str(path.resolve()))
+        total = jsonl.validate_file(path, self.config, model, capabilities=self.capabilities)
+        parse_s = time.perf_counter() - t0
+        specs = jsonl.iter_file(path, self.config, model, capabilities=self.capabilities)
+        result = store_stream_and_enqueue(
+            self.sessions,
+            self.broker_url,
+            specs,
+            total,
+            batch,
+            lambda chunk: cache.keys_for(chunk, self.config, batch.use_cache, tenant=batch.tenant),
+        )
         result.timings = {"parse_s": parse_s, **result.timings}
         return result
 
