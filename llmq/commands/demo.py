@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from llmq.demo_summary import Report, print_report, report_json
+from llmq.results_file import check_output, write_results
 
 if TYPE_CHECKING:
     from core.ledger.batch_reads_repo import BatchStatus
@@ -128,6 +129,7 @@ def run(  # noqa: PLR0913 - one parameter per CLI flag
     """
     output = output or file.with_name(file.name + ".results.jsonl")
     options = {"model": model, "tenant": tenant, "max_cost": max_cost}
+    _guarded(lambda: check_output(output, file))  # before any call is paid for
     if external:
         report = _guarded(lambda: _run_external(file, output, **options))
     else:
@@ -163,8 +165,10 @@ def _run_embedded(  # noqa: PLR0913 - the run's whole description, passed throug
     tenant: str | None = None,
     max_cost: str | None = None,
 ) -> Report:
+    from core.jsonl import validate_file
     from llmq.embedded import start_embedded
 
+    validate_file(source, config, model)  # a rejected file creates no ledger
     log = _log_to_file(ledger.parent / LOG_NAME, config)
     started = time.monotonic()
     with start_embedded(
@@ -217,23 +221,21 @@ def _submit_wait_write(
                                     max_cost_usd=max_cost)  # fmt: skip
     with BatchProgress(result.jobs, label=source.name) as bar:
         status = client.wait(result.batch_id, progress=bar, poll_s=0.25)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
-    with open(output, "w", encoding="utf-8") as f:
-        for written, line in enumerate(client.iter_results(result.batch_id), 1):  # noqa: B007
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    written = write_results(client, result.batch_id, output)
     return status, written, time.monotonic() - started
 
 
-def _guarded(work: Any) -> Report:
+def _guarded(work: Any) -> Any:
     """Run `work`; expected failures become a message and an exit code, not a traceback."""
     from sqlalchemy.exc import OperationalError
 
     from core.errors import ConfigError
+    from llmq.results_file import ResultsNotWritten
     from producer.client import EnqueueFailed, InputError
 
     handlers: list[tuple[type[BaseException], int, str]] = [
         (InputError, EXIT_INPUT, "{}"),
+        (ResultsNotWritten, EXIT_UNFINISHED, "error: {}"),
         (ConfigError, EXIT_INPUT, "config error: {}"),
         (ValueError, EXIT_INPUT, "error: {}"),
         (EnqueueFailed, EXIT_UNFINISHED, "warning: {}"),  # --external, broker down
@@ -268,12 +270,14 @@ def _load_user_config() -> LLMConfig:
 
 def _log_to_file(path: Path, config: LLMConfig) -> Path:
     """Worker logs (retries, failures) go to a file: the terminal keeps the progress bar."""
+    from schemas.settings import load_settings
     from workers.observability.logs import setup_logging
     from workers.observability.redaction import config_secrets, env_secrets
 
     path.parent.mkdir(parents=True, exist_ok=True)
     secrets = [*env_secrets(os.environ), *config_secrets(config)]
-    setup_logging(logfile=str(path), secrets=secrets)
+    as_json = load_settings(os.environ).log_json or config.monitoring.log_json
+    setup_logging(logfile=str(path), secrets=secrets, json_lines=as_json)
     # Celery's two lines per task (received, succeeded) would be most of the file, and cost
     # CPU the worker threads share; the pipeline's own lines say what happened to each job.
     for chatty in ("celery.worker.strategy", "celery.app.trace", "alembic"):
