@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import cache_key as cache
 from core import jsonl
-from core.ledger import batch_control_repo, batch_reads_repo
+from core.ledger import batch_control_repo, batch_reads_repo, batch_submit_repo
 from core.ledger.batch_control_repo import CancelResult
 from core.ledger.batch_reads_repo import BatchStatus, JobTimeline
 from core.ledger.batch_submit_repo import NewBatch
@@ -43,6 +43,7 @@ from producer.submit import (
     EnqueueFailed,
     SubmitResult,
     publish_or_mark,
+    republish_unfinished,
     store_and_enqueue,
     store_stream_and_enqueue,
 )
@@ -221,6 +222,21 @@ class Client:
         )
         result.timings = {"parse_s": parse_s, **result.timings}
         return result
+
+    def continue_file(self, path: str | Path) -> SubmitResult:
+        """Continue the newest batch submitted from `path` (an interrupted `llmq run`): its
+        queued and running jobs are published again; finished and parked ones stay as they
+        are. Nothing is parsed or inserted. Raises NotFound when no batch came from `path`.
+        """
+        source = str(Path(path).resolve())
+        with session_scope(self.sessions) as session:
+            bid = batch_submit_repo.latest_batch_for_source(session, source)
+        if bid is None:
+            raise NotFound(f"no earlier run of {path} in this ledger: run it without --resume")
+        t0 = time.perf_counter()
+        sent = republish_unfinished(self.sessions, self.broker_url, bid)
+        total = self.get_batch(bid).total
+        return SubmitResult(bid, total, sent, "queued", {"enqueue_s": time.perf_counter() - t0})
 
     # --- poll -----------------------------------------------------------------------------
 

@@ -173,6 +173,27 @@ def publish_batch(
         last_line = page[-1][0]
 
 
+def republish_unfinished(
+    sessions: sessionmaker[Session], broker_url: str, batch_id: uuid.UUID
+) -> int:
+    """Publish the batch's queued and running jobs again, page by page; returns how many.
+
+    For a run interrupted in one process (`llmq run --resume`): its messages died with it,
+    the ledger kept the jobs. A job that finished since is not among them, and a duplicate
+    message finds nothing to claim, so no job runs (or is paid) twice."""
+    sent = last_line = 0
+    while True:
+        with session_scope(sessions) as session:
+            page = batch_submit_repo.unfinished_job_ids(session, batch_id, last_line, PUBLISH_CHUNK)
+        if not page:
+            return sent
+        try:
+            sent += enqueue_job_ids(broker_url, [jid for _, jid in page])
+        except EnqueueError as exc:  # still queued in the ledger: the sweeper sends them
+            raise EnqueueFailed(batch_id, sent + len(page), sent + exc.sent, exc) from exc
+        last_line = page[-1][0]
+
+
 def _chunks(items: Iterable[JobSpec], size: int) -> Iterator[list[JobSpec]]:
     it = iter(items)
     while chunk := list(islice(it, size)):

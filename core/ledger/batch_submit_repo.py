@@ -190,3 +190,33 @@ def clear_enqueued(
         session.execute(
             base.where(Job.id.in_(chunk)).values(enqueued_at=None), execution_options=_NO_SYNC
         )
+
+
+def latest_batch_for_source(session: Session, source: str) -> uuid.UUID | None:
+    """The newest batch submitted from the file `source` (a resolved path), if any: what
+    `llmq run --resume` continues."""
+    return session.scalar(
+        select(Batch.id)
+        .where(Batch.source == source)
+        .order_by(Batch.created_at.desc(), Batch.id)
+        .limit(1)
+    )
+
+
+def unfinished_job_ids(
+    session: Session, batch_id: uuid.UUID, after_line_no: int = 0, limit: int = _ID_CHUNK
+) -> list[tuple[int, uuid.UUID]]:
+    """(line_no, id) of the batch's queued or running jobs after `after_line_no`, in input
+    order: the ones an interrupted run left behind (their messages died with its process;
+    the claim's conditional UPDATE makes sending them again harmless)."""
+    rows = session.execute(
+        select(Job.line_no, Job.id)
+        .where(
+            Job.batch_id == batch_id,
+            Job.line_no > after_line_no,
+            Job.state.in_((JobState.QUEUED.value, JobState.RUNNING.value)),
+        )
+        .order_by(Job.line_no)
+        .limit(limit)
+    )
+    return [(n, jid) for n, jid in rows]

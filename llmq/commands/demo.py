@@ -116,6 +116,14 @@ def run(  # noqa: PLR0913 - one parameter per CLI flag
             help="Use LLMQ_DATABASE_URL / LLMQ_BROKER_URL and the workers serving them.",
         ),
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the last run of FILE in the ledger (after Ctrl-C): only its "
+            "unfinished jobs run; then the results file is written as usual.",
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Run every line of FILE and write the results, in one command (e.g. a nightly cron).
@@ -128,8 +136,11 @@ def run(  # noqa: PLR0913 - one parameter per CLI flag
     LLMQ_BROKER_URL instead, and `llmq worker` processes must be running.
     """
     output = output or file.with_name(file.name + ".results.jsonl")
-    options = {"model": model, "tenant": tenant, "max_cost": max_cost}
+    options: dict[str, Any] = {"model": model, "tenant": tenant, "max_cost": max_cost}
     _guarded(lambda: check_output(output, file))  # before any call is paid for
+    if resume:
+        _guarded(lambda: _check_resumable(external, ledger, model, tenant, max_cost))
+        options["resume"] = True
     if external:
         report = _guarded(lambda: _run_external(file, output, **options))
     else:
@@ -164,11 +175,13 @@ def _run_embedded(  # noqa: PLR0913 - the run's whole description, passed throug
     model: str | None = None,
     tenant: str | None = None,
     max_cost: str | None = None,
+    resume: bool = False,
 ) -> Report:
     from core.jsonl import validate_file
     from llmq.embedded import start_embedded
 
-    validate_file(source, config, model)  # a rejected file creates no ledger
+    if not resume:
+        validate_file(source, config, model)  # a rejected file creates no ledger
     log = _log_to_file(ledger.parent / LOG_NAME, config)
     started = time.monotonic()
     with start_embedded(
@@ -180,22 +193,29 @@ def _run_embedded(  # noqa: PLR0913 - the run's whole description, passed throug
         startup = time.monotonic() - started
         with emb.client() as client:
             status, written, took = _submit_wait_write(
-                client, source, output, model, tenant, max_cost
+                client, source, output, model, tenant, max_cost, resume=resume
             )
             usage = emb.usage(status.created_at)
         sim = emb.simulator_stats()
         return Report(title, status, usage, output, written, str(ledger), log, sim, took, startup)
 
 
-def _run_external(
-    source: Path, output: Path, model: str | None, tenant: str | None, max_cost: str | None
+def _run_external(  # noqa: PLR0913 - the run's options, passed through once
+    source: Path,
+    output: Path,
+    model: str | None,
+    tenant: str | None,
+    max_cost: str | None,
+    resume: bool = False,
 ) -> Report:
     from core.ledger.db import session_scope
     from core.ledger.usage_repo import usage_report
     from producer.client import Client
 
     with Client() as client:
-        status, written, took = _submit_wait_write(client, source, output, model, tenant, max_cost)
+        status, written, took = _submit_wait_write(
+            client, source, output, model, tenant, max_cost, resume=resume
+        )
         with session_scope(client.sessions) as session:
             usage = usage_report(session, status.created_at, by=("provider", "model"))
         ledger = _hide_password(client.database_url)
@@ -209,16 +229,22 @@ def _submit_wait_write(
     model: str | None,
     tenant: str | None,
     max_cost: str | None,
+    *,
+    resume: bool = False,
 ) -> tuple[BatchStatus, int, float]:
-    """Submit `source`, show progress until the batch settles, write its results in order.
+    """Submit `source` (or, with `resume`, re-send its last batch's unfinished jobs), show
+    progress until the batch settles, write its results in order.
 
     Returns the final status, the result lines written and the seconds all that took."""
     from producer.progress import BatchProgress
 
     started = time.monotonic()
-
-    result = client.submit_detailed(source, name=source.name, tenant=tenant, model=model,
-                                    max_cost_usd=max_cost)  # fmt: skip
+    if resume:
+        result = client.continue_file(source)
+        _say(f"resuming batch {result.batch_id}: {result.enqueued} of {result.jobs} jobs left")
+    else:
+        result = client.submit_detailed(source, name=source.name, tenant=tenant, model=model,
+                                        max_cost_usd=max_cost)  # fmt: skip
     with BatchProgress(result.jobs, label=source.name) as bar:
         status = client.wait(result.batch_id, progress=bar, poll_s=0.25)
     written = write_results(client, result.batch_id, output)
@@ -231,10 +257,11 @@ def _guarded(work: Any) -> Any:
 
     from core.errors import ConfigError
     from llmq.results_file import ResultsNotWritten
-    from producer.client import EnqueueFailed, InputError
+    from producer.client import EnqueueFailed, InputError, NotFound
 
     handlers: list[tuple[type[BaseException], int, str]] = [
         (InputError, EXIT_INPUT, "{}"),
+        (NotFound, EXIT_INPUT, "error: {}"),
         (ResultsNotWritten, EXIT_UNFINISHED, "error: {}"),
         (ConfigError, EXIT_INPUT, "config error: {}"),
         (ValueError, EXIT_INPUT, "error: {}"),
@@ -248,6 +275,17 @@ def _guarded(work: Any) -> Any:
         code, text = next((c, t) for kind, c, t in handlers if isinstance(exc, kind))
         _say(text.format("" if isinstance(exc, KeyboardInterrupt) else exc))
         raise typer.Exit(code) from None
+
+
+def _check_resumable(
+    external: bool, ledger: Path, model: str | None, tenant: str | None, max_cost: str | None
+) -> None:
+    """--resume continues what the ledger holds: options that would change the batch, or a
+    ledger that does not exist, are refused before anything starts."""
+    if any(v is not None for v in (model, tenant, max_cost)):
+        raise ValueError("--resume keeps the batch as submitted: drop --model/--tenant/--max-cost")
+    if not external and not ledger.exists():
+        raise ValueError(f"--resume: no ledger at {ledger}; run the file without --resume")
 
 
 # --- configuration --------------------------------------------------------------------------
