@@ -183,8 +183,13 @@ class Client:
         max_cost_usd: Decimal | str | float | None = None,
         nightly: bool = False,
         use_cache: bool = True,
+        *,
+        enqueue: bool = True,
     ) -> SubmitResult:
-        """`submit`, returning job count, enqueued count and per-phase timings in seconds."""
+        """`submit`, returning job count, enqueued count and per-phase timings in seconds.
+
+        `enqueue=False` (a file only) stores the batch and publishes nothing: the caller
+        feeds the ids itself (the embedded run, `llmq.embedded_feed`)."""
         batch = NewBatch(
             tenant=_check_len("tenant", tenant or self.config.quota.default_tenant, 100),
             name=_check_len("name", name, 200) if name else None,
@@ -195,7 +200,7 @@ class Client:
         )
         t0 = time.perf_counter()
         if isinstance(path_or_specs, str | Path):
-            return self._submit_file(Path(path_or_specs), batch, model, t0)
+            return self._submit_file(Path(path_or_specs), batch, model, t0, enqueue)
         specs = jsonl.check_specs(path_or_specs, self.config, model, capabilities=self.capabilities)
         keys = cache.keys_for(specs, self.config, batch.use_cache, tenant=batch.tenant)
         parse_s = time.perf_counter() - t0
@@ -204,7 +209,7 @@ class Client:
         return result
 
     def _submit_file(
-        self, path: Path, batch: NewBatch, model: str | None, t0: float
+        self, path: Path, batch: NewBatch, model: str | None, t0: float, enqueue: bool
     ) -> SubmitResult:
         """Two streaming passes, so memory stays flat in the file's length: validate every line
         (no spec kept), then parse again chunk by chunk into one insert transaction."""
@@ -219,14 +224,16 @@ class Client:
             total,
             batch,
             lambda chunk: cache.keys_for(chunk, self.config, batch.use_cache, tenant=batch.tenant),
+            publish=enqueue,
         )
         result.timings = {"parse_s": parse_s, **result.timings}
         return result
 
-    def continue_file(self, path: str | Path) -> SubmitResult:
+    def continue_file(self, path: str | Path, *, enqueue: bool = True) -> SubmitResult:
         """Continue the newest batch submitted from `path` (an interrupted `llmq run`): its
         queued and running jobs are published again; finished and parked ones stay as they
         are. Nothing is parsed or inserted. Raises NotFound when no batch came from `path`.
+        `enqueue=False` publishes nothing (the caller feeds them, as in `submit_detailed`).
         """
         source = str(Path(path).resolve())
         with session_scope(self.sessions) as session:
@@ -234,7 +241,7 @@ class Client:
         if bid is None:
             raise NotFound(f"no earlier run of {path} in this ledger: run it without --resume")
         t0 = time.perf_counter()
-        sent = republish_unfinished(self.sessions, self.broker_url, bid)
+        sent = republish_unfinished(self.sessions, self.broker_url, bid) if enqueue else 0
         total = self.get_batch(bid).total
         return SubmitResult(bid, total, sent, "queued", {"enqueue_s": time.perf_counter() - t0})
 

@@ -113,13 +113,16 @@ def store_stream_and_enqueue(  # noqa: PLR0913 - the stream, its count and where
     total: int,
     batch: NewBatch,
     keys_for: KeysFor,
+    *,
+    publish: bool = True,
 ) -> SubmitResult:
     """`store_and_enqueue` for a large, already validated file, in memory flat in its length.
 
     `specs` streams the file a second time (`core.jsonl.iter_file`); chunks of INSERT_CHUNK
     are keyed (`keys_for`) and inserted in ONE transaction, so a line that fails now (the file
     changed since it was validated) or a count other than `total` rolls everything back.
-    After the commit, ids are read back and published page by page.
+    After the commit, ids are read back and published page by page (unless `publish` is
+    False: the caller feeds them, see `llmq.embedded_feed`).
 
     Raises:
         InputError: the file no longer matches its validation; nothing was written.
@@ -142,7 +145,7 @@ def store_stream_and_enqueue(  # noqa: PLR0913 - the stream, its count and where
     t1 = time.perf_counter()
     state = JobState.DEFERRED if batch.nightly else JobState.QUEUED
     result = SubmitResult(batch_id, total, 0, state.value, {"insert_s": t1 - t0})
-    if not batch.nightly:
+    if publish and not batch.nightly:
         result.enqueued = publish_batch(sessions, broker_url, batch_id, total)
     result.timings["enqueue_s"] = time.perf_counter() - t1
     return result

@@ -220,3 +220,19 @@ def unfinished_job_ids(
         .limit(limit)
     )
     return [(n, jid) for n, jid in rows]
+
+
+def touch_unsent(session: Session, batch_id: uuid.UUID, after_line_no: int, now: datetime) -> None:
+    """Set `enqueued_at` to `now` on the batch's queued jobs after `after_line_no`: jobs a
+    feeder will publish soon, which the sweeper must not take for lost messages meanwhile.
+    If the feeder stops touching them, they age and the sweeper sends them after all."""
+    session.execute(
+        update(Job)
+        .where(
+            Job.batch_id == batch_id,
+            Job.line_no > after_line_no,
+            Job.state == JobState.QUEUED.value,
+        )
+        .values(enqueued_at=now),
+        execution_options=_NO_SYNC,
+    )

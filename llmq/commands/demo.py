@@ -193,8 +193,9 @@ def _run_embedded(  # noqa: PLR0913 - the run's whole description, passed throug
         startup = time.monotonic() - started
         with emb.client() as client:
             status, written, took = _submit_wait_write(
-                client, source, output, model, tenant, max_cost, resume=resume
-            )
+                client, source, output, model, tenant, max_cost, resume=resume,
+                feed_backlog=4 * concurrency,
+            )  # fmt: skip
             usage = emb.usage(status.created_at)
         sim = emb.simulator_stats()
         return Report(title, status, usage, output, written, str(ledger), log, sim, took, startup)
@@ -231,22 +232,35 @@ def _submit_wait_write(
     max_cost: str | None,
     *,
     resume: bool = False,
+    feed_backlog: int | None = None,
 ) -> tuple[BatchStatus, int, float]:
     """Submit `source` (or, with `resume`, re-send its last batch's unfinished jobs), show
     progress until the batch settles, write its results in order.
 
+    `feed_backlog` (embedded runs): publish the ids through a `Feeder` that keeps at most
+    that many messages in the in-process queue, instead of all at once.
     Returns the final status, the result lines written and the seconds all that took."""
+    from llmq.embedded_feed import Feeder
     from producer.progress import BatchProgress
 
     started = time.monotonic()
+    enqueue = feed_backlog is None
     if resume:
-        result = client.continue_file(source)
-        _say(f"resuming batch {result.batch_id}: {result.enqueued} of {result.jobs} jobs left")
+        result = client.continue_file(source, enqueue=enqueue)
+        _say(f"resuming batch {result.batch_id} ({result.jobs} jobs): its unfinished jobs run")
     else:
         result = client.submit_detailed(source, name=source.name, tenant=tenant, model=model,
-                                        max_cost_usd=max_cost)  # fmt: skip
-    with BatchProgress(result.jobs, label=source.name) as bar:
-        status = client.wait(result.batch_id, progress=bar, poll_s=0.25)
+                                        max_cost_usd=max_cost, enqueue=enqueue)  # fmt: skip
+    feeder = None
+    if feed_backlog is not None:
+        feeder = Feeder(client.sessions, client.broker_url, result.batch_id, feed_backlog)
+        feeder.start()
+    try:
+        with BatchProgress(result.jobs, label=source.name) as bar:
+            status = client.wait(result.batch_id, progress=bar, poll_s=0.25)
+    finally:
+        if feeder is not None:
+            feeder.stop()
     written = write_results(client, result.batch_id, output)
     return status, written, time.monotonic() - started
 
