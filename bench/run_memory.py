@@ -62,6 +62,8 @@ def measure(lines: int, settle: int, env: dict[str, str] | None = None) -> dict[
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # a shell's background job ignores SIGINT, and children inherit that: restore it
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
         )
         peak = 0.0
         stored_at = None
@@ -76,7 +78,11 @@ def measure(lines: int, settle: int, env: dict[str, str] | None = None) -> dict[
                 time.sleep(0.05)
         finally:
             proc.send_signal(signal.SIGINT)
-            proc.wait(60)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         return {"lines": lines, "peak_rss_mb": round(peak, 1),
                 "stored_s": round(stored_at or 0.0, 1),
                 "total_s": round(time.monotonic() - started, 1)}  # fmt: skip

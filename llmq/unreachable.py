@@ -1,8 +1,8 @@
 """One clear line, not a traceback, when a command cannot reach the ledger or Redis.
 
 Owns: `unreachable_exit`, a context manager for commands that read Postgres or Redis: a
-connection failure becomes ``error: the ledger database at HOST is unreachable: REASON``
-(password hidden) on stderr and exit code 2.
+connection failure becomes ``error: the ledger database at URL is unreachable: REASON``
+(password hidden; likewise for Redis and the broker) on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ EXIT_UNREACHABLE = 2
 @contextmanager
 def unreachable_exit(settings: Settings) -> Iterator[None]:
     """Turn a database or Redis connection failure inside the block into one line + exit 2."""
+    from kombu.exceptions import OperationalError as BrokerError
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from sqlalchemy.exc import DBAPIError
@@ -31,6 +32,8 @@ def unreachable_exit(settings: Settings) -> Iterator[None]:
         _fail(what, exc.orig if exc.orig is not None else exc)
     except (RedisConnectionError, RedisTimeoutError) as exc:
         _fail(f"Redis at {_where(settings.broker_url)}", exc)
+    except BrokerError as exc:
+        _fail(f"the broker at {_where(settings.broker_url)}", exc)
 
 
 def _fail(what: str, cause: BaseException) -> None:

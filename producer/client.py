@@ -174,7 +174,7 @@ class Client:
             path_or_specs, name, tenant, model, max_cost_usd, nightly, use_cache
         ).batch_id
 
-    def submit_detailed(
+    def submit_detailed(  # noqa: PLR0913 - one parameter per submit option
         self,
         path_or_specs: str | Path | Sequence[JobSpec],
         name: str | None = None,
@@ -185,11 +185,15 @@ class Client:
         use_cache: bool = True,
         *,
         enqueue: bool = True,
+        validated_jobs: int | None = None,
     ) -> SubmitResult:
         """`submit`, returning job count, enqueued count and per-phase timings in seconds.
 
-        `enqueue=False` (a file only) stores the batch and publishes nothing: the caller
-        feeds the ids itself (the embedded run, `llmq.embedded_feed`)."""
+        For a file only: `enqueue=False` stores the batch and publishes nothing (the caller
+        feeds the ids itself: the embedded run, `llmq.embedded_feed`); `validated_jobs` says
+        the caller already ran `core.jsonl.validate_file` on it and found that many job lines,
+        so the first pass is skipped (the insert pass still checks every line and the count,
+        and rolls back on any difference)."""
         batch = NewBatch(
             tenant=_check_len("tenant", tenant or self.config.quota.default_tenant, 100),
             name=_check_len("name", name, 200) if name else None,
@@ -200,7 +204,8 @@ class Client:
         )
         t0 = time.perf_counter()
         if isinstance(path_or_specs, str | Path):
-            return self._submit_file(Path(path_or_specs), batch, model, t0, enqueue)
+            path = Path(path_or_specs)
+            return self._submit_file(path, batch, model, t0, enqueue, validated_jobs)
         specs = jsonl.check_specs(path_or_specs, self.config, model, capabilities=self.capabilities)
         keys = cache.keys_for(specs, self.config, batch.use_cache, tenant=batch.tenant)
         parse_s = time.perf_counter() - t0
@@ -208,13 +213,21 @@ class Client:
         result.timings = {"parse_s": parse_s, **result.timings}
         return result
 
-    def _submit_file(
-        self, path: Path, batch: NewBatch, model: str | None, t0: float, enqueue: bool
+    def _submit_file(  # noqa: PLR0913 - submit_detailed's file branch
+        self,
+        path: Path,
+        batch: NewBatch,
+        model: str | None,
+        t0: float,
+        enqueue: bool,
+        validated_jobs: int | None,
     ) -> SubmitResult:
         """Two streaming passes, so memory stays flat in the file's length: validate every line
         (no spec kept), then parse again chunk by chunk into one insert transaction."""
         batch = replace(batch, source=str(path.resolve()))
-        total = jsonl.validate_file(path, self.config, model, capabilities=self.capabilities)
+        total = validated_jobs
+        if total is None:
+            total = jsonl.validate_file(path, self.config, model, capabilities=self.capabilities)
         parse_s = time.perf_counter() - t0
         specs = jsonl.iter_file(path, self.config, model, capabilities=self.capabilities)
         result = store_stream_and_enqueue(

@@ -30,6 +30,8 @@ from llmq.demo_summary import Report, print_report, report_json
 from llmq.results_file import check_output, write_results
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
     from core.ledger.batch_reads_repo import BatchStatus
     from producer.client import Client
     from schemas.config import LLMConfig
@@ -180,8 +182,7 @@ def _run_embedded(  # noqa: PLR0913 - the run's whole description, passed throug
     from core.jsonl import validate_file
     from llmq.embedded import start_embedded
 
-    if not resume:
-        validate_file(source, config, model)  # a rejected file creates no ledger
+    jobs = None if resume else validate_file(source, config, model)  # before any ledger
     log = _log_to_file(ledger.parent / LOG_NAME, config)
     started = time.monotonic()
     with start_embedded(
@@ -194,7 +195,7 @@ def _run_embedded(  # noqa: PLR0913 - the run's whole description, passed throug
         with emb.client() as client:
             status, written, took = _submit_wait_write(
                 client, source, output, model, tenant, max_cost, resume=resume,
-                feed_backlog=4 * concurrency,
+                feed=(emb.runtime.sessions, 4 * concurrency), validated_jobs=jobs,
             )  # fmt: skip
             usage = emb.usage(status.created_at)
         sim = emb.simulator_stats()
@@ -223,7 +224,7 @@ def _run_external(  # noqa: PLR0913 - the run's options, passed through once
     return Report("llmq run --external", status, usage, output, written, ledger, None, None, took)
 
 
-def _submit_wait_write(
+def _submit_wait_write(  # noqa: PLR0913 - the run, passed through once
     client: Client,
     source: Path,
     output: Path,
@@ -232,28 +233,32 @@ def _submit_wait_write(
     max_cost: str | None,
     *,
     resume: bool = False,
-    feed_backlog: int | None = None,
+    feed: tuple[sessionmaker[Session], int] | None = None,
+    validated_jobs: int | None = None,
 ) -> tuple[BatchStatus, int, float]:
     """Submit `source` (or, with `resume`, re-send its last batch's unfinished jobs), show
     progress until the batch settles, write its results in order.
 
-    `feed_backlog` (embedded runs): publish the ids through a `Feeder` that keeps at most
-    that many messages in the in-process queue, instead of all at once.
+    `feed` (embedded runs: the runtime's sessions, a backlog): publish the ids through a
+    `Feeder` that keeps at most that many messages in the in-process queue, instead of all at
+    once. It uses the runtime's sessions, which take turns on the SQLite file with the
+    worker threads (`llmq.embedded.serialize_sqlite`), never a second writer beside them.
     Returns the final status, the result lines written and the seconds all that took."""
     from llmq.embedded_feed import Feeder
     from producer.progress import BatchProgress
 
     started = time.monotonic()
-    enqueue = feed_backlog is None
+    enqueue = feed is None
     if resume:
         result = client.continue_file(source, enqueue=enqueue)
         _say(f"resuming batch {result.batch_id} ({result.jobs} jobs): its unfinished jobs run")
     else:
         result = client.submit_detailed(source, name=source.name, tenant=tenant, model=model,
-                                        max_cost_usd=max_cost, enqueue=enqueue)  # fmt: skip
+                                        max_cost_usd=max_cost, enqueue=enqueue,
+                                        validated_jobs=validated_jobs)  # fmt: skip
     feeder = None
-    if feed_backlog is not None:
-        feeder = Feeder(client.sessions, client.broker_url, result.batch_id, feed_backlog)
+    if feed is not None:
+        feeder = Feeder(feed[0], client.broker_url, result.batch_id, feed[1])
         feeder.start()
     try:
         with BatchProgress(result.jobs, label=source.name) as bar:

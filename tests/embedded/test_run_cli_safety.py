@@ -146,9 +146,12 @@ def test_job_shows_provider_text_escaped_and_json_exact(ran: Path) -> None:
     assert [a["error_message"] for a in exact["attempts"]][0] == hostile
 
 
-def test_providers_check_with_the_database_down_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command", [["providers", "--check"], ["nightly", "report"], ["nightly", "run", "--now"]]
+)
+def test_commands_with_the_database_down_print_one_line(tmp_path: Path, command: list[str]) -> None:
     proc = llmq(
-        ["providers", "--check"],
+        command,
         tmp_path,
         LLMQ_DATABASE_URL="postgresql+psycopg://llmq:hunter2secret@127.0.0.1:1/llmq",
         # Redis up: only the database is down (a down Redis adds its own warning line)
