@@ -6,10 +6,10 @@ message in this process's memory (~1.6 KB each), so publishing 200,000 ids at on
 ~320 MB; fed like this the queue stays short and memory stays flat in the batch's size.
 Must not: decide anything about a job or write the ledger itself (core.ledger repos do).
 
-Safety net: jobs not published yet are `queued` in the ledger with `enqueued_at` touched
-every `touch_every_s` (well inside the sweeper's `requeue_after_s`), so the sweeper does not
-send them too; should the feeder stop, they age and the sweeper sends them after all. After an
-interrupt, `llmq run --resume` feeds the unfinished ones again.
+Safety net: jobs not published yet are `queued` in the ledger with `enqueued_at` up to
+`producer.submit.UNSENT_HOLD` ahead (set at insert, renewed every `touch_every_s`), so the
+sweeper does not flood the queue with them; should the feeder stop, they age and the sweeper
+sends them after all. After an interrupt, `llmq run --resume` feeds the unfinished ones again.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from core.ledger import batch_submit_repo
 from core.ledger.db import session_scope
 from core.names import JOB_QUEUE
 from core.publish import enqueue_job_ids
+from producer.submit import UNSENT_HOLD
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Feeder(threading.Thread):
         broker_url: str,
         batch_id: uuid.UUID,
         max_backlog: int,
-        touch_every_s: float = 15.0,
+        touch_every_s: float = UNSENT_HOLD.total_seconds() / 3,
     ) -> None:
         super().__init__(name="llmq-feeder", daemon=True)
         self.sessions, self.broker_url, self.batch_id = sessions, broker_url, batch_id
@@ -60,7 +61,7 @@ class Feeder(threading.Thread):
     def run(self) -> None:
         from workers.app import app  # the embedded runtime has pointed it at memory://
 
-        last_line, touched = 0, 0.0
+        last_line, touched = 0, time.monotonic()  # the insert set the first hold
         try:
             with app.connection_for_write() as conn:
                 channel = conn.default_channel
@@ -90,7 +91,8 @@ class Feeder(threading.Thread):
 
     def _touch(self, last_line: int) -> None:
         with session_scope(self.sessions) as session:
-            batch_submit_repo.touch_unsent(session, self.batch_id, last_line, datetime.now(UTC))
+            until = datetime.now(UTC) + UNSENT_HOLD
+            batch_submit_repo.touch_unsent(session, self.batch_id, last_line, until)
 
 
 def _queue_length(channel: object) -> int:

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 INSERT_CHUNK = 2000  # specs parsed, keyed and inserted at a time by `store_stream_and_enqueue`
 PUBLISH_CHUNK = 5000  # job ids read back and published at a time
+# Jobs stored for a feeder to publish (publish=False) count as sent this far ahead, so the
+# sweeper leaves them alone; the feeder renews it (`llmq.embedded_feed`).
+UNSENT_HOLD = timedelta(hours=1)
 KeysFor = Callable[[Sequence[JobSpec]], Sequence[str | None]]
 
 
@@ -129,13 +132,15 @@ def store_stream_and_enqueue(  # noqa: PLR0913 - the stream, its count and where
         EnqueueFailed: committed, but publishing failed part-way (see the module docstring).
     """
     now = datetime.now(UTC)
+    hold = None if publish else now + UNSENT_HOLD
     t0 = time.perf_counter()
     with session_scope(sessions) as session:
         batch_id = batch_submit_repo.insert_batch(session, batch, total, now)
         stored = 0
         for chunk in _chunks(specs, INSERT_CHUNK):
-            keys = keys_for(chunk)
-            batch_submit_repo.insert_jobs(session, batch_id, batch, chunk, stored + 1, now, keys)
+            batch_submit_repo.insert_jobs(
+                session, batch_id, batch, chunk, stored + 1, now, keys_for(chunk), hold
+            )
             stored += len(chunk)
         if stored != total:
             raise InputError(

@@ -99,13 +99,16 @@ def insert_jobs(  # noqa: PLR0913 - a chunk of one batch: where it goes and what
     first_line_no: int,
     now: datetime,
     cache_keys: Sequence[str | None] | None = None,
+    enqueued_at: datetime | None = None,
 ) -> list[uuid.UUID]:
     """Insert one chunk of a batch's jobs, numbered from `first_line_no`; returns their ids.
 
     A large file is inserted chunk by chunk in one transaction, so memory holds one chunk
-    of specs at a time while the batch stays all-or-nothing."""
+    of specs at a time while the batch stays all-or-nothing. `enqueued_at` (default `now`)
+    is when the sweeper starts counting their message's age: a feeder that publishes them
+    later passes a time ahead, so the sweeper does not take them for lost meanwhile."""
     state = JobState.DEFERRED if batch.nightly else JobState.QUEUED
-    enqueued_at = None if batch.nightly else now
+    enqueued_at = None if batch.nightly else (enqueued_at or now)
     job_ids = [uuid.uuid4() for _ in specs]
     # --no-cache is stored in every spec too, so a job row alone says whether it may be cached
     stored = specs if batch.use_cache else [s.model_copy(update={"cache": False}) for s in specs]
@@ -222,9 +225,11 @@ def unfinished_job_ids(
     return [(n, jid) for n, jid in rows]
 
 
-def touch_unsent(session: Session, batch_id: uuid.UUID, after_line_no: int, now: datetime) -> None:
-    """Set `enqueued_at` to `now` on the batch's queued jobs after `after_line_no`: jobs a
-    feeder will publish soon, which the sweeper must not take for lost messages meanwhile.
+def touch_unsent(
+    session: Session, batch_id: uuid.UUID, after_line_no: int, until: datetime
+) -> None:
+    """Set `enqueued_at` to `until` on the batch's queued jobs after `after_line_no`: jobs a
+    feeder will publish, which the sweeper must not take for lost messages meanwhile.
     If the feeder stops touching them, they age and the sweeper sends them after all."""
     session.execute(
         update(Job)
@@ -233,6 +238,6 @@ def touch_unsent(session: Session, batch_id: uuid.UUID, after_line_no: int, now:
             Job.line_no > after_line_no,
             Job.state == JobState.QUEUED.value,
         )
-        .values(enqueued_at=now),
+        .values(enqueued_at=until),
         execution_options=_NO_SYNC,
     )
