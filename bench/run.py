@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import cpu_bound, provider_bound, storage
+from bench import cpu_bound, provider_bound, run_memory, storage
 from bench.params import FULL, QUICK, Params
 from bench.report import Report
 from bench.stack import Stack
@@ -29,6 +29,7 @@ SCENARIOS: dict[str, Scenario] = {
     "provider": provider_bound.run,
     "cpu": cpu_bound.run,
     "memory": storage.run_memory,
+    "run": run_memory.run,
     "ledger": storage.run_ledger,
 }
 

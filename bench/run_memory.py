@@ -13,6 +13,7 @@ insert and the queue feeding have all happened, which is where memory grew with 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sqlite3
 import subprocess
@@ -21,8 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.params import Params
+from bench.report import Figure, Report, goal_at_most
 from bench.submit_bench import write_lines
 
+# "flat" for a whole `llmq run` (parser, insert, feeder, worker, simulator in one process): a
+# 30x larger file within 1.5x of the small one's peak (before: 2.3x at 60k lines, ~1 GB at 200k).
+RUN_FLAT = 1.5
 LLMQ = str(Path(sys.executable).with_name("llmq"))
 
 
@@ -88,13 +94,27 @@ def measure(lines: int, settle: int, env: dict[str, str] | None = None) -> dict[
                 "total_s": round(time.monotonic() - started, 1)}  # fmt: skip
 
 
+def run(_stack: object, p: Params, report: Report) -> None:
+    """`python -m bench.run` scenario "run": `llmq run` peak RSS, small vs large file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMQ_")}
+    peaks = {}
+    for n in p.run_lines:
+        m = measure(n, 300, env)
+        peaks[n] = m["peak_rss_mb"]
+        report.add(Figure("run", f"llmq run peak RSS, {n:,} lines", m["peak_rss_mb"], "MB",
+                          note=f"stored after {m['stored_s']} s"))  # fmt: skip
+    small, large = p.run_lines
+    ratio = peaks[large] / peaks[small]
+    report.add(Figure("run", f"llmq run peak RSS {large:,} vs {small:,} lines",
+                      ratio, "x", f"flat (≤ {RUN_FLAT:.2f}x)",
+                      goal_at_most(ratio, RUN_FLAT)))  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run_memory", description=__doc__)
     parser.add_argument("--lines", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--settle", type=int, default=300, help="jobs finished before stop")
     args = parser.parse_args(argv)
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMQ_")}
     for n in args.lines:
         m = measure(n, args.settle, env)
