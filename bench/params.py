@@ -30,6 +30,7 @@ class Params:
     # submit, memory, ledger
     submit_lines: int = 100_000
     memory_queued: tuple[int, int] = (1_000, 10_000)
+    run_lines: tuple[int, int] = (2_000, 60_000)  # `llmq run` peak RSS: small vs large file
     memory_sample_s: float = 12.0
     ledger_rows: int = 10_000
     ledger_fill_s: float = 240.0  # at ~30 jobs/s the top-up is most of a full run
@@ -64,4 +65,5 @@ QUICK = Params(
     ledger_fill_s=40.0,
     serve_lines=2_000,
     serve_window_s=60.0,
+    run_lines=(2_000, 20_000),
 )

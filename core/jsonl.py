@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 from pydantic import ValidationError
 
 from core import jsonl_common as common
-from core.jsonl_common import DECODER, BadLine, reject_unknown, type_name
+from core.jsonl_common import BadLine, reject_unknown, type_name
 from core.jsonl_features import FEATURE_FIELDS, Capabilities, CapabilityCheck, FeatureParser
 from core.jsonl_messages import messages
 from schemas.config import LLMConfig
@@ -48,8 +48,11 @@ __all__ = [
     "InputError",
     "check_specs",
     "native_line",
+    "iter_file",
+    "iter_lines",
     "parse_file",
     "parse_lines",
+    "validate_file",
 ]
 
 MAX_LINE_BYTES = 1 << 20  # 1 MiB per line, newline excluded
@@ -98,6 +101,9 @@ def parse_file(
 ) -> list[JobSpec]:
     """Read and validate every line of `path`; return specs in input order, models resolved.
 
+    Holds every spec in memory: a large file is better validated with `validate_file` and
+    then streamed with `iter_file` (what submit does).
+
     Args:
         capabilities: what a deployment can honour (the provider registry's resolver); None
             skips the capability check (workers still skip deployments that cannot serve).
@@ -105,11 +111,49 @@ def parse_file(
     Raises:
         InputError: any bad line (or an empty file / unreadable path); nothing is returned.
     """
+    return list(iter_file(path, config, default_model, max_errors, capabilities=capabilities))
+
+
+def validate_file(
+    path: str | Path,
+    config: LLMConfig,
+    default_model: str | None = None,
+    max_errors: int = 20,
+    *,
+    capabilities: Capabilities | None = None,
+) -> int:
+    """Check every line of `path`, keeping no spec; returns the number of job lines.
+
+    Memory stays flat in the file's length (only the custom_ids seen are kept, to find
+    duplicates). Raises InputError exactly as `parse_file` does."""
+    specs = iter_file(path, config, default_model, max_errors, capabilities=capabilities)
+    return sum(1 for _ in specs)
+
+
+def iter_file(
+    path: str | Path,
+    config: LLMConfig,
+    default_model: str | None = None,
+    max_errors: int = 20,
+    *,
+    capabilities: Capabilities | None = None,
+) -> Iterator[JobSpec]:
+    """Stream `path`'s specs in input order, validating each line as it is read.
+
+    Specs are yielded only until the first bad line; the rest of the file is then checked
+    (errors only) and InputError is raised at the end. A consumer that must be all-or-nothing
+    (submit) therefore validates first (`validate_file`) or writes inside a transaction the
+    InputError rolls back.
+    """
     try:
         with open(path, "rb") as f:
-            lines = _physical_lines(f)
-            return parse_lines(
-                lines, config, default_model, max_errors, str(path), capabilities=capabilities
+            yield from iter_lines(
+                _physical_lines(f),
+                config,
+                default_model,
+                max_errors,
+                str(path),
+                capabilities=capabilities,
             )
     except OSError as exc:
         raise InputError([f"cannot read file: {exc.strerror or exc}"], str(path)) from exc
@@ -125,12 +169,25 @@ def parse_lines(
     capabilities: Capabilities | None = None,
 ) -> list[JobSpec]:
     """Validate numbered raw lines (None = oversized). See `parse_file`."""
+    specs = iter_lines(lines, config, default_model, max_errors, source, capabilities=capabilities)
+    return list(specs)
+
+
+def iter_lines(
+    lines: Iterable[tuple[int, bytes | str | None]],
+    config: LLMConfig,
+    default_model: str | None = None,
+    max_errors: int = 20,
+    source: str | None = None,
+    *,
+    capabilities: Capabilities | None = None,
+) -> Iterator[JobSpec]:
+    """`parse_lines`, streamed: see `iter_file` for when specs stop and InputError comes."""
     ctx = _Context(config, default_model, capabilities)
     if ctx.model_error:
         raise InputError([ctx.model_error], source)
     errors: list[str] = []
-    bad = 0
-    specs: list[JobSpec] = []
+    bad = specs = 0
     for line_no, raw in lines:
         try:
             spec = ctx.line(line_no, raw)
@@ -140,14 +197,15 @@ def parse_lines(
                 errors.append(f"line {line_no}: {exc}")
             continue
         if spec is not None:
-            specs.append(spec)
+            specs += 1
+            if not bad:
+                yield spec
     if bad > len(errors):
         errors.append(f"... and {bad - len(errors)} more")
     if not errors and not specs:
         errors, bad = ["empty file: no job lines"], 1
     if errors:
         raise InputError(errors, source, bad)
-    return specs
 
 
 def check_specs(
@@ -214,10 +272,10 @@ class _Context:
     def line(self, line_no: int, raw: bytes | str | None) -> JobSpec | None:
         if raw is None:
             raise BadLine(f"line is longer than {MAX_LINE_BYTES} bytes")
-        text = _decode(raw, first=line_no == 1)
+        text = common.decode_line(raw, first=line_no == 1)
         if not text or text.isspace():  # blank lines are skipped (isspace stops early: no copy)
             return None
-        obj = _loads(text)
+        obj = common.loads_object(text)
         if _is_openai(obj):
             fields = self._openai_fields(obj)
         else:
@@ -315,31 +373,6 @@ def _max_tokens(obj: dict[str, Any], prefix: str) -> int | None:
     if max_tokens is not None and newer is not None and max_tokens != newer:
         raise BadLine(f"{prefix}max_tokens and {prefix}max_completion_tokens disagree")
     return max_tokens if max_tokens is not None else newer
-
-
-def _decode(raw: bytes | str, first: bool) -> str:
-    if isinstance(raw, bytes):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadLine(f"not valid UTF-8 (byte {exc.start + 1})") from exc
-    else:
-        text = raw
-    return text.removeprefix("\ufeff") if first else text
-
-
-def _loads(text: str) -> dict[str, Any]:
-    try:
-        obj = DECODER.decode(text)
-    except json.JSONDecodeError as exc:
-        raise BadLine(f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
-    except ValueError as exc:  # NaN/Infinity, integers beyond the digit limit
-        raise BadLine(f"invalid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise BadLine("invalid JSON: nested too deeply") from exc
-    if not isinstance(obj, dict):
-        raise BadLine(f"expected a JSON object, got {type_name(obj)}")
-    return obj
 
 
 def _is_openai(obj: dict[str, Any]) -> bool:

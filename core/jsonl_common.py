@@ -159,3 +159,34 @@ def json_text(value: Any, where: str) -> Any:
         raise BadLine(f"{where}: not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise BadLine(f"{where}: not valid JSON: nested too deeply") from exc
+
+
+def decode_line(raw: bytes | str, first: bool) -> str:
+    """One physical line as text: UTF-8 checked, a BOM accepted only at the start of the file."""
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadLine(f"not valid UTF-8 (byte {exc.start + 1})") from exc
+    else:
+        text = raw
+    if text.startswith("\ufeff"):
+        if not first:  # a second file pasted onto this one, or a BOM-writing editor's append
+            raise BadLine("byte order mark (U+FEFF) in the middle of the file")
+        return text[1:]
+    return text
+
+
+def loads_object(text: str) -> dict[str, Any]:
+    """One line's JSON object, or BadLine saying why not."""
+    try:
+        obj = DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        raise BadLine(f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
+    except ValueError as exc:  # NaN/Infinity, integers beyond the digit limit
+        raise BadLine(f"invalid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadLine("invalid JSON: nested too deeply") from exc
+    if not isinstance(obj, dict):
+        raise BadLine(f"expected a JSON object, got {type_name(obj)}")
+    return obj

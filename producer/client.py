@@ -33,13 +33,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import cache_key as cache
 from core import jsonl
-from core.ledger import batch_control_repo, batch_reads_repo
+from core.ledger import batch_control_repo, batch_reads_repo, batch_submit_repo
 from core.ledger.batch_control_repo import CancelResult
 from core.ledger.batch_reads_repo import BatchStatus, JobTimeline
 from core.ledger.batch_submit_repo import NewBatch
 from core.ledger.db import make_engine, make_sessionmaker, session_scope
 from core.money import USD_QUANTUM
-from producer.submit import EnqueueFailed, SubmitResult, publish_or_mark, store_and_enqueue
+from producer.submit import (
+    EnqueueFailed,
+    SubmitResult,
+    publish_or_mark,
+    republish_unfinished,
+    store_and_enqueue,
+    store_stream_and_enqueue,
+)
 from schemas.config import LLMConfig
 from schemas.job import JobSpec
 from schemas.settings import Settings, load_settings
@@ -167,7 +174,7 @@ class Client:
             path_or_specs, name, tenant, model, max_cost_usd, nightly, use_cache
         ).batch_id
 
-    def submit_detailed(
+    def submit_detailed(  # noqa: PLR0913 - one parameter per submit option
         self,
         path_or_specs: str | Path | Sequence[JobSpec],
         name: str | None = None,
@@ -176,8 +183,17 @@ class Client:
         max_cost_usd: Decimal | str | float | None = None,
         nightly: bool = False,
         use_cache: bool = True,
+        *,
+        enqueue: bool = True,
+        validated_jobs: int | None = None,
     ) -> SubmitResult:
-        """`submit`, returning job count, enqueued count and per-phase timings in seconds."""
+        """`submit`, returning job count, enqueued count and per-phase timings in seconds.
+
+        For a file only: `enqueue=False` stores the batch and publishes nothing (the caller
+        feeds the ids itself: the embedded run, `llmq.embedded_feed`); `validated_jobs` says
+        the caller already ran `core.jsonl.validate_file` on it and found that many job lines,
+        so the first pass is skipped (the insert pass still checks every line and the count,
+        and rolls back on any difference)."""
         batch = NewBatch(
             tenant=_check_len("tenant", tenant or self.config.quota.default_tenant, 100),
             name=_check_len("name", name, 200) if name else None,
@@ -188,20 +204,59 @@ class Client:
         )
         t0 = time.perf_counter()
         if isinstance(path_or_specs, str | Path):
-            source = str(Path(path_or_specs).resolve())
-            specs = jsonl.parse_file(
-                path_or_specs, self.config, model, capabilities=self.capabilities
-            )
-            batch = replace(batch, source=source)
-        else:
-            specs = jsonl.check_specs(
-                path_or_specs, self.config, model, capabilities=self.capabilities
-            )
+            path = Path(path_or_specs)
+            return self._submit_file(path, batch, model, t0, enqueue, validated_jobs)
+        specs = jsonl.check_specs(path_or_specs, self.config, model, capabilities=self.capabilities)
         keys = cache.keys_for(specs, self.config, batch.use_cache, tenant=batch.tenant)
         parse_s = time.perf_counter() - t0
         result = store_and_enqueue(self.sessions, self.broker_url, specs, batch, cache_keys=keys)
         result.timings = {"parse_s": parse_s, **result.timings}
         return result
+
+    def _submit_file(  # noqa: PLR0913 - submit_detailed's file branch
+        self,
+        path: Path,
+        batch: NewBatch,
+        model: str | None,
+        t0: float,
+        enqueue: bool,
+        validated_jobs: int | None,
+    ) -> SubmitResult:
+        """Two streaming passes, so memory stays flat in the file's length: validate every line
+        (no spec kept), then parse again chunk by chunk into one insert transaction."""
+        batch = replace(batch, source=str(path.resolve()))
+        total = validated_jobs
+        if total is None:
+            total = jsonl.validate_file(path, self.config, model, capabilities=self.capabilities)
+        parse_s = time.perf_counter() - t0
+        specs = jsonl.iter_file(path, self.config, model, capabilities=self.capabilities)
+        result = store_stream_and_enqueue(
+            self.sessions,
+            self.broker_url,
+            specs,
+            total,
+            batch,
+            lambda chunk: cache.keys_for(chunk, self.config, batch.use_cache, tenant=batch.tenant),
+            publish=enqueue,
+        )
+        result.timings = {"parse_s": parse_s, **result.timings}
+        return result
+
+    def continue_file(self, path: str | Path, *, enqueue: bool = True) -> SubmitResult:
+        """Continue the newest batch submitted from `path` (an interrupted `llmq run`): its
+        queued and running jobs are published again; finished and parked ones stay as they
+        are. Nothing is parsed or inserted. Raises NotFound when no batch came from `path`.
+        `enqueue=False` publishes nothing (the caller feeds them, as in `submit_detailed`).
+        """
+        source = str(Path(path).resolve())
+        with session_scope(self.sessions) as session:
+            bid = batch_submit_repo.latest_batch_for_source(session, source)
+        if bid is None:
+            raise NotFound(f"no earlier run of {path} in this ledger: run it without --resume")
+        t0 = time.perf_counter()
+        sent = republish_unfinished(self.sessions, self.broker_url, bid) if enqueue else 0
+        total = self.get_batch(bid).total
+        return SubmitResult(bid, total, sent, "queued", {"enqueue_s": time.perf_counter() - t0})
 
     # --- poll -----------------------------------------------------------------------------
 

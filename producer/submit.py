@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.jsonl import InputError
 from core.ledger import batch_submit_repo
 from core.ledger.batch_submit_repo import NewBatch
 from core.ledger.db import session_scope
@@ -26,6 +28,13 @@ from core.publish import EnqueueError, enqueue_job_ids
 from schemas.job import JobSpec, JobState
 
 log = logging.getLogger(__name__)
+
+INSERT_CHUNK = 2000  # specs parsed, keyed and inserted at a time by `store_stream_and_enqueue`
+PUBLISH_CHUNK = 5000  # job ids read back and published at a time
+# Jobs stored for a feeder to publish (publish=False) count as sent this far ahead, so the
+# sweeper leaves them alone; the feeder renews it (`llmq.embedded_feed`).
+UNSENT_HOLD = timedelta(hours=1)
+KeysFor = Callable[[Sequence[JobSpec]], Sequence[str | None]]
 
 
 @dataclass
@@ -98,3 +107,102 @@ def publish_or_mark(
         except Exception:  # noqa: BLE001 - the sweeper's age rule still catches them later
             log.warning("could not mark %d unsent jobs of batch %s", len(unsent), batch_id)
         raise EnqueueFailed(batch_id, len(job_ids), exc.sent, exc) from exc
+
+
+def store_stream_and_enqueue(  # noqa: PLR0913 - the stream, its count and where it goes
+    sessions: sessionmaker[Session],
+    broker_url: str,
+    specs: Iterable[JobSpec],
+    total: int,
+    batch: NewBatch,
+    keys_for: KeysFor,
+    *,
+    publish: bool = True,
+) -> SubmitResult:
+    """`store_and_enqueue` for a large, already validated file, in memory flat in its length.
+
+    `specs` streams the file a second time (`core.jsonl.iter_file`); chunks of INSERT_CHUNK
+    are keyed (`keys_for`) and inserted in ONE transaction, so a line that fails now (the file
+    changed since it was validated) or a count other than `total` rolls everything back.
+    After the commit, ids are read back and published page by page (unless `publish` is
+    False: the caller feeds them, see `llmq.embedded_feed`).
+
+    Raises:
+        InputError: the file no longer matches its validation; nothing was written.
+        EnqueueFailed: committed, but publishing failed part-way (see the module docstring).
+    """
+    now = datetime.now(UTC)
+    hold = None if publish else now + UNSENT_HOLD
+    t0 = time.perf_counter()
+    with session_scope(sessions) as session:
+        batch_id = batch_submit_repo.insert_batch(session, batch, total, now)
+        stored = 0
+        for chunk in _chunks(specs, INSERT_CHUNK):
+            batch_submit_repo.insert_jobs(
+                session, batch_id, batch, chunk, stored + 1, now, keys_for(chunk), hold
+            )
+            stored += len(chunk)
+        if stored != total:
+            raise InputError(
+                [f"the file changed while it was submitted ({total} job lines, now {stored})"],
+                batch.source,
+            )
+    t1 = time.perf_counter()
+    state = JobState.DEFERRED if batch.nightly else JobState.QUEUED
+    result = SubmitResult(batch_id, total, 0, state.value, {"insert_s": t1 - t0})
+    if publish and not batch.nightly:
+        result.enqueued = publish_batch(sessions, broker_url, batch_id, total)
+    result.timings["enqueue_s"] = time.perf_counter() - t1
+    return result
+
+
+def publish_batch(
+    sessions: sessionmaker[Session], broker_url: str, batch_id: uuid.UUID, total: int
+) -> int:
+    """Publish every job of a just-committed batch in input order, PUBLISH_CHUNK ids at a time.
+
+    On a broker failure the jobs not sent are marked never-sent and EnqueueFailed is raised."""
+    sent = last_line = 0
+    while True:
+        with session_scope(sessions) as session:
+            page = batch_submit_repo.job_ids_after(session, batch_id, last_line, PUBLISH_CHUNK)
+        if not page:
+            return sent
+        try:
+            sent += enqueue_job_ids(broker_url, [jid for _, jid in page])
+        except EnqueueError as exc:
+            done = page[exc.sent - 1][0] if exc.sent else last_line
+            try:
+                with session_scope(sessions) as session:
+                    batch_submit_repo.clear_enqueued(session, batch_id, after_line_no=done)
+            except Exception:  # noqa: BLE001 - the sweeper's age rule still catches them later
+                log.warning("could not mark the unsent jobs of batch %s", batch_id)
+            raise EnqueueFailed(batch_id, total, sent + exc.sent, exc) from exc
+        last_line = page[-1][0]
+
+
+def republish_unfinished(
+    sessions: sessionmaker[Session], broker_url: str, batch_id: uuid.UUID
+) -> int:
+    """Publish the batch's queued and running jobs again, page by page; returns how many.
+
+    For a run interrupted in one process (`llmq run --resume`): its messages died with it,
+    the ledger kept the jobs. A job that finished since is not among them, and a duplicate
+    message finds nothing to claim, so no job runs (or is paid) twice."""
+    sent = last_line = 0
+    while True:
+        with session_scope(sessions) as session:
+            page = batch_submit_repo.unfinished_job_ids(session, batch_id, last_line, PUBLISH_CHUNK)
+        if not page:
+            return sent
+        try:
+            sent += enqueue_job_ids(broker_url, [jid for _, jid in page])
+        except EnqueueError as exc:  # still queued in the ledger: the sweeper sends them
+            raise EnqueueFailed(batch_id, sent + len(page), sent + exc.sent, exc) from exc
+        last_line = page[-1][0]
+
+
+def _chunks(items: Iterable[JobSpec], size: int) -> Iterator[list[JobSpec]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk

@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -154,27 +155,34 @@ def results(
     ] = "llmq",
 ) -> None:
     """One JSON line per input line, in input order (streamed)."""
+    from core.jsonl_write import write_jsonl
+    from llmq.results_file import ResultsNotWritten, write_results
     from producer.openai_format import OPENAI_FORMAT, RESULT_FORMATS
 
     if fmt not in RESULT_FORMATS:
         _err(f"error: --format must be llmq or openai, not {fmt!r}")
         raise typer.Exit(EXIT_INPUT)
     with _client() as client:
-        lines = client.iter_results(batch)
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         if fmt == OPENAI_FORMAT:
-            from producer.openai_format import openai_lines
-
             created = int(client.get_batch(batch).created_at.timestamp())
-            lines = openai_lines(lines, created)
+            transform = partial(_openai_line, created=created)
         if output is None:
-            for line in lines:
-                sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            lines = client.iter_results(batch)
+            write_jsonl(lines if transform is None else map(transform, lines), sys.stdout)
             return
-        n = 0
-        with open(output, "w", encoding="utf-8") as f:
-            for n, line in enumerate(lines, 1):  # noqa: B007
-                f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        try:
+            n = write_results(client, batch, output, transform)
+        except ResultsNotWritten as exc:
+            _err(f"error: {exc}")
+            raise typer.Exit(EXIT_UNFINISHED) from None
         _err(f"wrote {n} results to {output}")
+
+
+def _openai_line(result: dict[str, Any], created: int) -> dict[str, Any]:
+    from producer.openai_format import openai_line
+
+    return openai_line(result, created)[0]
 
 
 def cancel(batch: str = typer.Argument(..., help="Batch id (or a unique prefix).")) -> None:
@@ -248,10 +256,28 @@ def _print_status(st: BatchStatus) -> None:
         console.print(providers)
 
 
+# Provider text (error messages, echoed bodies) may carry terminal escapes and line breaks:
+# the human format shows them as escapes, so a reply can neither repaint the terminal nor fake
+# a line of the timeline. `--json` prints the stored text exactly.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
+    0x09: "\\t",
+    0x0A: "\\n",
+    0x0D: "\\r",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def printable(value: Any) -> str:
+    """`value` as text with control and line-breaking characters shown as escapes."""
+    return ("" if value is None else str(value)).translate(_ESCAPES)
+
+
 def _print_timeline(t: JobTimeline) -> None:
     """One block per attempt: reads the same in a terminal, a pipe or a narrow window."""
-    j = t.job
-    typer.echo(f"job {j['id']}  custom_id {j['custom_id']!r}")
+    j = {k: (v if k in ("created_at", "finished_at", "error") else printable(v))
+         for k, v in t.job.items()}  # fmt: skip
+    typer.echo(f"job {j['id']}  custom_id {t.job['custom_id']!r}")
     typer.echo(f"  batch {j['batch_id']}  tenant {j['tenant']}  model {j['model']}")
     typer.echo(
         f"  state {j['state']}  attempts {j['attempts']}  created {_jsonable(j['created_at'])}"
@@ -262,10 +288,8 @@ def _print_timeline(t: JobTimeline) -> None:
     for a in t.attempts:
         started = _jsonable(a["started_at"]) if a["started_at"] else "?"
         http = f"  http {a['http_status']}" if a["http_status"] else ""
-        typer.echo(
-            f"#{a['attempt_no']}  {started}  {a['provider']}/{a['model']} ({a['deployment']})"
-            f"  {a['outcome']}{http}"
-        )
+        where = printable(f"{a['provider']}/{a['model']} ({a['deployment']})")
+        typer.echo(f"#{a['attempt_no']}  {started}  {where}  {printable(a['outcome'])}{http}")
         latency = "?" if a["latency_ms"] is None else a["latency_ms"]
         cost = "unknown" if a["cost_usd"] is None else "$" + _jsonable(a["cost_usd"])
         typer.echo(
@@ -273,6 +297,7 @@ def _print_timeline(t: JobTimeline) -> None:
             f"{a['prompt_tokens']} in / {a['completion_tokens']} out  cost {cost}"
         )
         if a["error_kind"] or a["error_message"]:
-            typer.echo(f"    error {a['error_kind'] or ''}: {a['error_message'] or ''}")
+            typer.echo(f"    error {printable(a['error_kind'])}: {printable(a['error_message'])}")
     if j["error"]:
-        typer.echo(f"final error {j['error'].get('type')}: {j['error'].get('message')}")
+        e = j["error"]
+        typer.echo(f"final error {printable(e.get('type'))}: {printable(e.get('message'))}")

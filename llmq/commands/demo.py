@@ -27,8 +27,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from llmq.demo_summary import Report, print_report, report_json
+from llmq.results_file import check_output, write_results
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
     from core.ledger.batch_reads_repo import BatchStatus
     from producer.client import Client
     from schemas.config import LLMConfig
@@ -115,6 +118,14 @@ def run(  # noqa: PLR0913 - one parameter per CLI flag
             help="Use LLMQ_DATABASE_URL / LLMQ_BROKER_URL and the workers serving them.",
         ),
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the last run of FILE in the ledger (after Ctrl-C): only its "
+            "unfinished jobs run; then the results file is written as usual.",
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Run every line of FILE and write the results, in one command (e.g. a nightly cron).
@@ -127,7 +138,11 @@ def run(  # noqa: PLR0913 - one parameter per CLI flag
     LLMQ_BROKER_URL instead, and `llmq worker` processes must be running.
     """
     output = output or file.with_name(file.name + ".results.jsonl")
-    options = {"model": model, "tenant": tenant, "max_cost": max_cost}
+    options: dict[str, Any] = {"model": model, "tenant": tenant, "max_cost": max_cost}
+    _guarded(lambda: check_output(output, file))  # before any call is paid for
+    if resume:
+        _guarded(lambda: _check_resumable(external, ledger, model, tenant, max_cost))
+        options["resume"] = True
     if external:
         report = _guarded(lambda: _run_external(file, output, **options))
     else:
@@ -162,9 +177,12 @@ def _run_embedded(  # noqa: PLR0913 - the run's whole description, passed throug
     model: str | None = None,
     tenant: str | None = None,
     max_cost: str | None = None,
+    resume: bool = False,
 ) -> Report:
+    from core.jsonl import validate_file
     from llmq.embedded import start_embedded
 
+    jobs = None if resume else validate_file(source, config, model)  # before any ledger
     log = _log_to_file(ledger.parent / LOG_NAME, config)
     started = time.monotonic()
     with start_embedded(
@@ -176,15 +194,21 @@ def _run_embedded(  # noqa: PLR0913 - the run's whole description, passed throug
         startup = time.monotonic() - started
         with emb.client() as client:
             status, written, took = _submit_wait_write(
-                client, source, output, model, tenant, max_cost
-            )
+                client, source, output, model, tenant, max_cost, resume=resume,
+                feed=(emb.runtime.sessions, 4 * concurrency), validated_jobs=jobs,
+            )  # fmt: skip
             usage = emb.usage(status.created_at)
         sim = emb.simulator_stats()
         return Report(title, status, usage, output, written, str(ledger), log, sim, took, startup)
 
 
-def _run_external(
-    source: Path, output: Path, model: str | None, tenant: str | None, max_cost: str | None
+def _run_external(  # noqa: PLR0913 - the run's options, passed through once
+    source: Path,
+    output: Path,
+    model: str | None,
+    tenant: str | None,
+    max_cost: str | None,
+    resume: bool = False,
 ) -> Report:
     from core.ledger.db import session_scope
     from core.ledger.usage_repo import usage_report
@@ -192,49 +216,73 @@ def _run_external(
     from producer.client import Client
 
     with attach(Client()) as client:
-        status, written, took = _submit_wait_write(client, source, output, model, tenant, max_cost)
+        status, written, took = _submit_wait_write(
+            client, source, output, model, tenant, max_cost, resume=resume
+        )
         with session_scope(client.sessions) as session:
             usage = usage_report(session, status.created_at, by=("provider", "model"))
         ledger = _hide_password(client.database_url)
     return Report("llmq run --external", status, usage, output, written, ledger, None, None, took)
 
 
-def _submit_wait_write(
+def _submit_wait_write(  # noqa: PLR0913 - the run, passed through once
     client: Client,
     source: Path,
     output: Path,
     model: str | None,
     tenant: str | None,
     max_cost: str | None,
+    *,
+    resume: bool = False,
+    feed: tuple[sessionmaker[Session], int] | None = None,
+    validated_jobs: int | None = None,
 ) -> tuple[BatchStatus, int, float]:
-    """Submit `source`, show progress until the batch settles, write its results in order.
+    """Submit `source` (or, with `resume`, re-send its last batch's unfinished jobs), show
+    progress until the batch settles, write its results in order.
 
+    `feed` (embedded runs: the runtime's sessions, a backlog): publish the ids through a
+    `Feeder` that keeps at most that many messages in the in-process queue, instead of all at
+    once. It uses the runtime's sessions, which take turns on the SQLite file with the
+    worker threads (`llmq.embedded.serialize_sqlite`), never a second writer beside them.
     Returns the final status, the result lines written and the seconds all that took."""
+    from llmq.embedded_feed import Feeder
     from producer.progress import BatchProgress
 
     started = time.monotonic()
-
-    result = client.submit_detailed(source, name=source.name, tenant=tenant, model=model,
-                                    max_cost_usd=max_cost)  # fmt: skip
-    with BatchProgress(result.jobs, label=source.name) as bar:
-        status = client.wait(result.batch_id, progress=bar, poll_s=0.25)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
-    with open(output, "w", encoding="utf-8") as f:
-        for written, line in enumerate(client.iter_results(result.batch_id), 1):  # noqa: B007
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    enqueue = feed is None
+    if resume:
+        result = client.continue_file(source, enqueue=enqueue)
+        _say(f"resuming batch {result.batch_id} ({result.jobs} jobs): its unfinished jobs run")
+    else:
+        result = client.submit_detailed(source, name=source.name, tenant=tenant, model=model,
+                                        max_cost_usd=max_cost, enqueue=enqueue,
+                                        validated_jobs=validated_jobs)  # fmt: skip
+    feeder = None
+    if feed is not None:
+        feeder = Feeder(feed[0], client.broker_url, result.batch_id, feed[1])
+        feeder.start()
+    try:
+        with BatchProgress(result.jobs, label=source.name) as bar:
+            status = client.wait(result.batch_id, progress=bar, poll_s=0.25)
+    finally:
+        if feeder is not None:
+            feeder.stop()
+    written = write_results(client, result.batch_id, output)
     return status, written, time.monotonic() - started
 
 
-def _guarded(work: Any) -> Report:
+def _guarded(work: Any) -> Any:
     """Run `work`; expected failures become a message and an exit code, not a traceback."""
     from sqlalchemy.exc import OperationalError
 
     from core.errors import ConfigError
-    from producer.client import EnqueueFailed, InputError
+    from llmq.results_file import ResultsNotWritten
+    from producer.client import EnqueueFailed, InputError, NotFound
 
     handlers: list[tuple[type[BaseException], int, str]] = [
         (InputError, EXIT_INPUT, "{}"),
+        (NotFound, EXIT_INPUT, "error: {}"),
+        (ResultsNotWritten, EXIT_UNFINISHED, "error: {}"),
         (ConfigError, EXIT_INPUT, "config error: {}"),
         (ValueError, EXIT_INPUT, "error: {}"),
         (EnqueueFailed, EXIT_UNFINISHED, "warning: {}"),  # --external, broker down
@@ -247,6 +295,17 @@ def _guarded(work: Any) -> Report:
         code, text = next((c, t) for kind, c, t in handlers if isinstance(exc, kind))
         _say(text.format("" if isinstance(exc, KeyboardInterrupt) else exc))
         raise typer.Exit(code) from None
+
+
+def _check_resumable(
+    external: bool, ledger: Path, model: str | None, tenant: str | None, max_cost: str | None
+) -> None:
+    """--resume continues what the ledger holds: options that would change the batch, or a
+    ledger that does not exist, are refused before anything starts."""
+    if any(v is not None for v in (model, tenant, max_cost)):
+        raise ValueError("--resume keeps the batch as submitted: drop --model/--tenant/--max-cost")
+    if not external and not ledger.exists():
+        raise ValueError(f"--resume: no ledger at {ledger}; run the file without --resume")
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -269,12 +328,14 @@ def _load_user_config() -> LLMConfig:
 
 def _log_to_file(path: Path, config: LLMConfig) -> Path:
     """Worker logs (retries, failures) go to a file: the terminal keeps the progress bar."""
+    from schemas.settings import load_settings
     from workers.observability.logs import setup_logging
     from workers.observability.redaction import config_secrets, env_secrets
 
     path.parent.mkdir(parents=True, exist_ok=True)
     secrets = [*env_secrets(os.environ), *config_secrets(config)]
-    setup_logging(logfile=str(path), secrets=secrets)
+    as_json = load_settings(os.environ).log_json or config.monitoring.log_json
+    setup_logging(logfile=str(path), secrets=secrets, json_lines=as_json)
     # Celery's two lines per task (received, succeeded) would be most of the file, and cost
     # CPU the worker threads share; the pipeline's own lines say what happened to each job.
     for chatty in ("celery.worker.strategy", "celery.app.trace", "alembic"):

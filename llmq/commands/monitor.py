@@ -313,18 +313,16 @@ def providers_cmd(
     check: bool = typer.Option(False, "--check", help="Exit 1 when any alert fires."),
 ) -> None:
     """Provider health at a glance: availability, circuit, latency, and today's usage."""
+    from llmq.unreachable import unreachable_exit
     from workers.observability.alerts import evaluate, post_alerts
 
     settings, config = _load()
     now = datetime.now(UTC)
-    rows = gather_rows(settings, config, now)
+    with unreachable_exit(settings):  # the ledger or Redis down: one line, exit 2
+        rows = gather_rows(settings, config, now)
+        quota = _quota_uses(settings, now)
     mon = config.monitoring
-    alerts = evaluate(
-        provider_rates(rows),
-        _quota_uses(settings, now),
-        mon.failure_rate_alert,
-        mon.quota_use_alert,
-    )
+    alerts = evaluate(provider_rates(rows), quota, mon.failure_rate_alert, mon.quota_use_alert)
     if as_json:
         doc = {"providers": [asdict(r) for r in rows], "alerts": [asdict(a) for a in alerts]}
         typer.echo(json.dumps(doc, default=str, indent=2))

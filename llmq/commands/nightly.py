@@ -49,10 +49,12 @@ def _parse_date(text: str | None) -> date:
 @contextmanager
 def _engine(settings: Settings) -> Iterator[Engine]:
     from core.ledger.db import make_engine
+    from llmq.unreachable import unreachable_exit
 
     engine = make_engine(settings.database_url, pool_size=2)
     try:
-        yield engine
+        with unreachable_exit(settings):  # the ledger down: one line, exit 2
+            yield engine
     finally:
         engine.dispose()
 
@@ -75,9 +77,11 @@ def run(
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None
     if not now:
+        from llmq.unreachable import unreachable_exit
         from workers.nightly.task import send_run
 
-        task_id = send_run(settings.broker_url, day)
+        with unreachable_exit(settings):
+            task_id = send_run(settings.broker_url, day)
         typer.echo(f"nightly run {day} sent to the workers (task {task_id})")
         return
     from core.ledger.db import make_sessionmaker
