@@ -105,3 +105,20 @@ def test_snapshot_and_restore_forget_later_secrets() -> None:
     assert scrubber.scrub(KEY) == REDACTED
     scrubber.restore(held)
     assert scrubber.scrub(KEY) == KEY and not scrubber
+
+
+def test_tool_call_arguments_are_scrubbed_and_stay_json() -> None:
+    import json
+
+    from core.secrets_scrub import register_secrets
+    from schemas.request import ToolCall
+    from workers.providers.base import _scrubbed_call
+
+    key = "sk-toolcall-SECRET-5f3a9c1e77"
+    register_secrets([key])
+    call = ToolCall(id="call_1", name="lookup", arguments=json.dumps({"q": f"echo {key[:-3]}"}))
+    clean = _scrubbed_call(call)
+    assert key[:12] not in clean.arguments and "SECRET-5f3a" not in clean.arguments
+    assert json.loads(clean.arguments)["q"].startswith("echo ")
+    untouched = ToolCall(id="c2", name="lookup", arguments='{"q": "fine"}')
+    assert _scrubbed_call(untouched) is untouched

@@ -379,6 +379,15 @@ class ProviderAdapter:
             text=scrub(reply.text),
             refusal=refusal,
             request_id=scrub(reply.request_id)[:200] if reply.request_id else None,
+            tool_calls=tuple(_scrubbed_call(c) for c in reply.tool_calls),
             usage=usage,
             latency_ms=latency_ms,
         )
+
+
+def _scrubbed_call(call: ToolCall) -> ToolCall:
+    """A tool call with any echoed secret removed (a key inside a JSON string value stays a
+    JSON string: the redaction marker has no quote or backslash)."""
+    fields = {"id": scrub(call.id), "name": scrub(call.name), "arguments": scrub(call.arguments)}
+    changed = {k: v for k, v in fields.items() if v != getattr(call, k)}
+    return call.model_copy(update=changed) if changed else call
