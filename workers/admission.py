@@ -82,7 +82,8 @@ def admit(
     for i, cand in enumerate(plan):
         now = clock.now()
         circuit = snapshot.get(cand.deployment_id).circuit
-        held = take_slot(rt.health, cand, circuit, now.timestamp(), probe_wait_s)
+        keys = getattr(rt.adapters.get(cand.deployment_id), "keys", None)
+        held = take_slot(rt.health, cand, circuit, now.timestamp(), probe_wait_s, keys)
         if not isinstance(held, Hold):
             wait_s = held if wait_s is None else min(wait_s, held)
             continue
@@ -97,7 +98,8 @@ def admit(
         if reservation == "reserved":
             cooling_s = _confirm(rt, job.claim, held, start, clock)
             if cooling_s <= 0:
-                return Admitted(cand, price, start, left=len(plan) - i - 1)
+                left = len(plan) - i - 1
+                return Admitted(cand, price, start, left, held.key, held.bucket)
             wait_s = cooling_s if wait_s is None else min(wait_s, cooling_s)
             continue
         give_back(rt.health, held)

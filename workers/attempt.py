@@ -66,7 +66,7 @@ def call_and_finish(rt: Runtime, job: ParsedJob, admitted: Admitted, clock: Cloc
     )
     started = time.monotonic()
     try:
-        reply = rt.adapters[admitted.start.deployment].complete(request)
+        reply = rt.adapters[admitted.start.deployment].complete(request, admitted.key)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded attempt
         if not isinstance(exc, LLMQError):
             log.exception("job %s: adapter raised outside the error tree", job.claim.id)
@@ -76,8 +76,7 @@ def call_and_finish(rt: Runtime, job: ParsedJob, admitted: Admitted, clock: Cloc
     after = clock.now()
     latency_ms = reply.latency_ms or int(elapsed * 1000)
     # The deployment answered: its health counts the call whatever the output's verdict.
-    dep_id = admitted.start.deployment
-    rt.health.record_success(dep_id, latency_ms, reply.rate_limits, after.timestamp())
+    rt.health.record_success(admitted.slot_id, latency_ms, reply.rate_limits, after.timestamp())
     verdict = check_output(
         request.features, reply.text, reply.tool_calls, reply.refusal, reply.finish_reason
     )
@@ -196,7 +195,7 @@ def _finish_failure(  # noqa: PLR0913 - the run's values plus what an answered c
     claim, start = job.claim, admitted.start
     policy = rt.config.routing
     if isinstance(error, LLMProviderError) and billed is None:
-        rt.health.record_failure(start.deployment, error, after.timestamp(), policy)
+        rt.health.record_failure(admitted.slot_id, error, after.timestamp(), policy)
     decision = retry.decide(error, claim.budget_attempt_no, policy, admitted.left, random.random())
     excluded = claim.excluded | {start.deployment} if decision.exclude else claim.excluded
     status = getattr(error, "status", None)

@@ -33,6 +33,7 @@ from schemas.request import NO_FEATURES, Features, required_features
 from workers import retry
 from workers.output import Valid, check_output
 from workers.providers.base import ProviderReply, ProviderRequest
+from workers.providers.keys import KeyPool
 from workers.routing.capability import incapable_ids
 from workers.routing.health import HealthSnapshot, HealthStore
 from workers.routing.select import (
@@ -46,7 +47,8 @@ from workers.routing.slots import MIN_WAIT_S, Hold, next_wake, take_slot
 if TYPE_CHECKING:
     from workers.pricing import Price
 
-Call = Callable[[Candidate, ProviderRequest], ProviderReply]
+# (candidate, request, fingerprint of the API key to use or None) -> reply
+Call = Callable[[Candidate, ProviderRequest, str | None], ProviderReply]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +56,10 @@ class DirectDeps:
     """What a direct call reads and uses; the caller owns all of it.
 
     `prices` and `has_key` are keyed by deployment id, like the worker runtime's. `call` sends
-    one request to one candidate (raising `LLMProviderError` on failure). `clock` gives unix
-    seconds, `sleep` takes seconds, `rng` gives a number in [0, 1).
+    one request to one candidate with the API key admission chose (raising
+    `LLMProviderError` on failure). `keys` gives a deployment's key pool (None: one key), so
+    each key of a rotating pool has its own rate-limit bucket. `clock` gives unix seconds,
+    `sleep` takes seconds, `rng` gives a number in [0, 1).
     """
 
     config: LLMConfig
@@ -66,6 +70,7 @@ class DirectDeps:
     sleep: Callable[[float], None]
     rng: Callable[[], float]
     clock: Callable[[], float] = time.time
+    keys: Callable[[Candidate], KeyPool | None] = lambda _cand: None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +131,7 @@ def call_direct(
         plan = rank_candidates(
             req, deps.config, snapshot, deps.prices, deps.has_key, now, excluded, deps.rng()
         )
-        picked = _first_slot(deps.health, plan, snapshot, now, probe_wait_s)
+        picked = _first_slot(deps, plan, snapshot, now, probe_wait_s)
         if picked is None:  # nothing can serve now: wait only if something merely cools down
             wake = next_wake(route, snapshot, deps.has_key, excluded, now)
             if wake is None:
@@ -139,9 +144,9 @@ def call_direct(
             waits += 1
             deps.sleep(wait)
             continue
-        i, cand = picked
+        i, cand, held = picked
         attempts += 1
-        outcome = _call_once(deps, req, temperature, features, cand)
+        outcome = _call_once(deps, req, temperature, features, cand, held)
         if isinstance(outcome, tuple):
             return Answered(cand, outcome[0], attempts, outcome[1])
         errors.append((cand.deployment_id, outcome))
@@ -158,20 +163,21 @@ def call_direct(
 
 
 def _first_slot(
-    health: HealthStore,
+    deps: DirectDeps,
     plan: Sequence[Candidate],
     snapshot: HealthSnapshot,
     now: float,
     probe_wait_s: float,
-) -> tuple[int, Candidate] | float | None:
+) -> tuple[int, Candidate, Hold] | float | None:
     """The first candidate that gets a slot (its position in the plan), else the shortest
     wait; None for an empty plan. As in the queue's admission, minus the quota reservation:
     the direct call keeps no ledger, so a slot once taken is always used."""
     wait_s: float | None = None
     for i, cand in enumerate(plan):
-        held = take_slot(health, cand, snapshot.get(cand.deployment_id).circuit, now, probe_wait_s)
+        circuit = snapshot.get(cand.deployment_id).circuit
+        held = take_slot(deps.health, cand, circuit, now, probe_wait_s, deps.keys(cand))
         if isinstance(held, Hold):
-            return i, cand
+            return i, cand, held
         wait_s = held if wait_s is None else min(wait_s, held)
     return wait_s
 
@@ -182,6 +188,7 @@ def _call_once(
     temperature: float | None,
     features: Features,
     cand: Candidate,
+    held: Hold,
 ) -> tuple[ProviderReply, Any] | LLMProviderError:
     """One provider call, recorded in the health store as a queued attempt's call is, then
     its output checked: (reply, parsed JSON or None), or the error.
@@ -199,12 +206,12 @@ def _call_once(
     )
     started = time.monotonic()
     try:
-        reply = deps.call(cand, request)
+        reply = deps.call(cand, request, held.key)
     except LLMProviderError as exc:
-        deps.health.record_failure(cand.deployment_id, exc, deps.clock(), deps.config.routing)
+        deps.health.record_failure(held.slot_id, exc, deps.clock(), deps.config.routing)
         return exc
     latency_ms = reply.latency_ms or int((time.monotonic() - started) * 1000)
-    deps.health.record_success(cand.deployment_id, latency_ms, reply.rate_limits, deps.clock())
+    deps.health.record_success(held.slot_id, latency_ms, reply.rate_limits, deps.clock())
     verdict = check_output(
         features, reply.text, reply.tool_calls, reply.refusal, reply.finish_reason
     )

@@ -61,6 +61,13 @@ class Admitted:
     price: Price | None
     start: AttemptStart
     left: int  # candidates after this one in the plan
+    key: str | None = None  # fingerprint of the API key the call must use (None: the only one)
+    bucket: str | None = None  # the key's rate-limit bucket (None: the deployment's own)
+
+    @property
+    def slot_id(self) -> str:
+        """Where the call's success or failure is recorded: the key's bucket or deployment."""
+        return self.bucket or self.start.deployment
 
 
 @dataclass(frozen=True, slots=True)

@@ -334,16 +334,19 @@ class ProviderAdapter:
 
     # ---- the one I/O path ----------------------------------------------------------------------
 
-    def complete(self, req: ProviderRequest) -> ProviderReply:
+    def complete(self, req: ProviderRequest, key_fp: str | None = None) -> ProviderReply:
         """Send one request; return the parsed reply or raise an `LLMProviderError`.
 
-        With a rotating key pool each call takes the next key; a key answering 401/403 leaves
-        the pool and the call is made again with the next one, until none is left.
+        With a rotating key pool the call uses the key admission chose (`key_fp`, its
+        fingerprint: the key whose rate-limit bucket holds the slot), else the next key; a key
+        answering 401/403 leaves the pool and the call is made again with the next one, until
+        none is left.
         """
         if not self.keys:
             return self._send(req)
+        pinned = self.keys.get(key_fp) if key_fp else None
         while True:
-            key = self.keys.take()
+            key, pinned = pinned or self.keys.take(), None
             if key is None:
                 raise AuthFailed(
                     f"{self.name}: every configured key was refused (401/403)",

@@ -135,6 +135,30 @@ class KeyPool:
             self._next = i + 1
         return live[i]
 
+    def in_turn(self) -> list[Key]:
+        """The live keys in round-robin order from the next one; the turn moves on by one.
+
+        Admission tries them in this order and takes the first whose rate-limit bucket has
+        headroom, so the keys share the load without one key's window starving the others.
+        """
+        self.reload()
+        live = self.keys()
+        if not live:
+            return []
+        with self._lock:
+            i = self._next % len(live)
+            self._next = i + 1
+        return [*live[i:], *live[:i]]
+
+    def get(self, fp: str) -> Key | None:
+        """The live key with this fingerprint (None: unknown, revoked or rotated out)."""
+        return next((k for k in self.keys() if k.fingerprint == fp), None)
+
+    @property
+    def rotating(self) -> bool:
+        """Several keys configured: each then has its own rate-limit bucket and cooldown."""
+        return len(self._static) + (1 if self.key_file else 0) > 1
+
     def revoke(self, key: Key, status: int) -> bool:
         """`key` answered `status` (401/403): it leaves every pool of this process.
 

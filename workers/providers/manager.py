@@ -303,6 +303,7 @@ class LLMProviderManager:
             prices={dep_id: self._price(m) for dep_id, m in route.items()},
             has_key={dep_id: has_credentials(m, config) for dep_id, m in route.items()},
             call=self._send,
+            keys=lambda cand: self._adapter(cand.deployment).keys,
             sleep=self._sleep,
             rng=self._rng,
         )
@@ -322,11 +323,12 @@ class LLMProviderManager:
             raise LLMProviderError("no models configured; add one to llm_config.yaml")
         return name
 
-    def _send(self, cand: Candidate, req: ProviderRequest) -> ProviderReply:
-        """One call through the deployment's shared adapter, counted for `get_provider_status`."""
+    def _send(self, cand: Candidate, req: ProviderRequest, key_fp: str | None) -> ProviderReply:
+        """One call through the deployment's shared adapter with the key admission chose,
+        counted for `get_provider_status`."""
         provider = cand.deployment.provider
         try:
-            reply = self._adapter(cand.deployment).complete(req)
+            reply = self._adapter(cand.deployment).complete(req, key_fp)
         except LLMProviderError as exc:
             self._record(provider, exc)
             raise

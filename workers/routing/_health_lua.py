@@ -119,14 +119,15 @@ return 1
 )
 
 # KEYS: cool, rq (zset id -> admitted at), tk (zset 'id:tokens' -> admitted at),
-#       rl (hash hwm, tsum), learned (hash rpm, tpm)
+#       rl (hash hwm, tsum), learned (hash rpm, tpm), dcool (the deployment's cooldown; the
+#       same key as cool for a deployment with one API key)
 # ARGV: now, rpm, tpm, tokens, id, window_s, ttl_ms
 # Returns '0' when admitted, else the seconds to wait.
 TRY_ACQUIRE = (
     LUA_COMMON
     + """
 local now = tonumber(ARGV[1])
-local cool = num(redis.call('GET', KEYS[1]), 0)
+local cool = math.max(num(redis.call('GET', KEYS[1]), 0), num(redis.call('GET', KEYS[6]), 0))
 if cool > now then return fmt(cool - now) end
 local rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3])
 local lrpm = tonumber(redis.call('HGET', KEYS[5], 'rpm') or '')
@@ -211,13 +212,14 @@ return 0
 # with Retry-After may have arrived while the quota was being reserved. Atomically: if the
 # deployment cools down now, give the admission back and return the seconds left; else keep
 # it and return '0'.
-# KEYS: cool, rq, tk, rl, st.  ARGV: now, ticket, tokens, probe claimed at ('' = none), lease_s
+# KEYS: cool, rq, tk, rl (the API key's bucket), st, dcool (the deployment's).
+# ARGV: now, ticket, tokens, probe claimed at ('' = none), lease_s
 CONFIRM = (
     LUA_COMMON
     + GIVE_BACK_FN
     + """
 local now = tonumber(ARGV[1])
-local cool = num(redis.call('GET', KEYS[1]), 0)
+local cool = math.max(num(redis.call('GET', KEYS[1]), 0), num(redis.call('GET', KEYS[6]), 0))
 if cool <= now then return '0' end
 give_back(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return fmt(cool - now)

@@ -59,6 +59,20 @@ class DeploymentHealth:
 HEALTHY = DeploymentHealth()
 
 
+def bucket_id(dep_id: str, key_fp: str | None) -> str:
+    """The rate-limit bucket of one key of a deployment: `dep#fingerprint` (never the key);
+    the deployment id itself for a deployment with one key."""
+    return f"{dep_id}#{key_fp}" if key_fp else dep_id
+
+
+def split_bucket(bucket: str) -> tuple[str, str | None]:
+    """(deployment id, key fingerprint or None) of a bucket id (`bucket_id`'s inverse)."""
+    dep_id, sep, fp = bucket.rpartition("#")
+    if sep and len(fp) == 8 and all(c in "0123456789abcdef" for c in fp):
+        return dep_id, fp
+    return bucket, None
+
+
 @dataclass(frozen=True, slots=True)
 class HealthSnapshot:
     """Health of several deployments at one `now`; unknown ids are healthy."""

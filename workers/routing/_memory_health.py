@@ -25,12 +25,14 @@ from workers.routing._health_model import (
     PROBE_LEASE_S,
     RATE_WINDOW_S,
     RECENT_CALLS,
+    THROTTLED,
     DeploymentHealth,
     HealthSnapshot,
     circuit_view,
     effective_limit,
     failure_effect,
     rate_limit_effect,
+    split_bucket,
     summarize_calls,
 )
 
@@ -97,7 +99,9 @@ class MemoryHealthStore:
         self, dep_id: str, latency_ms: float, rate_limits: RateLimitInfo | None, now: float
     ) -> None:
         learned = rate_limit_effect(rate_limits, now)
+        dep_id, bucket = split_bucket(dep_id)[0], dep_id
         with self._lock:
+            b = self._dep(bucket)  # the key's bucket (the deployment itself with one key)
             d = self._dep(dep_id)
             d.calls.appendleft((now, OK, float(latency_ms), ""))
             d.ok, d.lat = _ewma(d.ok, 1.0), _ewma(d.lat, float(latency_ms))
@@ -106,19 +110,22 @@ class MemoryHealthStore:
                 d.state, d.consec, d.closed_at, d.open_until, d.probe_until = "closed", 0, now, 0, 0
             elif d.state != "open":
                 d.consec = 0
-            d.cool_to(learned.cooldown_until, now)
+            b.cool_to(learned.cooldown_until, now)
             if learned.rpm or learned.tpm:
-                d.learned_rpm = learned.rpm or d.learned_rpm
-                d.learned_tpm = learned.tpm or d.learned_tpm
-                d.learned_until = now + LEARNED_TTL_S
+                b.learned_rpm = learned.rpm or b.learned_rpm
+                b.learned_tpm = learned.tpm or b.learned_tpm
+                b.learned_until = now + LEARNED_TTL_S
 
     def record_failure(
         self, dep_id: str, error: LLMProviderError, now: float, policy: RoutingSettings
     ) -> None:
         effect = failure_effect(error, now, policy)
+        dep_id, bucket = split_bucket(dep_id)[0], dep_id
         with self._lock:
             d = self._dep(dep_id)
-            d.cool_to(effect.cooldown_until, now)
+            # a 429 cools the key that got it; any other cooldown the whole deployment
+            cooling = self._dep(bucket) if effect.code == THROTTLED else d
+            cooling.cool_to(effect.cooldown_until, now)
             d.calls.appendleft((now, effect.code, None, effect.kind))
             if effect.code != FAIL:
                 return  # the request's fault, or throttling: no health verdict
@@ -157,9 +164,10 @@ class MemoryHealthStore:
     ) -> float:
         tokens = max(int(tokens), 0)
         with self._lock:
-            d = self._dep(dep_id)
-            if d.cooldown_until > now:
-                return d.cooldown_until - now
+            d = self._dep(dep_id)  # a bucket id: the key's windows and 429 cooldown
+            cool = max(d.cooldown_until, self._dep(split_bucket(dep_id)[0]).cooldown_until)
+            if cool > now:
+                return cool - now
             learned_ok = d.learned_until > now
             rpm = effective_limit(rpm, d.learned_rpm if learned_ok else None)
             tpm = effective_limit(tpm, d.learned_tpm if learned_ok else None)
@@ -211,9 +219,7 @@ class MemoryHealthStore:
         `ticket` (if it is still in the window) and end the probe lease claimed at
         `probe_claimed_at` (if it is still that lease)."""
         with self._lock:
-            d = self._deps.get(dep_id)
-            if d is not None:
-                self._give_back(d, ticket, probe_claimed_at)
+            self._give_back(dep_id, ticket, probe_claimed_at)
 
     def confirm(
         self,
@@ -226,21 +232,23 @@ class MemoryHealthStore:
         """Right before the call: 0.0 keeps the admission; if the deployment cools down now,
         the admission is given back under the same lock and the seconds left are returned."""
         with self._lock:
-            d = self._deps.get(dep_id)
-            if d is None or d.cooldown_until <= now:
+            b, d = self._deps.get(dep_id), self._deps.get(split_bucket(dep_id)[0])
+            cool = max(b.cooldown_until if b else 0.0, d.cooldown_until if d else 0.0)
+            if cool <= now:
                 return 0.0
-            self._give_back(d, ticket, probe_claimed_at)
-            return d.cooldown_until - now
+            self._give_back(dep_id, ticket, probe_claimed_at)
+            return cool - now
 
-    @staticmethod
-    def _give_back(d: _Dep, ticket: str | None, probe_claimed_at: float | None) -> None:
-        if ticket is not None:
-            for entry in d.admitted:
+    def _give_back(self, bucket: str, ticket: str | None, probe_claimed_at: float | None) -> None:
+        """`ticket`'s slot in `bucket`'s window; the probe lease of its deployment."""
+        b, d = self._deps.get(bucket), self._deps.get(split_bucket(bucket)[0])
+        if ticket is not None and b is not None:
+            for entry in b.admitted:
                 if entry[2] == ticket:
-                    d.admitted.remove(entry)
-                    d.tsum = max(d.tsum - entry[1], 0)
+                    b.admitted.remove(entry)
+                    b.tsum = max(b.tsum - entry[1], 0)
                     break
-        if probe_claimed_at is not None and d.state == "open":
+        if probe_claimed_at is not None and d is not None and d.state == "open":
             if d.probe_until == probe_claimed_at + PROBE_LEASE_S:
                 d.probe_until = 0.0
 

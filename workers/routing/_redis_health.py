@@ -36,6 +36,7 @@ from workers.routing._health_model import (
     RATE_WINDOW_S,
     RECENT_CALLS,
     STATE_TTL_S,
+    THROTTLED,
     DeploymentHealth,
     HealthSnapshot,
     circuit_view,
@@ -43,6 +44,7 @@ from workers.routing._health_model import (
     format_record,
     parse_record,
     rate_limit_effect,
+    split_bucket,
     summarize_calls,
 )
 
@@ -78,8 +80,14 @@ class RedisHealthStore:
         self._confirm = client.register_script(CONFIRM)
 
     def _key(self, dep_id: str, part: str) -> str:
-        # The {hash tag} keeps one deployment's keys in one cluster slot, as scripts need.
-        return f"{self.prefix}:{{{dep_id}}}:{part}"
+        """A key of a deployment or of one API key's bucket (`dep#fingerprint`): the {hash tag}
+        is the deployment id either way, so one script's keys share a cluster slot."""
+        dep, fp = split_bucket(dep_id)
+        return f"{self.prefix}:{{{dep}}}:{fp}:{part}" if fp else f"{self.prefix}:{{{dep}}}:{part}"
+
+    def _dep_key(self, bucket: str, part: str) -> str:
+        """The deployment-wide key of `part` for a bucket id (circuit, calls, 5xx cooldown)."""
+        return self._key(split_bucket(bucket)[0], part)
 
     def snapshot(self, dep_ids: Sequence[str], now: float) -> HealthSnapshot:
         """One round trip for all `dep_ids`; read-only."""
@@ -114,7 +122,8 @@ class RedisHealthStore:
     ) -> None:
         """A call succeeded: closes a half-open circuit, learns limits from the headers."""
         learned = rate_limit_effect(rate_limits, now)
-        keys = [self._key(dep_id, p) for p in ("st", "calls", "cool", "learned")]
+        keys = [self._dep_key(dep_id, "st"), self._dep_key(dep_id, "calls")]
+        keys += [self._key(dep_id, "cool"), self._key(dep_id, "learned")]  # the key's bucket
         args = [
             repr(now),
             format_record(now, OK, latency_ms, ""),
@@ -135,7 +144,10 @@ class RedisHealthStore:
     ) -> None:
         """A call failed: cooldown, counters and the circuit move as `failure_effect` says."""
         effect = failure_effect(error, now, policy)
-        keys = [self._key(dep_id, p) for p in ("st", "calls", "cool")]
+        # a 429 cools the key that got it; any other cooldown the whole deployment
+        cool = self._key(dep_id, "cool") if effect.code == THROTTLED else None
+        keys = [self._dep_key(dep_id, p) for p in ("st", "calls", "cool")]
+        keys[2] = cool or keys[2]
         args = [
             repr(now),
             format_record(now, effect.code, None, effect.kind),
@@ -170,6 +182,7 @@ class RedisHealthStore:
         names the slot so `give_back` can return it (None = a fresh id nobody can return).
         """
         keys = [self._key(dep_id, p) for p in ("cool", "rq", "tk", "rl", "learned")]
+        keys.append(self._dep_key(dep_id, "cool"))
         args = [
             repr(now),
             _opt(rpm),
@@ -189,7 +202,7 @@ class RedisHealthStore:
         self, dep_id: str, ticket: str | None, tokens: int, probe_claimed_at: float | None
     ) -> None:
         """Undo an unused admission in one script: free `ticket`'s slot, end the probe lease."""
-        keys = [self._key(dep_id, p) for p in ("rq", "tk", "rl", "st")]
+        keys = [self._key(dep_id, p) for p in ("rq", "tk", "rl")] + [self._dep_key(dep_id, "st")]
         args = [ticket or "", max(int(tokens), 0), _opt(probe_claimed_at), PROBE_LEASE_S]
         self._run(self._give_back, keys, args)
 
@@ -208,7 +221,8 @@ class RedisHealthStore:
         returned. One atomic step, so no request leaves inside a Retry-After window that was
         stored before it.
         """
-        keys = [self._key(dep_id, p) for p in ("cool", "rq", "tk", "rl", "st")]
+        keys = [self._key(dep_id, p) for p in ("cool", "rq", "tk", "rl")]
+        keys += [self._dep_key(dep_id, "st"), self._dep_key(dep_id, "cool")]
         args = [repr(now), ticket or "", max(int(tokens), 0), _opt(probe_claimed_at)]
         return float(self._run(self._confirm, keys, [*args, PROBE_LEASE_S]))
 

@@ -25,6 +25,12 @@ Behaviour (identical in both stores; the same tests run against each):
   calls `give_back` with the slot's ticket and the probe's claim time: the request and its
   tokens leave the windows and the probe lease ends, in one atomic step. Only that slot and
   that lease: one already aged out, or a later prober's lease, is left alone.
+- Buckets (keys with rotation): the rate methods (`try_acquire`, `give_back`, `confirm`) and
+  the recording methods take a bucket id. For a deployment with several API keys that is
+  `D#F` (F: the key's fingerprint, 8 hex of its sha256): the key's own windows, learned
+  limits and 429 cooldown. The circuit, call records, probe lease and every other cooldown
+  (5xx, Retry-After on ProviderUnavailable) stay the deployment's, and `try_acquire`/`confirm`
+  honour both cooldowns. A deployment with one key uses D itself, so nothing changes for it.
 
 Clock: every method takes `now` (unix seconds) from the caller, and the scripts never read
 Redis TIME. Decisions are pure functions of data plus `now`, tests drive a synthetic clock, and
@@ -44,6 +50,7 @@ Redis keys, for deployment id D under `prefix` (default "llmq:h"); `{D}` is a cl
     {prefix}:{D}:rl       hash    hwm (latest admission time), tsum (tokens in the window)
                                   (rq, tk, rl: TTL = window + 60 s, refreshed on admission)
     {prefix}:{D}:learned  hash    rpm, tpm learned from rate-limit headers; TTL 1 hour
+    {prefix}:{D}:F:cool|rq|tk|rl|learned   the same, for key F's bucket `D#F`
 """
 
 from __future__ import annotations

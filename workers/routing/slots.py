@@ -15,6 +15,13 @@ deployment, but the queue's admission reserves quota (a Postgres transaction, hu
 milliseconds under load) after taking the slot, and a 429 may arrive meanwhile.
 `confirm_slot` is therefore the last step before the call: one atomic store operation that
 reads the cooldown and keeps the slot, or gives the whole admission back.
+
+Keys with rotation (issue 20): a deployment with several API keys has one rate-limit bucket
+per key (`dep#fingerprint`: the configured rpm/tpm are per key, as providers count them) and
+one 429 cooldown per key; the circuit, the probe lease and any other cooldown stay per
+deployment. `take_slot` picks the key before taking the slot, round-robin over the live keys,
+skipping those without headroom or cooling down; the `Hold` names the key (by fingerprint) so
+the call uses exactly that key. A deployment with one key keeps the deployment id as bucket.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from workers.routing._health_model import Circuit, HealthSnapshot, HealthStore
+from workers.providers.keys import KeyPool
+from workers.routing._health_model import Circuit, HealthSnapshot, HealthStore, bucket_id
 from workers.routing.select import Candidate
 
 # Shortest wait either path schedules: a bucket that refills in microseconds still gets a
@@ -37,19 +45,37 @@ class Hold:
 
     `ticket` names the rate-limit slot; `tokens` is what it took from the token window;
     `probe_claimed_at` is the `now` (unix seconds) a half-open probe lease was claimed at, or
-    None when the circuit was closed and no lease was taken.
+    None when the circuit was closed and no lease was taken. `key` is the fingerprint of the
+    API key the call must use (None: the deployment's only key) and `bucket` the rate-limit
+    bucket the slot was taken in (None: the deployment's own).
     """
 
     dep_id: str
     ticket: str
     tokens: int
     probe_claimed_at: float | None
+    key: str | None = None
+    bucket: str | None = None
+
+    @property
+    def slot_id(self) -> str:
+        """The bucket id the store knows this slot by."""
+        return self.bucket or self.dep_id
 
 
-def take_slot(
-    health: HealthStore, cand: Candidate, circuit: Circuit, now: float, probe_wait_s: float
+def take_slot(  # noqa: PLR0913 - the candidate's state plus its key pool
+    health: HealthStore,
+    cand: Candidate,
+    circuit: Circuit,
+    now: float,
+    probe_wait_s: float,
+    keys: KeyPool | None = None,
 ) -> Hold | float:
     """Claim the probe lease (half-open circuit only), then a rate-limit slot, for `cand`.
+
+    With `keys` holding several keys, the slot is taken in the first key's bucket (in
+    round-robin order) that has headroom and is not cooling down; the wait is then the
+    shortest of the keys' waits.
 
     Returns the `Hold`, or the seconds to wait before this deployment can be tried: the rate
     window's answer, or `probe_wait_s` when another caller holds the probe. A probe lease
@@ -65,23 +91,30 @@ def take_slot(
         probe_at = now
     tokens = cand.est_prompt_tokens + cand.max_tokens
     ticket = uuid.uuid4().hex
-    wait = health.try_acquire(dep_id, dep.rpm, dep.tpm, tokens, now, ticket=ticket)
-    if wait > 0:
-        if probe_at is not None:
-            health.give_back(dep_id, None, 0, probe_at)
-        return wait
-    return Hold(dep_id, ticket, tokens, probe_at)
+    choices: list[str | None] = [None]
+    if keys is not None and keys.rotating:
+        choices = [k.fingerprint for k in keys.in_turn()] or [None]  # none left: the call says
+    wait = 0.0
+    for key in choices:
+        bucket = bucket_id(dep_id, key)
+        waited = health.try_acquire(bucket, dep.rpm, dep.tpm, tokens, now, ticket=ticket)
+        if waited <= 0:
+            return Hold(dep_id, ticket, tokens, probe_at, key, bucket if key else None)
+        wait = waited if wait <= 0 else min(wait, waited)
+    if probe_at is not None:
+        health.give_back(dep_id, None, 0, probe_at)
+    return wait
 
 
 def confirm_slot(health: HealthStore, hold: Hold, now: float) -> float:
     """The last step before the call: 0.0 = go; otherwise the deployment cools down, the
     hold was given back (atomically with reading the cooldown), and this is the wait."""
-    return health.confirm(hold.dep_id, hold.ticket, hold.tokens, hold.probe_claimed_at, now)
+    return health.confirm(hold.slot_id, hold.ticket, hold.tokens, hold.probe_claimed_at, now)
 
 
 def give_back(health: HealthStore, hold: Hold) -> None:
     """Return the hold's rate slot and end its probe lease (one atomic store operation)."""
-    health.give_back(hold.dep_id, hold.ticket, hold.tokens, hold.probe_claimed_at)
+    health.give_back(hold.slot_id, hold.ticket, hold.tokens, hold.probe_claimed_at)
 
 
 def next_wake(
