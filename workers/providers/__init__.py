@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from pydantic import SecretStr
 
 from core.errors import LLMProviderError
 from schemas.config import LLMConfig, LLMModelConfig, ProviderSettings
@@ -52,7 +53,8 @@ def target_for(deployment: LLMModelConfig, config: LLMConfig) -> AdapterTarget:
     a key pool when the keys rotate (several keys, or a key file re-read on change)."""
     settings = config.provider_settings(deployment.provider)
     keys, key_file = deployment_keys(deployment, settings)
-    first = deployment.api_key or settings.api_key
+    # the first listed key: a model's lone `api_keys: [k]` is its key, not the provider's
+    first = SecretStr(keys[0]) if keys else None
     pool = None
     if len(keys) > 1 or key_file:
         pool = KeyPool(keys, key_file, deployment.deployment_id, revoke_alert(config))
