@@ -222,12 +222,12 @@ class Client:
         enqueue: bool,
         validated_jobs: int | None,
     ) -> SubmitResult:
-        """Two streaming passes, so memory stays flat in the file's length: validate every line
-        (no spec kept), then parse again chunk by chunk into one insert transaction."""
+        """One streaming pass, memory flat in the file's length: lines are validated as they
+        are read and inserted chunk by chunk into ONE transaction; a bad line anywhere (all of
+        them reported) rolls the whole transaction back, so nothing is half-submitted. A caller
+        that validated already (`llmq run`, before it creates its ledger) passes the count."""
         batch = replace(batch, source=str(path.resolve()))
         total = validated_jobs
-        if total is None:
-            total = jsonl.validate_file(path, self.config, model, capabilities=self.capabilities)
         parse_s = time.perf_counter() - t0
         specs = jsonl.iter_file(path, self.config, model, capabilities=self.capabilities)
         result = store_stream_and_enqueue(

@@ -113,7 +113,7 @@ def store_stream_and_enqueue(  # noqa: PLR0913 - the stream, its count and where
     sessions: sessionmaker[Session],
     broker_url: str,
     specs: Iterable[JobSpec],
-    total: int,
+    total: int | None,
     batch: NewBatch,
     keys_for: KeysFor,
     *,
@@ -121,9 +121,11 @@ def store_stream_and_enqueue(  # noqa: PLR0913 - the stream, its count and where
 ) -> SubmitResult:
     """`store_and_enqueue` for a large, already validated file, in memory flat in its length.
 
-    `specs` streams the file a second time (`core.jsonl.iter_file`); chunks of INSERT_CHUNK
-    are keyed (`keys_for`) and inserted in ONE transaction, so a line that fails now (the file
-    changed since it was validated) or a count other than `total` rolls everything back.
+    `specs` streams the file (`core.jsonl.iter_file`, which raises InputError after the last
+    line when any line was bad); chunks of INSERT_CHUNK are keyed (`keys_for`) and inserted in
+    ONE transaction, so a bad line, or a count other than `total` when the caller validated
+    the file first, rolls everything back. `total` None: the batch's job count is set from
+    what was inserted, in the same transaction.
     After the commit, ids are read back and published page by page (unless `publish` is
     False: the caller feeds them, see `llmq.embedded_feed`).
 
@@ -135,14 +137,17 @@ def store_stream_and_enqueue(  # noqa: PLR0913 - the stream, its count and where
     hold = None if publish else now + UNSENT_HOLD
     t0 = time.perf_counter()
     with session_scope(sessions) as session:
-        batch_id = batch_submit_repo.insert_batch(session, batch, total, now)
+        batch_id = batch_submit_repo.insert_batch(session, batch, total or 0, now)
         stored = 0
         for chunk in _chunks(specs, INSERT_CHUNK):
             batch_submit_repo.insert_jobs(
                 session, batch_id, batch, chunk, stored + 1, now, keys_for(chunk), hold
             )
             stored += len(chunk)
-        if stored != total:
+        if total is None:
+            total = stored
+            batch_submit_repo.set_total_jobs(session, batch_id, stored)
+        elif stored != total:
             raise InputError(
                 [f"the file changed while it was submitted ({total} job lines, now {stored})"],
                 batch.source,

@@ -70,6 +70,11 @@ def insert_batch_with_jobs(
     return batch_id, job_ids
 
 
+def set_total_jobs(session: Session, batch_id: uuid.UUID, total_jobs: int) -> None:
+    """The batch's job count, once a streamed insert knows it (same transaction)."""
+    session.execute(update(Batch).where(Batch.id == batch_id).values(total_jobs=total_jobs))
+
+
 def insert_batch(session: Session, batch: NewBatch, total_jobs: int, now: datetime) -> uuid.UUID:
     """Insert the batch row only (its jobs follow with `insert_jobs`, same transaction)."""
     batch_id = uuid.uuid4()
