@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import islice
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -167,23 +168,21 @@ def publish_batch(
     """Publish every job of a just-committed batch in input order, PUBLISH_CHUNK ids at a time.
 
     On a broker failure the jobs not sent are marked never-sent and EnqueueFailed is raised."""
-    sent = last_line = 0
-    while True:
-        with session_scope(sessions) as session:
-            page = batch_submit_repo.job_ids_after(session, batch_id, last_line, PUBLISH_CHUNK)
-        if not page:
-            return sent
+    sent = 0
+    for after_line, page in _pages(
+        sessions, partial(batch_submit_repo.job_ids_after, batch_id=batch_id)
+    ):
         try:
             sent += enqueue_job_ids(broker_url, [jid for _, jid in page])
         except EnqueueError as exc:
-            done = page[exc.sent - 1][0] if exc.sent else last_line
+            done = page[exc.sent - 1][0] if exc.sent else after_line
             try:
                 with session_scope(sessions) as session:
                     batch_submit_repo.clear_enqueued(session, batch_id, after_line_no=done)
             except Exception:  # noqa: BLE001 - the sweeper's age rule still catches them later
                 log.warning("could not mark the unsent jobs of batch %s", batch_id)
             raise EnqueueFailed(batch_id, total, sent + exc.sent, exc) from exc
-        last_line = page[-1][0]
+    return sent
 
 
 def republish_unfinished(
@@ -194,17 +193,29 @@ def republish_unfinished(
     For a run interrupted in one process (`llmq run --resume`): its messages died with it,
     the ledger kept the jobs. A job that finished since is not among them, and a duplicate
     message finds nothing to claim, so no job runs (or is paid) twice."""
-    sent = last_line = 0
-    while True:
-        with session_scope(sessions) as session:
-            page = batch_submit_repo.unfinished_job_ids(session, batch_id, last_line, PUBLISH_CHUNK)
-        if not page:
-            return sent
+    sent = 0
+    read = partial(batch_submit_repo.unfinished_job_ids, batch_id=batch_id)
+    for _, page in _pages(sessions, read):
         try:
             sent += enqueue_job_ids(broker_url, [jid for _, jid in page])
         except EnqueueError as exc:  # still queued in the ledger: the sweeper sends them
             raise EnqueueFailed(batch_id, sent + len(page), sent + exc.sent, exc) from exc
-        last_line = page[-1][0]
+    return sent
+
+
+def _pages(
+    sessions: sessionmaker[Session], read: Callable[..., list[tuple[int, uuid.UUID]]]
+) -> Iterator[tuple[int, list[tuple[int, uuid.UUID]]]]:
+    """(line_no before the page, page) for each page of (line_no, job id) that `read` returns
+    after a line number, PUBLISH_CHUNK at a time, each read in its own short transaction."""
+    after_line = 0
+    while True:
+        with session_scope(sessions) as session:
+            page = read(session, after_line_no=after_line, limit=PUBLISH_CHUNK)
+        if not page:
+            return
+        yield after_line, page
+        after_line = page[-1][0]
 
 
 def _chunks(items: Iterable[JobSpec], size: int) -> Iterator[list[JobSpec]]:
