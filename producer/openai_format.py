@@ -52,6 +52,9 @@ def chat_completion(result: dict[str, Any], created: int) -> dict[str, Any]:
             "prompt_tokens": usage["prompt_tokens"],
             "completion_tokens": usage["completion_tokens"],
             "total_tokens": usage["total_tokens"],
+            # issue 19: OpenAI's own nesting (cache writes have no OpenAI field)
+            "prompt_tokens_details": {"cached_tokens": usage.get("cached_tokens", 0)},
+            "completion_tokens_details": {"reasoning_tokens": usage.get("reasoning_tokens", 0)},
         },
         "system_fingerprint": None,
     }

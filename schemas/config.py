@@ -189,6 +189,9 @@ class LLMModelConfig(_Strict):
     is_default: bool = False
     input_cost_per_mtok: Decimal | None = Field(default=None, ge=0)  # USD per 1M input tokens
     output_cost_per_mtok: Decimal | None = Field(default=None, ge=0)  # USD per 1M output tokens
+    # cache reads and writes (issue 19); unset = billed at input_cost_per_mtok
+    cached_input_cost_per_mtok: Decimal | None = Field(default=None, ge=0)
+    cache_write_cost_per_mtok: Decimal | None = Field(default=None, ge=0)
     context_window: int | None = Field(default=None, gt=0)  # tokens
     rpm: int | None = Field(default=None, gt=0)  # requests per minute
     tpm: int | None = Field(default=None, gt=0)  # tokens per minute

@@ -165,8 +165,18 @@ class JobSpec(BaseModel):
 
 
 class Usage(BaseModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    """Tokens one call used, as the provider bills them (issue 19).
+
+    `prompt_tokens` and `completion_tokens` are totals, whatever the provider's own nesting:
+    cache reads and writes are inside `prompt_tokens`, reasoning inside `completion_tokens`.
+    The adapters map each provider's fields onto this shape (request-fidelity.md §5).
+    """
+
+    prompt_tokens: int = 0  # every input token, cache reads and writes included
+    completion_tokens: int = 0  # every output token, reasoning included
+    cached_tokens: int = 0  # of prompt_tokens: read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of prompt_tokens: written to the provider's prompt cache
+    reasoning_tokens: int = 0  # of completion_tokens: thinking the reply does not show
     estimated: bool = False  # True when the provider reported no usage
 
     @property

@@ -79,6 +79,9 @@ class ModelOverride(BaseModel):
     tpm: int | None = Field(default=None, ge=1)
     context_window: int | None = Field(default=None, ge=1)
     hostile: HostileMode | None = None
+    cached_share: Probability | None = Field(default=None, ge=0, le=1)
+    cache_write_share: Probability | None = Field(default=None, ge=0, le=1)
+    reasoning_share: Probability | None = Field(default=None, ge=0, le=1)
 
 
 class ProviderBehaviour(BaseModel):
@@ -119,6 +122,13 @@ class ProviderBehaviour(BaseModel):
     hostile: HostileMode | None = None
     hostile_body_bytes: int = Field(default=400_000_000, ge=1)
     hostile_drip_s: float = Field(default=30.0, ge=0)
+    # Issue 19: usage classes. Shares of the prompt reported as cache reads and cache writes
+    # (reads first, writes take what is left), and reasoning tokens added to each reply as a
+    # share of its visible tokens. A dialect reports the classes its provider has; the others
+    # stay inside their totals (simulator/engine.py).
+    cached_share: Probability = Field(default=0.0, ge=0, le=1)
+    cache_write_share: Probability = Field(default=0.0, ge=0, le=1)
+    reasoning_share: Probability = Field(default=0.0, ge=0, le=1)
     models: dict[str, ModelOverride] = Field(default_factory=dict)
 
     def override_for(self, model: str) -> ModelOverride | None:
@@ -168,6 +178,9 @@ _RESOLVED_FIELDS: tuple[str, ...] = (
     "hostile",
     "hostile_body_bytes",
     "hostile_drip_s",
+    "cached_share",
+    "cache_write_share",
+    "reasoning_share",
 )
 
 
@@ -194,6 +207,9 @@ class ResolvedBehaviour:
     hostile: str | None
     hostile_body_bytes: int
     hostile_drip_s: float
+    cached_share: float
+    cache_write_share: float
+    reasoning_share: float
     model_limited: bool
 
     @property

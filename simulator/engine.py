@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -89,6 +89,29 @@ def _check_model(chat: ChatRequest, beh: ResolvedBehaviour, prompt_tokens: int) 
         )
 
 
+def with_usage_classes(done: Completion, beh: ResolvedBehaviour, dialect: Dialect) -> Completion:
+    """The completion with its usage classes (issue 19), as `dialect`'s provider reports them.
+
+    Reasoning tokens are added to the completion (a thinking model writes them besides the
+    visible text) whether or not the dialect reports them apart; cache reads and writes are a
+    share of the prompt. A class the dialect does not report stays inside its total.
+    """
+    classes = dialect.usage_classes
+    prompt = done.prompt_tokens
+    cached = int(prompt * beh.cached_share) if "cached" in classes else 0
+    write = min(int(prompt * beh.cache_write_share), prompt - cached)
+    reasoning = int(done.completion_tokens * beh.reasoning_share)
+    if not (cached or reasoning or (write and "cache_write" in classes)):
+        return done
+    return replace(
+        done,
+        completion_tokens=done.completion_tokens + reasoning,
+        cached_tokens=cached,
+        cache_write_tokens=write if "cache_write" in classes else 0,
+        reasoning_tokens=reasoning if "reasoning" in classes else 0,
+    )
+
+
 def _rate_ctx(model: str, what: str, limit: int, used: int, wait: float) -> dict[str, Any]:
     return {
         "model": model,
@@ -129,9 +152,9 @@ async def _outcome(
     chat: ChatRequest,
     done: Completion,
     injected: tuple[int, str] | None,
-) -> tuple[Rendered, tuple[int, int] | None, str]:
+) -> tuple[Rendered, tuple[int, ...] | None, str]:
     if injected is None:
-        usage = (done.prompt_tokens, done.completion_tokens)
+        usage = done.billed
         kind = "ok"
         if done.refusal:
             kind = "refusal"
@@ -158,7 +181,7 @@ async def _outcome(
 
 async def _pipeline(
     state: SimState, dialect: Dialect, request: web.Request, call: _Call
-) -> tuple[Rendered, tuple[int, int] | None, str]:
+) -> tuple[Rendered, tuple[int, ...] | None, str]:
     call.model = request.match_info.get("model", "")  # Google names the model in the path
     dialect.check_auth(request)
     chat = dialect.parse(await _read_json(state, request, call), request)
@@ -168,7 +191,7 @@ async def _pipeline(
     prompt_tokens = prompt_tokens_of(chat)
     _check_model(chat, beh, prompt_tokens)
     call.fault = state.content_fault(beh, call.raw)
-    done = complete(chat, prompt_tokens, call.fault)
+    done = with_usage_classes(complete(chat, prompt_tokens, call.fault), beh, dialect)
     _admit(state, dialect, beh, call, done.total_tokens)
     injected = state.roll(beh)
     behaviour = state.config.behaviour(dialect.name)

@@ -35,6 +35,7 @@ import secrets
 from collections import OrderedDict, deque
 from typing import Any
 
+from simulator.billing import Billing
 from simulator.config import ResolvedBehaviour, SimConfig
 from simulator.limits import Gate, SlidingWindow
 from simulator.schemagen import digest
@@ -80,6 +81,7 @@ class SimState:
         self.total_served = 0
         self.bodies: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.seen: dict[str, int] = {}
+        self.billing = Billing()  # what was billed per model and day (issue 19)
 
     # configuration -------------------------------------------------------------------------
 
@@ -106,6 +108,7 @@ class SimState:
     def reset(self, *, behaviour: bool = False) -> None:
         """Clear counters, log, windows and gates; reseed; optionally restore the start config."""
         self.stats.clear()
+        self.billing.clear()
         self.log.clear()
         self.bodies.clear()
         self.seen.clear()
@@ -193,10 +196,11 @@ class SimState:
     def record(
         self,
         entry: LogEntry,
-        usage: tuple[int, int] | None = None,
+        usage: tuple[int, ...] | None = None,
     ) -> None:
-        """Count one finished request; ``usage`` = (prompt, completion) when billed."""
-        _, provider, model, status, _, kind, _ = entry
+        """Count one finished request; ``usage`` when billed: (prompt, completion) or
+        (prompt, completion, cached, cache_write, reasoning)."""
+        arrival, provider, model, status, _, kind, _ = entry
         self.log.append(entry)
         self.total_requests += 1
         stats = self.stats.get(provider)
@@ -217,6 +221,8 @@ class SimState:
             counters[1] += 1
             counters[2] += usage[0]
             counters[3] += usage[1]
+            billed = (*usage, 0, 0, 0)[:5]
+            self.billing.add(provider, model, arrival, billed)  # type: ignore[arg-type]
 
     def stats_json(self) -> dict[str, Any]:
         """The ``GET /_sim/stats`` document."""

@@ -63,6 +63,10 @@ class Completion:
     is_json: bool = False
     refusal: bool = False
     stop_hit: str | None = None
+    # issue 19: classes inside the totals (prompt: cache reads/writes; completion: reasoning)
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def finish(self) -> str:
@@ -79,6 +83,17 @@ class Completion:
     def total_tokens(self) -> int:
         """prompt + completion tokens."""
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def billed(self) -> tuple[int, int, int, int, int]:
+        """(prompt, completion, cached, cache_write, reasoning): what the call is billed."""
+        return (
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.cached_tokens,
+            self.cache_write_tokens,
+            self.reasoning_tokens,
+        )
 
 
 def text_tokens(text: str) -> int:

@@ -96,7 +96,8 @@ def _booked(admitted: Admitted, reply: ProviderReply) -> usage_check.Booked:
     start = admitted.start
     return usage_check.booked(
         reply.usage,
-        priced(reply.usage, admitted.price),
+        # priced at the request's time: the prices (and tiers) in force when it was sent
+        priced(reply.usage, admitted.price, start.started_at),
         context_window=admitted.candidate.deployment.context_window,
         max_tokens=admitted.candidate.max_tokens,
         reserved_tokens=start.reserved_tokens,
@@ -161,6 +162,9 @@ def _finish_success(  # noqa: PLR0913 - the run's values plus the checked reply
             latency_ms=latency_ms,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
             cost_usd=cost,
             http_status=200,
             error_kind=book.error_kind,
@@ -235,6 +239,9 @@ def _finish_failure(  # noqa: PLR0913 - the run's values plus what an answered c
             latency_ms=int(elapsed * 1000),
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
             cost_usd=spent_usd if billed is not None else None,
             http_status=status,
             error_kind=str(kind),
@@ -275,23 +282,27 @@ def _settle(
 ) -> None:
     """Replace the attempt's reservation by what it spent.
 
-    If the sweeper had already closed the attempt as lost, it released the reservation: book
-    only the spend. If the row was closed otherwise, it was settled already.
+    If the sweeper had already closed the attempt as lost, it booked the reservation as spent
+    (`spent_unknown`, issue 19): replace that booking by the real spend (an unknown price keeps
+    the worst case). If the row was closed otherwise, it was settled already.
     """
     if previous is None:
         return
-    lost = previous == AttemptOutcome.LOST.value
-    reserved_tokens = 0 if lost else start.reserved_tokens
-    reserved_usd = Decimal(0) if lost else start.reserved_usd
-    if lost and usd is None:
-        usd = start.reserved_usd  # unknown spend after a release: book the worst case
+    if previous == AttemptOutcome.LOST.value:
+        booked = start.reserved_usd if usd is None else usd
+        tokens_delta, usd_delta = tokens - start.reserved_tokens, booked - start.reserved_usd
+        quota_repo.settle(
+            s, claim.tenant, claim.batch_id, start.started_at, 0, Decimal(0), tokens_delta,
+            usd_delta,
+        )  # fmt: skip
+        return
     quota_repo.settle(
         s,
         claim.tenant,
         claim.batch_id,
         start.started_at,
-        reserved_tokens,
-        reserved_usd,
+        start.reserved_tokens,
+        start.reserved_usd,
         tokens,
         usd,
     )

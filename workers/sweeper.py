@@ -6,8 +6,9 @@ does), decide retries or quota (the pipeline does), or run for long: every step 
 
 One sweep, in this order (the log line reports the letters):
   b) `running` jobs whose lease expired -> `queued`, re-sent; their `started` attempts -> `lost`
-     and those attempts' quota reservations released;
-  c) any other `started` attempt older than a lease whose job moved on -> `lost`, released;
+     and those attempts' quota reservations booked as spent (`spent_unknown`: the provider may
+     have billed the call; a late finish replaces it with the real cost);
+  c) any other `started` attempt older than a lease whose job moved on -> `lost`, booked too;
   e) `quota_exceeded` jobs whose window has reset -> `queued` (sent by step a);
   a) due `queued` jobs whose last message is older than `requeue_after_s` -> re-sent, oldest
      first, as many as the broker queue is missing (see `requeue_room`: no duplicate flood);
@@ -59,7 +60,7 @@ class SweepCounts:
     requeued: int = 0  # a
     reclaimed: int = 0  # b: jobs
     lost_attempts: int = 0  # b: attempts closed as lost
-    released: int = 0  # c: orphaned attempts closed and released
+    released: int = 0  # c: orphaned attempts closed, reservation booked as spent_unknown
     batches_done: int = 0  # d
     resumed: int = 0  # e
     workers_pruned: int = 0  # f
@@ -143,7 +144,7 @@ def sweep_once(
         forget_before = now - timedelta(seconds=WORKER_FORGET_S)
         counts.workers_pruned = heartbeat_repo.prune(s, forget_before)
     counts.reclaimed, counts.requeued = len(reclaimed), len(requeued)
-    # Each lost attempt in its own short transaction: its quota release locks the window rows
+    # Each lost attempt in its own short transaction: its quota booking locks the window rows
     # in the same order a worker's settlement does, so the two can never deadlock.
     counts.lost_attempts = _close_lost(sessions, lost)
     seen = set(lost)

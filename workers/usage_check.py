@@ -6,7 +6,9 @@ the usage is untrusted, the attempt's reservation). Must not: do I/O, read the c
 at message text.
 
 The rule: prompt and completion counts are non-negative integers whose total is at most the
-deployment's context window plus the call's `max_tokens` (a model cannot read or write more).
+deployment's context window plus the call's `max_tokens` (a model cannot read or write more),
+and the classes inside them (issue 19) fit: cache reads + cache writes <= prompt, reasoning
+<= completion.
 Anything else (1e20, -1000000, 1.5, "12", 10^12 on a 50-token call) is untrusted. The job still
 succeeds with the reply (the provider answered, and most likely billed: re-running would pay
 twice and could lose a paid answer), but the attempt is marked `malformed_reply` and booked at
@@ -36,10 +38,14 @@ def usage_problem(usage: Usage, context_window: int | None, max_tokens: int) -> 
     """
     if usage.estimated:
         return None
-    counts = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+    counts = usage.model_dump(exclude={"estimated"})
     for name, value in counts.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             return f"{name} is not a non-negative integer"
+    if usage.cached_tokens + usage.cache_write_tokens > usage.prompt_tokens:
+        return "cached_tokens + cache_write_tokens exceed prompt_tokens"
+    if usage.reasoning_tokens > usage.completion_tokens:
+        return "reasoning_tokens exceed completion_tokens"
     bound = (context_window or DEFAULT_WINDOW_BOUND) + max(max_tokens, 0)
     total = usage.prompt_tokens + usage.completion_tokens
     if total > bound:

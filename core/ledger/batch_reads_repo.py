@@ -236,6 +236,9 @@ def iter_results(
         yield _result_line(row)
 
 
+USAGE_CLASSES = ("cached_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
 def _result_line(row: Any) -> dict[str, Any]:
     (cid, jid, state, result, error, provider, served, model, ptok, ctok, attempts, cost) = row
     response: dict[str, Any] | None = None
@@ -257,10 +260,16 @@ def _result_line(row: Any) -> dict[str, Any]:
             response["refusal"] = result["refusal"]
     usage = None
     if response is not None or ptok or ctok:
+        # issue 19: the classes inside the totals, from the result's usage when it is the
+        # job's own call (a cache hit reuses another call's result but books 0 tokens)
+        stored = (result or {}).get("usage") or {}
+        own = (stored.get("prompt_tokens"), stored.get("completion_tokens")) == (ptok, ctok)
+        classes = stored if own else {}
         usage = {
             "prompt_tokens": ptok,
             "completion_tokens": ctok,
             "total_tokens": ptok + ctok,
+            **{k: int(classes.get(k) or 0) for k in USAGE_CLASSES},
         }
     return {
         "custom_id": cid,

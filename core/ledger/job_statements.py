@@ -120,14 +120,26 @@ _START_COLS = (
     "reserved_usd",
 )
 # INSERT ... SELECT over the fenced job row; parameters: the fence and a_<column> for each of
-# _START_COLS. job_id and attempt_no come from the job row the fence matched.
+# _START_COLS. job_id, attempt_no, tenant and batch come from the job row the fence matched:
+# the tenant charged is the job's at the moment of the call (issue 19).
 START_ATTEMPT = (
     insert(_attempts)
     .from_select(
-        ["job_id", "attempt_no", "outcome", "prompt_tokens", "completion_tokens", *_START_COLS],
+        [
+            "job_id",
+            "attempt_no",
+            "tenant",
+            "batch_id",
+            "outcome",
+            "prompt_tokens",
+            "completion_tokens",
+            *_START_COLS,
+        ],
         select(
             _jobs.c.id,
             _jobs.c.attempts,
+            _jobs.c.tenant,
+            _jobs.c.batch_id,
             bindparam("a_outcome", AttemptOutcome.STARTED.value, type_=_attempts.c.outcome.type),
             bindparam("a_zero_p", 0, type_=_attempts.c.prompt_tokens.type),
             bindparam("a_zero_c", 0, type_=_attempts.c.completion_tokens.type),
@@ -142,6 +154,9 @@ _CLOSE_VALUES = (
     "latency_ms",
     "prompt_tokens",
     "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
     "cost_usd",
     "http_status",
     "error_kind",
@@ -202,6 +217,8 @@ COMPLETE_FROM_CACHE = (
 _CACHE_HIT_COLS = (
     "job_id",
     "attempt_no",
+    "tenant",
+    "batch_id",
     "provider",
     "model",
     "deployment",

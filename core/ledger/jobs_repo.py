@@ -92,6 +92,9 @@ class AttemptClose:
     latency_ms: int
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # the classes inside them (issue 19); stored NULL when 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     cost_usd: Decimal | None = None
     http_status: int | None = None
     error_kind: str | None = None
@@ -169,8 +172,8 @@ def close_attempt(
     """Record how the call ended on its attempt row; returns the outcome it replaced.
 
     "started": the normal case; the caller settles the reservation. "lost": the sweeper gave
-    the attempt up (lease expired) and already released its reservation; the caller books only
-    the actual spend. None: the row was already closed (nothing to do).
+    the attempt up (lease expired) and booked its reservation as spent (`spent_unknown`, issue
+    19); the caller replaces that booking by the actual spend. None: the row was already closed (nothing to do).
     """
     message = close.error_message[:ERROR_MESSAGE_MAX] if close.error_message else None
     params = {
@@ -180,6 +183,10 @@ def close_attempt(
         "b_latency_ms": close.latency_ms,
         "b_prompt_tokens": close.prompt_tokens,
         "b_completion_tokens": close.completion_tokens,
+        # NULL when zero: most calls have none, and a NULL costs no bytes in the row
+        "b_cached_tokens": close.cached_tokens or None,
+        "b_cache_write_tokens": close.cache_write_tokens or None,
+        "b_reasoning_tokens": close.reasoning_tokens or None,
         "b_cost_usd": close.cost_usd,
         "b_http_status": close.http_status,
         "b_error_kind": close.error_kind,
@@ -256,6 +263,8 @@ def complete_job_from_cache(
     attempt = {
         "job_id": job.id,
         "attempt_no": job.attempt_no,
+        "tenant": job.tenant,
+        "batch_id": job.batch_id,
         "provider": hit.provider,
         "model": hit.model,
         "deployment": hit.deployment,

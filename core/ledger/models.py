@@ -122,7 +122,12 @@ class Worker(Base):
 
 
 class Attempt(Base):
-    """One provider call (or cache hit). Lean on purpose: the result text lives on the job."""
+    """One provider call (or cache hit). Lean on purpose: the result text lives on the job.
+
+    `tenant` and `batch_id` are who was charged when the call was made (issue 19): reports and
+    quota windows read them, so re-assigning the job later never moves its past spend. The
+    token classes inside prompt/completion are NULL when zero (most calls), costing no bytes.
+    """
 
     __tablename__ = "attempts"
 
@@ -142,6 +147,12 @@ class Attempt(Base):
     waited_ms: Mapped[int] = mapped_column(Integer, default=0)  # backoff before this attempt
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    # of prompt_tokens / completion_tokens (issue 19); NULL = 0
+    cached_tokens: Mapped[int | None] = mapped_column(Integer)
+    cache_write_tokens: Mapped[int | None] = mapped_column(Integer)
+    reasoning_tokens: Mapped[int | None] = mapped_column(Integer)
+    tenant: Mapped[str] = mapped_column(String(100))  # charged at the time of the call
+    batch_id: Mapped[uuid.UUID] = mapped_column(Uuid)  # the batch charged (no FK: history)
     cost_usd: Mapped[Decimal | None] = mapped_column(Money)  # None = price unknown
     reserved_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     reserved_tokens: Mapped[int] = mapped_column(Integer, default=0)

@@ -77,10 +77,14 @@ class RunFigures:
     inbox: Sequence[InboxEntry] = field(default_factory=list)
 
 
-def run_figures(session: Session, run_id: int, since: datetime) -> RunFigures:
+def run_figures(
+    session: Session, run_id: int, since: datetime, tenant: str | None = None
+) -> RunFigures:
     """The report's figures for the run's jobs. Tokens and cost: their attempts started at or
-    after `since` (the run's start), with `llmq usage`'s definitions."""
+    after `since` (the run's start), with `llmq usage`'s definitions; with `tenant`, only the
+    attempts charged to it (issue 19: the tenant each attempt recorded, as `llmq usage`)."""
     linked = select(_links.c.job_id).where(_links.c.run_id == run_id)
+    scope = _scope(linked, since, tenant)
     return RunFigures(
         by_state=_grouped(session, _jobs.c.state, _jobs.c.id.in_(linked)),
         by_source=dict(
@@ -90,14 +94,14 @@ def run_figures(session: Session, run_id: int, since: datetime) -> RunFigures:
                 .group_by(_links.c.source)
             ).all()
         ),
-        usage=_usage(session, linked, since),
+        usage=_usage(session, scope),
         failed_jobs_by_reason=_grouped(
             session,
             _jobs.c.error["type"].as_string(),
             _jobs.c.id.in_(linked) & (_jobs.c.state == JobState.FAILED.value),
         ),
-        failed_attempts_by_reason=_failed_attempts(session, linked, since),
-        costliest=_costliest(session, linked, since),
+        failed_attempts_by_reason=_failed_attempts(session, scope),
+        costliest=_costliest(session, scope),
         inbox=_inbox(session, run_id),
     )
 
@@ -107,7 +111,13 @@ def _grouped(session: Session, column: Any, where: Any) -> dict[str, int]:
     return {str(k): int(n) for k, n in session.execute(stmt)}
 
 
-def _usage(session: Session, linked: Any, since: datetime) -> list[UsageFigures]:
+def _scope(linked: Any, since: datetime, tenant: str | None) -> Any:
+    """The attempts the figures count: the run's jobs', since `since`, charged to `tenant`."""
+    where = Attempt.job_id.in_(linked) & (Attempt.started_at >= since)
+    return where if tenant is None else where & (Attempt.tenant == tenant)
+
+
+def _usage(session: Session, scope: Any) -> list[UsageFigures]:
     a = Attempt
     stmt = (
         select(
@@ -122,7 +132,7 @@ def _usage(session: Session, linked: Any, since: datetime) -> list[UsageFigures]
             func.coalesce(func.sum(a.cost_usd), 0),
             func.count().filter(a.outcome == "succeeded", a.cost_usd.is_(None)),
         )
-        .where(a.job_id.in_(linked), a.started_at >= since)
+        .where(scope)
         .group_by(a.provider, a.model)
         .order_by(a.provider, a.model)
     )
@@ -134,18 +144,14 @@ def _usage(session: Session, linked: Any, since: datetime) -> list[UsageFigures]
     ]
 
 
-def _failed_attempts(session: Session, linked: Any, since: datetime) -> dict[str, int]:
+def _failed_attempts(session: Session, scope: Any) -> dict[str, int]:
     a = Attempt
     kind = func.coalesce(a.error_kind, "unknown")
-    stmt = (
-        select(kind, func.count())
-        .where(a.job_id.in_(linked), a.started_at >= since, a.outcome.in_(("failed", "lost")))
-        .group_by(kind)
-    )
+    stmt = select(kind, func.count()).where(scope, a.outcome.in_(("failed", "lost"))).group_by(kind)
     return {str(k): int(n) for k, n in session.execute(stmt)}
 
 
-def _costliest(session: Session, linked: Any, since: datetime, limit: int = 10) -> list[JobCost]:
+def _costliest(session: Session, scope: Any, limit: int = 10) -> list[JobCost]:
     a = Attempt
     per_job = (
         select(
@@ -154,7 +160,7 @@ def _costliest(session: Session, linked: Any, since: datetime, limit: int = 10) 
             func.coalesce(func.sum(a.prompt_tokens), 0).label("pt"),
             func.coalesce(func.sum(a.completion_tokens), 0).label("ct"),
         )
-        .where(a.job_id.in_(linked), a.started_at >= since)
+        .where(scope)
         .group_by(a.job_id)
         .subquery()
     )

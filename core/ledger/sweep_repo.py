@@ -4,7 +4,7 @@ Owns: every write the sweeper makes to `jobs`, `attempts` and `batches` (re-enqu
 lease reclaims, lost attempts, finished batches, resumed parked jobs) and the sweep's
 advisory lock. Must not: open or commit transactions (the caller passes a session inside
 `session_scope`), publish messages, read the clock (callers pass `now`), or change quota
-windows directly (a lost attempt's reservation goes back through `quota_repo.release`).
+windows directly (a lost attempt's reservation is booked through `quota_repo.settle`).
 
 Every function is idempotent and safe to run from several sweepers at once: each picks rows
 with `FOR UPDATE SKIP LOCKED` and re-checks its condition in the UPDATE itself, so two sweeps
@@ -201,12 +201,15 @@ def orphaned_attempts(session: Session, started_before: datetime, limit: int) ->
 
 
 def close_lost_attempt(session: Session, key: AttemptKey) -> bool:
-    """Mark one attempt `lost` and release its quota reservation; False if already closed.
+    """Mark one attempt `lost` and book its reservation as spent; False if already closed.
 
     The UPDATE is conditioned on the row still being `started`, so a worker finishing late
     (`jobs_repo.close_attempt`, same condition) and this sweep can never both settle it.
-    Note: the provider may have served (and billed) the call; its usage is unknown, and the
-    reservation is released as issue 5 asks (see celery-notes §3, "known gap").
+    The provider may have served (and billed) the call while its usage is unknown, so the
+    reservation, the worst case admitted, is booked as spent on the windows of the tenant and
+    batch the attempt charged (issue 19: `spent_unknown`, never released). The attempt row
+    keeps it as `reserved_*` with outcome `lost`, which is how reports show it; a late finish
+    replaces the booking with the real spend (`workers/attempt.py`, `_settle`).
     """
     stmt = (
         update(_attempts)
@@ -220,22 +223,21 @@ def close_lost_attempt(session: Session, key: AttemptKey) -> bool:
             error_kind=ErrorKind.LOST.value,
             error_message=LOST_MESSAGE,
         )
-        .returning(_attempts.c.started_at, _attempts.c.reserved_tokens, _attempts.c.reserved_usd)
+        .returning(
+            _attempts.c.started_at,
+            _attempts.c.reserved_tokens,
+            _attempts.c.reserved_usd,
+            _attempts.c.tenant,
+            _attempts.c.batch_id,
+        )
     )
     row = session.execute(stmt).one_or_none()
     if row is None:
         return False
     if row.reserved_tokens or row.reserved_usd:
-        owner = session.execute(
-            select(_jobs.c.tenant, _jobs.c.batch_id).where(_jobs.c.id == key.job_id)
-        ).one()
-        quota_repo.release(
-            session,
-            owner.tenant,
-            owner.batch_id,
-            row.started_at,
-            int(row.reserved_tokens or 0),
-            Decimal(row.reserved_usd or 0),
+        tokens, usd = int(row.reserved_tokens or 0), Decimal(row.reserved_usd or 0)
+        quota_repo.settle(
+            session, row.tenant, row.batch_id, row.started_at, tokens, usd, tokens, usd
         )
     return True
 

@@ -1,8 +1,16 @@
 """Usage reports from the attempts ledger: what `llmq usage` prints.
 
-Owns: the read-only usage query (tokens, cost, attempts, cache hits, saved cost) grouped by
-tenant, provider, model, deployment and UTC day. Must not: write anything, or read the budget
-windows (those are quota_repo's; both are kept in step by settle, so they agree).
+Owns: the read-only usage query (tokens by class, cost, attempts, cache hits, saved cost, and
+`spent_unknown`) grouped by tenant, provider, model, deployment, UTC day and lane. Must not:
+write anything, or read the budget windows (those are quota_repo's; both are kept in step by
+settle, so they agree).
+
+The tenant is the one each attempt recorded when it was made (issue 19), never the job's
+current one: a re-assignment (e.g. by a nightly run) leaves past spend where it was.
+`spent_unknown`: attempts the sweeper closed as lost (their worker died mid-call), booked on
+the quota at their reservation because the provider may have billed them; a late finish turns
+them into ordinary attempts with their real cost. `lane` is 'sync' for every attempt until
+provider batch lanes record one (issue 18).
 """
 
 from __future__ import annotations
@@ -15,11 +23,12 @@ from decimal import Decimal
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from core.ledger.models import Attempt, Job
+from core.ledger.models import Attempt
 
 ZERO = Decimal(0)
 
-USAGE_DIMENSIONS = ("tenant", "provider", "model", "deployment", "day")
+USAGE_DIMENSIONS = ("tenant", "provider", "model", "deployment", "day", "lane")
+SYNC_LANE = "sync"  # the only lane attempts have until batch lanes record theirs
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,12 @@ class UsageRow:
     cost_usd: Decimal  # sum of known costs
     unpriced: int  # succeeded calls whose price was unknown (quota booked their reserved USD)
     saved_usd: Decimal  # cost avoided by cache hits
+    cached_tokens: int = 0  # of prompt_tokens
+    cache_write_tokens: int = 0  # of prompt_tokens
+    reasoning_tokens: int = 0  # of completion_tokens
+    lost: int = 0  # attempts whose worker died mid-call (counted in `failed` too)
+    spent_unknown_usd: Decimal = ZERO  # their reservations, booked as spent on the quota
+    spent_unknown_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -61,14 +76,15 @@ def usage_report(
     unknown = [d for d in by if d not in USAGE_DIMENSIONS]
     if unknown:
         raise ValueError(f"cannot group by {unknown}; choose from {', '.join(USAGE_DIMENSIONS)}")
+    lost = Attempt.outcome == "lost"
     dims = {
-        "tenant": Job.tenant,
+        "tenant": Attempt.tenant,
         "provider": Attempt.provider,
         "model": Attempt.model,
         "deployment": Attempt.deployment,
         "day": _day_column(session),
     }
-    groups = [dims[d].label(d) for d in by]
+    groups = [dims[d].label(d) for d in by if d in dims]  # lane: one value, added per row
     stmt = (
         select(
             *groups,
@@ -83,13 +99,18 @@ def usage_report(
                 "unpriced"
             ),
             func.coalesce(func.sum(Attempt.saved_usd), ZERO).label("saved_usd"),
+            func.coalesce(func.sum(Attempt.cached_tokens), 0).label("cached_tokens"),
+            func.coalesce(func.sum(Attempt.cache_write_tokens), 0).label("cache_write_tokens"),
+            func.coalesce(func.sum(Attempt.reasoning_tokens), 0).label("reasoning_tokens"),
+            _count_if(lost).label("lost"),
+            func.coalesce(func.sum(case((lost, Attempt.reserved_usd))), ZERO).label("unknown_usd"),
+            func.coalesce(func.sum(case((lost, Attempt.reserved_tokens))), 0).label("unknown_tok"),
         )
         .select_from(Attempt)
-        .join(Job, Job.id == Attempt.job_id)
         .where(Attempt.started_at >= since)
     )
     if tenant is not None:
-        stmt = stmt.where(Job.tenant == tenant)
+        stmt = stmt.where(Attempt.tenant == tenant)
     if groups:
         stmt = stmt.group_by(*groups).order_by(*groups)
     rows = session.execute(stmt).all()
@@ -98,7 +119,7 @@ def usage_report(
 
 def _usage_row(r, by: Sequence[str]) -> UsageRow:  # type: ignore[no-untyped-def]
     return UsageRow(
-        group={d: str(getattr(r, d)) for d in by},
+        group={d: SYNC_LANE if d == "lane" else str(getattr(r, d)) for d in by},
         attempts=int(r.attempts),
         succeeded=int(r.succeeded),
         failed=int(r.failed),
@@ -108,4 +129,10 @@ def _usage_row(r, by: Sequence[str]) -> UsageRow:  # type: ignore[no-untyped-def
         cost_usd=Decimal(r.cost_usd),
         unpriced=int(r.unpriced),
         saved_usd=Decimal(r.saved_usd),
+        cached_tokens=int(r.cached_tokens),
+        cache_write_tokens=int(r.cache_write_tokens),
+        reasoning_tokens=int(r.reasoning_tokens),
+        lost=int(r.lost),
+        spent_unknown_usd=Decimal(r.unknown_usd),
+        spent_unknown_tokens=int(r.unknown_tok),
     )

@@ -115,9 +115,15 @@ def _usage_json(r: UsageRow) -> dict[str, Any]:
         "prompt_tokens": r.prompt_tokens,
         "completion_tokens": r.completion_tokens,
         "total_tokens": r.total_tokens,
+        "cached_tokens": r.cached_tokens,
+        "cache_write_tokens": r.cache_write_tokens,
+        "reasoning_tokens": r.reasoning_tokens,
         "cost_usd": money_str(r.cost_usd),
         "unpriced": r.unpriced,
         "saved_usd": money_str(r.saved_usd),
+        "lost": r.lost,
+        "spent_unknown_usd": money_str(r.spent_unknown_usd),
+        "spent_unknown_tokens": r.spent_unknown_tokens,
     }
 
 
@@ -217,11 +223,18 @@ def usage(
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
     since: Annotated[str, typer.Option(help="7d, 24h, 30m, 2w or an ISO date.")] = "7d",
     by: Annotated[
-        str, typer.Option(help="Group by: tenant, provider, model, deployment, day (comma list).")
+        str,
+        typer.Option(
+            help="Group by: tenant, provider, model, deployment, day, lane (comma list; lane is "
+            "'sync' for every call until batch lanes land)."
+        ),
     ] = "provider,model",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Tokens, cost, attempts, cache hits and saved cost, from the attempts ledger."""
+    """Tokens, cost, attempts, cache hits and saved cost, from the attempts ledger.
+
+    Spend is the tenant's that each call charged when it was made. Calls lost with a dead
+    worker are booked at their reservation and shown on their own `spent_unknown` line."""
     from core.ledger.usage_repo import USAGE_DIMENSIONS, usage_report
 
     dims = [d.strip() for d in by.split(",") if d.strip()]
@@ -244,16 +257,38 @@ def usage(
         }
         typer.echo(json.dumps(out, indent=2))
         return
-    headers = [*dims, "attempts", "ok", "failed", "cache hits", "tokens", "cost", "saved"]
+    headers = [*dims, "attempts", "ok", "failed", "cache hits", "tokens", "cached", "reasoning"]
+    headers += ["cost", "saved"]
     lines = [[*r.group.values(), *_usage_cells(r)] for r in rows]
     if dims and total:
         lines.append(["total", *[""] * (len(dims) - 1), *_usage_cells(total)])
+    if total and total.lost:
+        lines.append(_unknown_cells(total, max(len(dims), 1)))
     _print_table(f"usage since {start:%Y-%m-%d %H:%M} UTC", headers, lines)
 
 
 def _usage_cells(r: UsageRow) -> list[str]:
     counts = (r.attempts, r.succeeded, r.failed, r.cache_hits, r.total_tokens)
-    return [*map(_count, counts), _money(r.cost_usd), _money(r.saved_usd)]
+    classes = (r.cached_tokens + r.cache_write_tokens, r.reasoning_tokens)
+    return [*map(_count, counts), *map(_count, classes), _money(r.cost_usd), _money(r.saved_usd)]
+
+
+def _unknown_cells(total: UsageRow, width: int) -> list[str]:
+    """The `spent_unknown` line: lost calls, booked on the quota at their reservation."""
+    label = ["spent_unknown", *[""] * (width - 1)]
+    tokens = _count(total.spent_unknown_tokens)
+    return [
+        *label,
+        _count(total.lost),
+        "",
+        "",
+        "",
+        tokens,
+        "",
+        "",
+        _money(total.spent_unknown_usd),
+        "",
+    ]
 
 
 def register(app: typer.Typer) -> None:

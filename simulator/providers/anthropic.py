@@ -101,6 +101,7 @@ class AnthropicDialect(Dialect):
     """api.anthropic.com ``/v1/messages``."""
 
     name: ClassVar[str] = "anthropic"
+    usage_classes: ClassVar[frozenset[str]] = frozenset({"cached", "cache_write"})
     base_path: ClassVar[str] = ""
     chat_path: ClassVar[str] = "/v1/messages"
     rate_limit_headers: ClassVar[bool] = True
@@ -195,10 +196,15 @@ class AnthropicDialect(Dialect):
             "stop_reason": _STOP_REASONS[done.finish],
             "stop_sequence": done.stop_hit,
             "usage": {
-                "input_tokens": done.prompt_tokens,
+                # input_tokens excludes cache reads and writes; thinking is inside output
+                "input_tokens": done.prompt_tokens - done.cached_tokens - done.cache_write_tokens,
                 "output_tokens": done.completion_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": done.cache_write_tokens,
+                "cache_read_input_tokens": done.cached_tokens,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": done.cache_write_tokens,
+                    "ephemeral_1h_input_tokens": 0,
+                },
                 "service_tier": "standard",
             },
         }

@@ -176,6 +176,9 @@ class Dialect:
     rate_limit_headers: ClassVar[bool] = False
     overloaded_status: ClassVar[int] = 503
     messages: ClassVar[dict[str, str]] = {}
+    # issue 19: the usage classes this wire format reports apart ("cached", "cache_write",
+    # "reasoning"); the others stay inside their totals, as the provider bills them
+    usage_classes: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, name: str | None = None) -> None:
         if name:

@@ -91,6 +91,7 @@ class CohereDialect(Dialect):
     """api.cohere.com ``/v2/chat``."""
 
     name: ClassVar[str] = "cohere"
+    usage_classes: ClassVar[frozenset[str]] = frozenset({"cached"})
     base_path: ClassVar[str] = ""
     chat_path: ClassVar[str] = "/v2/chat"
     messages: ClassVar[dict[str, str]] = {
@@ -169,6 +170,7 @@ class CohereDialect(Dialect):
                     "input_tokens": done.prompt_tokens,
                     "output_tokens": done.completion_tokens,
                 },
+                "cached_tokens": done.cached_tokens,
             },
         }
         return Rendered(200, dumps(body))

@@ -112,10 +112,26 @@ def _error_details(err: SimError) -> list[dict[str, Any]]:
     return details
 
 
+def _usage_metadata(done: Completion, details: list[dict[str, Any]]) -> dict[str, Any]:
+    """`usageMetadata`: cached tokens inside promptTokenCount, thoughts OUTSIDE candidates."""
+    meta: dict[str, Any] = {
+        "promptTokenCount": done.prompt_tokens,
+        "candidatesTokenCount": done.completion_tokens - done.reasoning_tokens,
+        "totalTokenCount": done.total_tokens,
+        "promptTokensDetails": details,
+    }
+    if done.cached_tokens:
+        meta["cachedContentTokenCount"] = done.cached_tokens
+    if done.reasoning_tokens:
+        meta["thoughtsTokenCount"] = done.reasoning_tokens
+    return meta
+
+
 class GoogleDialect(Dialect):
     """generativelanguage.googleapis.com ``v1beta`` generateContent."""
 
     name: ClassVar[str] = "google"
+    usage_classes: ClassVar[frozenset[str]] = frozenset({"cached", "reasoning"})
     base_path: ClassVar[str] = ""
     chat_path: ClassVar[str] = "/v1beta/models/{model}:generateContent"
     # Also served: google-genai 3.x defaults to api_version "v1" for AI Studio keys.
@@ -219,12 +235,7 @@ class GoogleDialect(Dialect):
             details.append({"modality": "IMAGE", "tokenCount": chat.features.image_tokens})
         body = {
             "candidates": [candidate],
-            "usageMetadata": {
-                "promptTokenCount": done.prompt_tokens,
-                "candidatesTokenCount": done.completion_tokens,
-                "totalTokenCount": done.total_tokens,
-                "promptTokensDetails": details,
-            },
+            "usageMetadata": _usage_metadata(done, details),
             "modelVersion": chat.model,
             "responseId": request_id,
         }

@@ -149,9 +149,10 @@ def openai_completion(chat: ChatRequest, done: Completion, request_id: str) -> d
             "prompt_tokens": done.prompt_tokens,
             "completion_tokens": done.completion_tokens,
             "total_tokens": done.total_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            # both inside their totals (issue 19)
+            "prompt_tokens_details": {"cached_tokens": done.cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": done.reasoning_tokens,
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
@@ -166,6 +167,7 @@ class OpenAIDialect(Dialect):
     """api.openai.com ``/v1/chat/completions``."""
 
     name: ClassVar[str] = "openai"
+    usage_classes: ClassVar[frozenset[str]] = frozenset({"cached", "reasoning"})
     base_path: ClassVar[str] = "/v1"
     chat_path: ClassVar[str] = "/v1/chat/completions"
     rate_limit_headers: ClassVar[bool] = True
@@ -237,6 +239,7 @@ class HuggingFaceDialect(Dialect):
     """router.huggingface.co ``/v1/chat/completions`` (OpenAI body, TGI-style errors)."""
 
     name: ClassVar[str] = "huggingface"
+    usage_classes: ClassVar[frozenset[str]] = frozenset({"cached", "reasoning"})
     base_path: ClassVar[str] = "/v1"
     chat_path: ClassVar[str] = "/v1/chat/completions"
     messages: ClassVar[dict[str, str]] = {

@@ -149,7 +149,7 @@ def report_phase(
     now = ctx.clock()
     nightly = ctx.config.nightly
     with session_scope(ctx.sessions) as s:
-        figures = nightly_figures_repo.run_figures(s, run.id, run.started_at)
+        figures = nightly_figures_repo.run_figures(s, run.id, run.started_at, nightly.tenant)
         complete = nightly_repo.open_jobs(s, run.id) == 0
         previous = nightly_repo.latest_run(s, ctx.name, before=run.run_date)
     info = RunInfo(

@@ -70,11 +70,17 @@ def anthropic_usage(usage: Any) -> Usage:
     if not isinstance(usage, dict) or "input_tokens" not in usage:
         return Usage(estimated=True)
     counts = AnthropicUsage.model_validate(usage)
-    # input_tokens excludes cache reads and writes; the prompt is all three.
+    # input_tokens excludes cache reads and writes; the prompt is all three. Thinking is
+    # inside output_tokens and not reported apart, so reasoning_tokens stays 0.
     prompt = (
         counts.input_tokens + counts.cache_creation_input_tokens + counts.cache_read_input_tokens
     )
-    return Usage(prompt_tokens=prompt, completion_tokens=counts.output_tokens)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=counts.output_tokens,
+        cached_tokens=counts.cache_read_input_tokens,
+        cache_write_tokens=counts.cache_creation_input_tokens,
+    )
 
 
 class AnthropicAdapter(ProviderAdapter):

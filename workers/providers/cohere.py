@@ -104,6 +104,7 @@ class CohereCounts(WireModel):
 class CohereUsage(WireModel):
     billed_units: CohereCounts | None = None  # what Cohere charges
     tokens: CohereCounts | None = None
+    cached_tokens: Count = 0  # prompt tokens served from Cohere's cache (no cache price)
 
 
 class CohereContent(WireModel):
@@ -126,10 +127,18 @@ class CohereChat(WireModel):
 
 
 def cohere_usage(usage: CohereUsage | None) -> Usage:
-    """Billed units, else the token counts; estimated when neither has input_tokens."""
+    """Billed units, else the token counts; estimated when neither has input_tokens.
+
+    `billed_units` is what Cohere charges; `tokens` counts what the model processed (the
+    prompt template too). `cached_tokens` is reported beside them; Cohere publishes no cache
+    rate, so it is kept (at most the billed input) but prices like any input token."""
     for counts in (usage.billed_units, usage.tokens) if usage else ():
         if counts is not None and counts.input_tokens is not None:
-            return Usage(prompt_tokens=counts.input_tokens, completion_tokens=counts.output_tokens)
+            prompt = counts.input_tokens
+            cached = min(usage.cached_tokens, prompt)
+            return Usage(
+                prompt_tokens=prompt, completion_tokens=counts.output_tokens, cached_tokens=cached
+            )
     return Usage(estimated=True)
 
 

@@ -43,6 +43,7 @@ class UsageMetadata(WireModel):
     toolUsePromptTokenCount: Count = 0  # noqa: N815
     candidatesTokenCount: Count = 0  # noqa: N815
     thoughtsTokenCount: Count = 0  # noqa: N815
+    cachedContentTokenCount: Count = 0  # noqa: N815 - inside promptTokenCount
 
 
 class FunctionCall(WireModel):
@@ -88,7 +89,12 @@ def google_usage(meta: Any) -> Usage:
     prompt = counts.promptTokenCount + counts.toolUsePromptTokenCount
     # Thinking tokens are billed as output but not included in candidatesTokenCount.
     completion = counts.candidatesTokenCount + counts.thoughtsTokenCount
-    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cached_tokens=counts.cachedContentTokenCount,
+        reasoning_tokens=counts.thoughtsTokenCount,
+    )
 
 
 class ErrorDetail(WireModel):

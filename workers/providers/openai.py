@@ -119,9 +119,21 @@ def message_text(content: Any) -> str:
     raise TypeError(f"message.content is {type(content).__name__}")
 
 
+class PromptDetails(WireModel):
+    cached_tokens: Count = 0
+
+
+class CompletionDetails(WireModel):
+    reasoning_tokens: Count = 0
+
+
 class OpenAIUsage(WireModel):
     prompt_tokens: Tokens
     completion_tokens: Count = 0
+    # Both inside their parents: cached ⊂ prompt, reasoning ⊂ completion. Null details
+    # (some compatible servers) count as none.
+    prompt_tokens_details: PromptDetails | None = None
+    completion_tokens_details: CompletionDetails | None = None
 
 
 class OpenAIFunction(WireModel):
@@ -165,7 +177,13 @@ def openai_usage(usage: Any) -> Usage:
     if not isinstance(usage, dict) or "prompt_tokens" not in usage:
         return Usage(estimated=True)
     counts = OpenAIUsage.model_validate(usage)
-    return Usage(prompt_tokens=counts.prompt_tokens, completion_tokens=counts.completion_tokens)
+    prompt, completion = counts.prompt_tokens_details, counts.completion_tokens_details
+    return Usage(
+        prompt_tokens=counts.prompt_tokens,
+        completion_tokens=counts.completion_tokens,
+        cached_tokens=prompt.cached_tokens if prompt else 0,
+        reasoning_tokens=completion.reasoning_tokens if completion else 0,
+    )
 
 
 class OpenAIAdapter(ProviderAdapter):
