@@ -16,6 +16,7 @@ from llmq.commands import (
     nightly,
     providers,
     quota,
+    reconcile,
     serve,
     service,
 )
@@ -61,6 +62,7 @@ for module in (
     demo,
     doctor,
     cache,
+    reconcile,
 ):
     module.register(app)
 

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 from simulator.config import ProviderBehaviour, SimConfig
 from simulator.engine import handle_chat
-from simulator.providers import Dialect, api_bases, endpoints, routes
+from simulator.providers import Dialect, SimError, api_bases, endpoints, routes
 from simulator.state import SimState
 
 STATE_KEY = web.AppKey("llmq_sim_state", SimState)
@@ -125,6 +125,24 @@ async def _reset(request: web.Request) -> web.Response:
     return _json({"ok": True})
 
 
+def _report_handler(name: str, dialect: Dialect, window: Any, render: Any) -> Any:
+    """A usage/cost report route of `dialect`, answered from what this endpoint billed."""
+
+    async def handler(request: web.Request) -> web.Response:
+        state = request.app[STATE_KEY]
+        try:
+            dialect.check_auth(request)
+            start, stop = window(request.query)
+        except SimError as err:
+            rendered = dialect.error(err, state.next_id())
+            return web.Response(
+                body=rendered.body, status=rendered.status, content_type=rendered.content_type
+            )
+        return _json(render(state.billing.for_endpoint(name, start, stop)))
+
+    return handler
+
+
 def build_app(config: SimConfig | None = None) -> web.Application:
     """The simulator application (all provider routes and ``/_sim/*`` control endpoints)."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -133,6 +151,8 @@ def build_app(config: SimConfig | None = None) -> web.Application:
         handler = _chat_handler(dialect)
         for path in routes(name, dialect):
             app.router.add_post(path, handler)
+        for path, (window, render) in dialect.report_routes.items():
+            app.router.add_get(f"/{name}{path}", _report_handler(name, dialect, window, render))
     app.router.add_get("/_sim/health", _health)
     app.router.add_get("/_sim/stats", _stats)
     app.router.add_get("/_sim/log", _log)

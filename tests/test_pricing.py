@@ -133,7 +133,9 @@ def test_config_price_wins_with_cache_rates():
         reasoning_tokens=5_000,
     )
     # 400k uncached x 0.5 + 500k x 0.05 + 100k x 0.625 + 10k x 1.25 (reasoning is output)
-    assert cost(usage, price, NOW) == Decimal("0.2") + Decimal("0.025") + Decimal("0.0625") + Decimal("0.0125")
+    assert cost(usage, price, NOW) == Decimal("0.2") + Decimal("0.025") + Decimal(
+        "0.0625"
+    ) + Decimal("0.0125")
 
 
 def test_config_without_cache_rates_bills_cache_at_the_input_rate():

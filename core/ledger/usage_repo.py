@@ -69,10 +69,15 @@ def _count_if(condition) -> object:  # type: ignore[no-untyped-def]
 
 
 def usage_report(
-    session: Session, since: datetime, tenant: str | None = None, by: Sequence[str] = ()
+    session: Session,
+    since: datetime,
+    tenant: str | None = None,
+    by: Sequence[str] = (),
+    provider: str | None = None,
 ) -> list[UsageRow]:
     """Tokens, cost, attempts, cache hits and saved cost from the attempts ledger, for attempts
-    started at or after `since`, grouped by `by` (a subset of USAGE_DIMENSIONS, in order)."""
+    started at or after `since` (of one tenant and/or provider when given), grouped by `by`
+    (a subset of USAGE_DIMENSIONS, in order)."""
     unknown = [d for d in by if d not in USAGE_DIMENSIONS]
     if unknown:
         raise ValueError(f"cannot group by {unknown}; choose from {', '.join(USAGE_DIMENSIONS)}")
@@ -111,6 +116,8 @@ def usage_report(
     )
     if tenant is not None:
         stmt = stmt.where(Attempt.tenant == tenant)
+    if provider is not None:
+        stmt = stmt.where(Attempt.provider == provider)
     if groups:
         stmt = stmt.group_by(*groups).order_by(*groups)
     rows = session.execute(stmt).all()

@@ -14,6 +14,7 @@ stop_sequence (with ``stop_sequence``) / tool_use / refusal; features are read b
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -39,6 +40,7 @@ from simulator.providers.base import (
     require_list,
     require_str,
 )
+from simulator.providers.usage_api import cost_report, messages_usage, rfc3339_window
 from simulator.textgen import ChatRequest, Completion
 from simulator.tooling import Features
 
@@ -102,6 +104,10 @@ class AnthropicDialect(Dialect):
 
     name: ClassVar[str] = "anthropic"
     usage_classes: ClassVar[frozenset[str]] = frozenset({"cached", "cache_write"})
+    report_routes: ClassVar[Mapping[str, tuple[Any, Any]]] = {
+        "/v1/organizations/usage_report/messages": (rfc3339_window, messages_usage),
+        "/v1/organizations/cost_report": (rfc3339_window, cost_report),
+    }
     base_path: ClassVar[str] = ""
     chat_path: ClassVar[str] = "/v1/messages"
     rate_limit_headers: ClassVar[bool] = True

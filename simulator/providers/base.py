@@ -13,6 +13,7 @@ Error kinds (``SimError.kind``) and their usual statuses: ``auth_missing``/``aut
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -179,6 +180,9 @@ class Dialect:
     # issue 19: the usage classes this wire format reports apart ("cached", "cache_write",
     # "reasoning"); the others stay inside their totals, as the provider bills them
     usage_classes: ClassVar[frozenset[str]] = frozenset()
+    # the provider's usage/cost report routes below /{name}: path -> (window parser, renderer),
+    # served from the simulator's billing (simulator/providers/usage_api.py)
+    report_routes: ClassVar[Mapping[str, tuple[Any, Any]]] = {}
 
     def __init__(self, name: str | None = None) -> None:
         if name:

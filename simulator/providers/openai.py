@@ -17,6 +17,7 @@ OpenAI's extra rejections (see ``parse_openai_body``). Error envelopes:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -44,6 +45,7 @@ from simulator.providers.oai_shape import (
     string_list,
     walk_messages,
 )
+from simulator.providers.usage_api import completions_usage, costs, unix_window
 from simulator.textgen import ChatRequest, Completion
 from simulator.tooling import Features
 
@@ -168,6 +170,10 @@ class OpenAIDialect(Dialect):
 
     name: ClassVar[str] = "openai"
     usage_classes: ClassVar[frozenset[str]] = frozenset({"cached", "reasoning"})
+    report_routes: ClassVar[Mapping[str, tuple[Any, Any]]] = {
+        "/v1/organization/usage/completions": (unix_window, completions_usage),
+        "/v1/organization/costs": (unix_window, costs),
+    }
     base_path: ClassVar[str] = "/v1"
     chat_path: ClassVar[str] = "/v1/chat/completions"
     rate_limit_headers: ClassVar[bool] = True

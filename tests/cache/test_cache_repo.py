@@ -88,6 +88,8 @@ def add_job(
                 prompt_tokens=30,
                 completion_tokens=12,
                 cost_usd=cost,
+                tenant=job.tenant,
+                batch_id=job.batch_id,
             )
         )
     return job.id

@@ -83,6 +83,8 @@ class Ledger:
                     deployment="openai/m",
                     outcome="started",
                     started_at=started_at,
+                    tenant=tenant,
+                    batch_id=batch_id,
                     reserved_tokens=tokens,
                     reserved_usd=usd,
                 )
@@ -95,6 +97,17 @@ class Ledger:
                 select(
                     func.coalesce(func.sum(BudgetWindow.reserved_tokens), 0),
                     func.coalesce(func.sum(BudgetWindow.reserved_usd), 0),
+                )
+            ).one()
+        return int(row[0]), Decimal(row[1])
+
+    def spent(self) -> tuple[int, Decimal]:
+        """(spent tokens, spent USD) summed over every budget window."""
+        with session_scope(self.sessions) as s:
+            row = s.execute(
+                select(
+                    func.coalesce(func.sum(BudgetWindow.spent_tokens), 0),
+                    func.coalesce(func.sum(BudgetWindow.spent_usd), 0),
                 )
             ).one()
         return int(row[0]), Decimal(row[1])

@@ -120,7 +120,9 @@ def test_a_failed_publish_is_retried_by_a_later_sweep(sessions, ledger: Ledger) 
 # ---- b) expired leases, c) orphaned reservations -------------------------------------------
 
 
-def test_reclaims_expired_leases_and_releases_their_reservations(sessions, ledger: Ledger) -> None:
+def test_reclaims_expired_leases_and_books_their_reservations_as_spent_unknown(
+    sessions, ledger: Ledger
+) -> None:
     b = ledger.batch(total_jobs=2)
     dead = ledger.job(b, "running", attempts=2, lease_until=ago(1), enqueued_at=ago(30))
     alive = ledger.job(b, "running", attempts=1, lease_until=NOW + timedelta(seconds=5))
@@ -140,13 +142,16 @@ def test_reclaims_expired_leases_and_releases_their_reservations(sessions, ledge
     assert ledger.job_row(alive).state == "running"
     assert ledger.attempt_row(alive, 1).outcome == "started"
     assert ledger.reserved() == (50 * 2, Decimal("0.02") * 2)  # only the live call's reservation
+    # issue 19: the lost call may have been billed: its worst case counts as spent, not released
+    assert ledger.spent() == (100 * 2, Decimal("0.01") * 2)
 
-    again = run(sessions, Sent())  # idempotent: nothing left to reclaim or release
+    again = run(sessions, Sent())  # idempotent: nothing left to reclaim or book
     assert (again.reclaimed, again.lost_attempts, again.released) == (0, 0, 0)
     assert ledger.reserved() == (50 * 2, Decimal("0.02") * 2)
+    assert ledger.spent() == (100 * 2, Decimal("0.01") * 2)
 
 
-def test_releases_stale_reservations_of_jobs_that_moved_on(sessions, ledger: Ledger) -> None:
+def test_books_stale_reservations_of_jobs_that_moved_on(sessions, ledger: Ledger) -> None:
     b = ledger.batch(total_jobs=3)
     # attempt 1 died unnoticed; the job was claimed again (attempt 2) and finished
     done = ledger.job(b, "succeeded", attempts=2, finished_at=ago(1))
@@ -165,6 +170,7 @@ def test_releases_stale_reservations_of_jobs_that_moved_on(sessions, ledger: Led
     assert ledger.attempt_row(long_call, 1).outcome == "started"
     assert ledger.attempt_row(recent, 2).outcome == "started"
     assert ledger.reserved()[0] == (20 + 40) * 2
+    assert ledger.spent()[0] == 10 * 2  # the lost call's worst case, as spent_unknown
     assert ledger.job_row(done).state == "succeeded"  # the job itself is left alone
 
 
@@ -249,7 +255,8 @@ def test_concurrent_sweeps_act_on_each_row_once(sessions, ledger: Ledger, sweepe
     assert sorted(sent.ids) == sorted(queued | dead)  # each job sent exactly once
     assert sum(r.reclaimed for r in results) == 20
     assert sum(r.lost_attempts + r.released for r in results) == 20
-    assert ledger.reserved() == (0, Decimal(0))  # released exactly once, never below zero
+    assert ledger.reserved() == (0, Decimal(0))  # moved exactly once, never below zero
+    assert ledger.spent() == (7 * 20 * 2, Decimal("0.001") * 20 * 2)  # booked exactly once
 
 
 def test_the_same_sweep_runs_on_sqlite(tmp_path) -> None:

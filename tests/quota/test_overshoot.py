@@ -64,7 +64,7 @@ def make_call(i: int) -> Call:
     worst_tokens, worst_usd = worst_case(bound, MAX_TOKENS, PRICE)
     prompt = count_prompt_tokens([text], 1)
     completion = min(MAX_TOKENS, natural_completion_tokens(prompt))
-    usd = cost(Usage(prompt_tokens=prompt, completion_tokens=completion), PRICE)
+    usd = cost(Usage(prompt_tokens=prompt, completion_tokens=completion), PRICE, NOW)
     assert usd is not None and usd == usd.quantize(Decimal("1e-8"))  # exact at this price
     call = Call(worst_tokens, worst_usd, prompt, completion, usd)
     assert call.tokens <= worst_tokens and call.usd <= worst_usd
@@ -77,7 +77,7 @@ def _record(session: Session, call: Call, tenant: str, batch_id: uuid.UUID) -> N
         Attempt(
             job_id=call.job_id, attempt_no=1, provider="openai", model="m", deployment="openai/m",
             outcome="succeeded", started_at=NOW, prompt_tokens=call.prompt,
-            completion_tokens=call.completion, cost_usd=call.usd,
+            completion_tokens=call.completion, cost_usd=call.usd, tenant=tenant, batch_id=batch_id,
             reserved_usd=call.worst_usd, reserved_tokens=call.worst_tokens,
         )
     )  # fmt: skip

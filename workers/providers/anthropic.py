@@ -33,6 +33,7 @@ from workers.providers.features import (
     tool_call,
 )
 from workers.providers.http import header_int, until_s
+from workers.providers.usage_reports import MessagesUsageReport
 from workers.providers.wire import Count, Meta, WireModel
 
 API_VERSION = "2023-06-01"  # the stable version; newer SDK pins change parameter sets
@@ -89,6 +90,9 @@ class AnthropicAdapter(ProviderAdapter):
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
     genai_prices_id: ClassVar[str | None] = "anthropic"
     simulator_dialect: ClassVar[str] = "anthropic"
+    # `llmq reconcile`: the Admin API's messages usage report and cost report
+    usage_report: ClassVar[Any] = MessagesUsageReport({"anthropic-version": API_VERSION})
+    admin_env_keys: ClassVar[tuple[str, ...]] = ("ANTHROPIC_ADMIN_KEY",)
     chat_path: ClassVar[str] = "/v1/messages"
     request_id_header: ClassVar[str | None] = "request-id"
     finish_reasons: ClassVar[dict[str, str]] = {

@@ -29,6 +29,8 @@ class HuggingFaceAdapter(OpenAIAdapter):
     default_base_url: ClassVar[str] = ROUTER_BASE
     retired_bases: ClassVar[Mapping[str, str]] = {"api-inference.huggingface.co": ROUTER_BASE}
     simulator_dialect: ClassVar[str] = "huggingface"
+    usage_report: ClassVar[object] = None  # no usage API: reconcile from a CSV export
+    admin_env_keys: ClassVar[tuple[str, ...]] = ()
     max_tokens_field: ClassVar[str] = "max_tokens"
     json_object_needs_word: ClassVar[bool] = False  # OpenAI's own rule; providers differ
 

@@ -163,6 +163,8 @@ class LocalAdapter(OpenAIAdapter):
     """An OpenAI-compatible local server; `providers.local.dialect: ollama` picks Ollama's."""
 
     name: ClassVar[str] = LLMProvider.LOCAL
+    usage_report: ClassVar[Any] = None  # a local server bills nothing
+    admin_env_keys: ClassVar[tuple[str, ...]] = ()
     env_keys: ClassVar[tuple[str, ...]] = ("LOCAL_LLM_API_KEY",)  # optional
     default_base_url: ClassVar[str] = "http://localhost:8000/v1"
     genai_prices_id: ClassVar[str | None] = None  # your own hardware: no price

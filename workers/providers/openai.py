@@ -31,6 +31,7 @@ from schemas.request import (
 from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest, RateLimitInfo
 from workers.providers.features import finish_with_calls, tool_call
 from workers.providers.http import go_duration_s, header_int
+from workers.providers.usage_reports import BucketedUsageReport
 from workers.providers.wire import Count, Meta, Tokens, WireModel
 
 ALL_FEATURES = frozenset(Feature)
@@ -194,6 +195,9 @@ class OpenAIAdapter(ProviderAdapter):
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
     genai_prices_id: ClassVar[str | None] = "openai"
     simulator_dialect: ClassVar[str] = "openai"
+    # `llmq reconcile`: the organization usage and costs API, behind an admin key
+    usage_report: ClassVar[Any] = BucketedUsageReport()
+    admin_env_keys: ClassVar[tuple[str, ...]] = ("OPENAI_ADMIN_KEY",)
     # `max_tokens` is deprecated by OpenAI and rejected by o-series models.
     max_tokens_field: ClassVar[str] = "max_completion_tokens"
     capabilities: ClassVar[frozenset[Feature]] = ALL_FEATURES  # the surface is OpenAI's own
