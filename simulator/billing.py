@@ -15,10 +15,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 from workers.providers import REGISTRY
 
 Billed = tuple[int, int, int, int, int]  # prompt, completion, cached, cache_write, reasoning
+_COUNTS = (
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 
 
 @dataclass(slots=True)
@@ -103,3 +112,16 @@ class Billing:
             if name == endpoint and start <= day < end
         ]
         return sorted(rows, key=lambda r: (r[0], r[1]))
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """Every (endpoint, model, day) total, for `GET /_sim/stats` (cost as a string)."""
+        return [
+            {
+                "provider": endpoint,
+                "model": model,
+                "day": day.isoformat(),
+                **{k: getattr(t, k) for k in _COUNTS},
+                "cost_usd": None if t.cost_usd is None else str(t.cost_usd),
+            }
+            for (endpoint, model, day), t in sorted(self.days.items())
+        ]

@@ -13,7 +13,9 @@ Stats shape::
                               "models": {"gpt-x": {"requests": n, "served": n_200_billed,
                                                    "prompt_tokens": P,
                                                    "completion_tokens": C}}}},
-     "total_requests": N, "total_served": N_200_billed}
+     "total_requests": N, "total_served": N_200_billed,
+     "billed": [{"provider", "model", "day", "requests", "prompt_tokens", "completion_tokens",
+                 "cached_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd"}]}
 
 Log entry: ``{"t": unix arrival time, "provider", "model", "status", "retry_after": float|null,
 "kind", "request_id"}``; ``kind`` is ``ok``, ``malformed``, ``invalid_json``, ``refusal``, or
@@ -246,6 +248,7 @@ class SimState:
             "providers": providers,
             "total_requests": self.total_requests,
             "total_served": self.total_served,
+            "billed": self.billing.as_json(),
         }
 
     def log_json(

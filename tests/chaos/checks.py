@@ -44,6 +44,15 @@ SELECT coalesce(max(n), 0) FROM (
     WHERE j.batch_id = :b GROUP BY a.job_id) t
 """
 _RESERVED = "SELECT coalesce(sum(reserved_tokens), 0) FROM budget_windows"
+# what the tenants' day windows hold as spent (lost calls' worst case included, issue 19)
+_QUOTA_SPENT = (
+    "SELECT coalesce(sum(spent_tokens), 0), coalesce(sum(spent_usd), 0) FROM budget_windows "
+    "WHERE period = 'day' AND scope LIKE 'tenant:%'"
+)
+_SPENT_UNKNOWN = """
+SELECT count(*), coalesce(sum(a.reserved_tokens), 0), coalesce(sum(a.reserved_usd), 0)
+FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE j.batch_id = :b AND a.outcome = 'lost'
+"""
 _STARTED = "SELECT count(*) FROM attempts WHERE outcome = 'started'"
 
 
@@ -77,6 +86,8 @@ def batch_figures(
         ).one()
         max_rows = int(conn.execute(text(_MAX_ROWS_PER_JOB), {"b": batch_id}).scalar() or 0)
         reserved = int(conn.execute(text(_RESERVED)).scalar() or 0)
+        quota_tokens, quota_usd = conn.execute(text(_QUOTA_SPENT)).one()
+        unknown = conn.execute(text(_SPENT_UNKNOWN), {"b": batch_id}).one()
     repeated = sum(n - 1 for n in per_line.values() if n > 1)
     return {
         "jobs": lines,
@@ -94,6 +105,13 @@ def batch_figures(
         "succeeded_without_result": int(no_result or 0),
         "failed_without_reason": int(no_reason or 0),
         "reserved_tokens_left": reserved,
+        "quota_spent_tokens": int(quota_tokens),
+        "quota_spent_usd": str(quota_usd),
+        "spent_unknown": {
+            "attempts": int(unknown[0]),
+            "tokens": int(unknown[1]),
+            "usd": str(unknown[2]),
+        },
     }
 
 

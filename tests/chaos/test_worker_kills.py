@@ -3,11 +3,14 @@ ends succeeded exactly once, with exactly one succeeded attempt, the ledger's us
 attempts', and the calls the provider served but the ledger never heard of are bounded by
 kills x calls in flight. Recovery is by worker heartbeats (issue 20, item 11): the jobs a
 killed worker held run again (claimed anew, or finished) within 30 s of the SIGKILL, although
-the worker's claims would otherwise hold their lease for minutes."""
+the worker's claims would otherwise hold their lease for minutes. Issue 19: the quota's spend
+(lost calls booked at their worst case as spent_unknown) is never below what the simulator
+billed, in tokens and in USD."""
 
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -62,6 +65,15 @@ def test_worker_kills(services: Services, tmp_path: Path, figures: Figures) -> N
                 for p in sim["providers"].values()
                 for m in p["models"].values()
             ),
+            # ... and at the deployments' price (PRICES: $1 / $2 per million tokens)
+            sim_usd=str(
+                sum(
+                    Decimal(m["prompt_tokens"]) * 1 + Decimal(m["completion_tokens"]) * 2
+                    for p in sim["providers"].values()
+                    for m in p["models"].values()
+                )
+                / 1_000_000
+            ),
             seconds=round(took, 1),
             recovery_s=[round(r, 1) for r in recoveries],
         )
@@ -75,6 +87,10 @@ def test_worker_kills(services: Services, tmp_path: Path, figures: Figures) -> N
         assert got["served_minus_attempts"] <= bound, got
         assert got["served_unrecorded"] <= bound, got
         assert got["reserved_tokens_left"] == 0, got
+        # issue 19: a call cut off by a kill is booked at its worst case (spent_unknown) until
+        # a late finish books its real cost, so the quota never forgets what was billed
+        assert got["quota_spent_tokens"] >= got["sim_tokens"], got
+        assert Decimal(got["quota_spent_usd"]) >= Decimal(got["sim_usd"]), got
     except AssertionError:
         print(stack.logs())
         raise

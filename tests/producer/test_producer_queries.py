@@ -180,7 +180,14 @@ def test_results_are_in_input_order_with_response_usage_cost_and_error(
             "tool_calls": [],
             "parsed": None,
         },
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        "usage": {
+            "prompt_tokens": 10,
+            "completion_tokens": 5,
+            "total_tokens": 15,
+            "cached_tokens": 0,  # issue 19: the classes inside the totals
+            "cache_write_tokens": 0,
+            "reasoning_tokens": 0,
+        },
         "cost_usd": "0.00001234",
         "attempts": 2,
         "error": None,

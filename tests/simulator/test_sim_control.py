@@ -23,7 +23,7 @@ def test_health(client: httpx.Client) -> None:
 
 
 def test_stats_shape(sim: RunningSimulator, client: httpx.Client) -> None:
-    assert sim.stats() == {"providers": {}, "total_requests": 0, "total_served": 0}
+    assert sim.stats() == {"providers": {}, "total_requests": 0, "total_served": 0, "billed": []}
     send(client, "openai", model="gpt-a")
     send(client, "openai", model="gpt-a", key="bad-k")
     send(client, "google", model="gemini-b")
