@@ -120,7 +120,7 @@ _START_COLS = (
     "reserved_usd",
 )
 # INSERT ... SELECT over the fenced job row; parameters: the fence and a_<column> for each of
-# _START_COLS. job_id, attempt_no, tenant and batch come from the job row the fence matched:
+# _START_COLS. job_id, attempt_no and tenant come from the job row the fence matched:
 # the tenant charged is the job's at the moment of the call (issue 19).
 START_ATTEMPT = (
     insert(_attempts)
@@ -129,7 +129,6 @@ START_ATTEMPT = (
             "job_id",
             "attempt_no",
             "tenant",
-            "batch_id",
             "outcome",
             "prompt_tokens",
             "completion_tokens",
@@ -139,7 +138,6 @@ START_ATTEMPT = (
             _jobs.c.id,
             _jobs.c.attempts,
             _jobs.c.tenant,
-            _jobs.c.batch_id,
             bindparam("a_outcome", AttemptOutcome.STARTED.value, type_=_attempts.c.outcome.type),
             bindparam("a_zero_p", 0, type_=_attempts.c.prompt_tokens.type),
             bindparam("a_zero_c", 0, type_=_attempts.c.completion_tokens.type),
@@ -218,7 +216,6 @@ _CACHE_HIT_COLS = (
     "job_id",
     "attempt_no",
     "tenant",
-    "batch_id",
     "provider",
     "model",
     "deployment",

@@ -264,7 +264,6 @@ def complete_job_from_cache(
         "job_id": job.id,
         "attempt_no": job.attempt_no,
         "tenant": job.tenant,
-        "batch_id": job.batch_id,
         "provider": hit.provider,
         "model": hit.model,
         "deployment": hit.deployment,

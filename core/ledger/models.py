@@ -124,9 +124,11 @@ class Worker(Base):
 class Attempt(Base):
     """One provider call (or cache hit). Lean on purpose: the result text lives on the job.
 
-    `tenant` and `batch_id` are who was charged when the call was made (issue 19): reports and
-    quota windows read them, so re-assigning the job later never moves its past spend. The
-    token classes inside prompt/completion are NULL when zero (most calls), costing no bytes.
+    `tenant` is who was charged when the call was made (issue 19): reports and quota windows
+    read it, so re-assigning the job later never moves its past spend. The batch charged is
+    the job's `batch_id`, which never changes after submit, so it is not repeated here (16 B a
+    row of the 300 B budget). The token classes inside prompt/completion are NULL when zero
+    (most calls), costing no bytes.
     """
 
     __tablename__ = "attempts"
@@ -152,7 +154,6 @@ class Attempt(Base):
     cache_write_tokens: Mapped[int | None] = mapped_column(Integer)
     reasoning_tokens: Mapped[int | None] = mapped_column(Integer)
     tenant: Mapped[str] = mapped_column(String(100))  # charged at the time of the call
-    batch_id: Mapped[uuid.UUID] = mapped_column(Uuid)  # the batch charged (no FK: history)
     cost_usd: Mapped[Decimal | None] = mapped_column(Money)  # None = price unknown
     reserved_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     reserved_tokens: Mapped[int] = mapped_column(Integer, default=0)

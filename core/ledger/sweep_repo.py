@@ -228,7 +228,6 @@ def close_lost_attempt(session: Session, key: AttemptKey) -> bool:
             _attempts.c.reserved_tokens,
             _attempts.c.reserved_usd,
             _attempts.c.tenant,
-            _attempts.c.batch_id,
         )
     )
     row = session.execute(stmt).one_or_none()
@@ -236,8 +235,10 @@ def close_lost_attempt(session: Session, key: AttemptKey) -> bool:
         return False
     if row.reserved_tokens or row.reserved_usd:
         tokens, usd = int(row.reserved_tokens or 0), Decimal(row.reserved_usd or 0)
+        # the batch never changes on a job; the tenant may have (a nightly re-assignment)
+        batch_id = session.execute(select(_jobs.c.batch_id).where(_jobs.c.id == key.job_id))
         quota_repo.settle(
-            session, row.tenant, row.batch_id, row.started_at, tokens, usd, tokens, usd
+            session, row.tenant, batch_id.scalar_one(), row.started_at, tokens, usd, tokens, usd
         )
     return True
 

@@ -1,11 +1,12 @@
-"""cost truth: token classes, and the tenant and batch charged, on each attempt (issue 19)
+"""cost truth: token classes, and the tenant charged, on each attempt (issue 19)
 
 Revision ID: 0007
 Revises: 0005
 Create Date: 2026-12-05 09:00:00.000000
 
-Existing attempts get their job's tenant and batch as they are now: the best the ledger
-knows about calls made before the attempt recorded them itself.
+Existing attempts get their job's tenant as it is now: the best the ledger knows about calls
+made before the attempt recorded it itself. (The batch charged is the job's batch, which never
+changes, so it is not copied.)
 """
 
 from collections.abc import Sequence
@@ -24,19 +25,15 @@ def upgrade() -> None:
     op.add_column("attempts", sa.Column("cache_write_tokens", sa.Integer(), nullable=True))
     op.add_column("attempts", sa.Column("reasoning_tokens", sa.Integer(), nullable=True))
     op.add_column("attempts", sa.Column("tenant", sa.String(length=100), nullable=True))
-    op.add_column("attempts", sa.Column("batch_id", sa.Uuid(), nullable=True))
     op.execute(
-        "UPDATE attempts SET tenant = (SELECT j.tenant FROM jobs j WHERE j.id = attempts.job_id),"
-        " batch_id = (SELECT j.batch_id FROM jobs j WHERE j.id = attempts.job_id)"
+        "UPDATE attempts SET tenant = (SELECT j.tenant FROM jobs j WHERE j.id = attempts.job_id)"
     )
     with op.batch_alter_table("attempts") as batch:
         batch.alter_column("tenant", existing_type=sa.String(length=100), nullable=False)
-        batch.alter_column("batch_id", existing_type=sa.Uuid(), nullable=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("attempts") as batch:
-        batch.drop_column("batch_id")
         batch.drop_column("tenant")
         batch.drop_column("reasoning_tokens")
         batch.drop_column("cache_write_tokens")

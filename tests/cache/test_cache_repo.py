@@ -89,7 +89,6 @@ def add_job(
                 completion_tokens=12,
                 cost_usd=cost,
                 tenant=job.tenant,
-                batch_id=job.batch_id,
             )
         )
     return job.id

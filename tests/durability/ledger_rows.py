@@ -84,7 +84,6 @@ class Ledger:
                     outcome="started",
                     started_at=started_at,
                     tenant=tenant,
-                    batch_id=batch_id,
                     reserved_tokens=tokens,
                     reserved_usd=usd,
                 )

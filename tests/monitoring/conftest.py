@@ -32,7 +32,7 @@ def _att(job: Job, n: int, dep: str, outcome: str, **kw: object) -> Attempt:
     provider, model = dep.split("/")
     return Attempt(
         job_id=job.id, attempt_no=n, provider=provider, model=model, deployment=dep,
-        outcome=outcome, started_at=NOW, tenant=job.tenant, batch_id=job.batch_id, **kw,
+        outcome=outcome, started_at=NOW, tenant=job.tenant, **kw,
     )  # fmt: skip
 
 

@@ -50,8 +50,8 @@ def add_attempt(engine: Engine, job_id: uuid.UUID, n: int, **fields: Any) -> Non
         **fields,
     }
     with Session(engine) as s, s.begin():
-        job = s.get_one(Job, job_id)  # the tenant and batch charged: the job's at the call
-        row = {"tenant": job.tenant, "batch_id": job.batch_id, **row}
+        job = s.get_one(Job, job_id)  # the tenant charged: the job's at the call
+        row = {"tenant": job.tenant, **row}
         s.add(Attempt(job_id=job_id, attempt_no=n, **row))
 
 

@@ -58,7 +58,6 @@ def _seed(session: Session, tenant: str, now: datetime) -> None:
             Attempt(
                 job_id=job_id, attempt_no=1, provider=prov, model=model,
                 deployment=f"{prov}/{model}", outcome=outcome, started_at=now, tenant=tenant,
-                batch_id=batch_id,
                 prompt_tokens=pt, completion_tokens=ct, cost_usd=cost, saved_usd=saved,
                 reserved_tokens=RESERVED[0], reserved_usd=RESERVED[1],
             )

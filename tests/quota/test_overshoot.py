@@ -77,7 +77,7 @@ def _record(session: Session, call: Call, tenant: str, batch_id: uuid.UUID) -> N
         Attempt(
             job_id=call.job_id, attempt_no=1, provider="openai", model="m", deployment="openai/m",
             outcome="succeeded", started_at=NOW, prompt_tokens=call.prompt,
-            completion_tokens=call.completion, cost_usd=call.usd, tenant=tenant, batch_id=batch_id,
+            completion_tokens=call.completion, cost_usd=call.usd, tenant=tenant,
             reserved_usd=call.worst_usd, reserved_tokens=call.worst_tokens,
         )
     )  # fmt: skip
