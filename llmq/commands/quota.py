@@ -257,8 +257,8 @@ def usage(
         }
         typer.echo(json.dumps(out, indent=2))
         return
-    headers = [*dims, "attempts", "ok", "failed", "cache hits", "tokens", "cached", "reasoning"]
-    headers += ["cost", "saved"]
+    # the token classes are in --json; the table keeps to what fits 80 columns
+    headers = [*dims, "attempts", "ok", "failed", "cache hits", "tokens", "cost", "saved"]
     lines = [[*r.group.values(), *_usage_cells(r)] for r in rows]
     if dims and total:
         lines.append(["total", *[""] * (len(dims) - 1), *_usage_cells(total)])
@@ -269,26 +269,15 @@ def usage(
 
 def _usage_cells(r: UsageRow) -> list[str]:
     counts = (r.attempts, r.succeeded, r.failed, r.cache_hits, r.total_tokens)
-    classes = (r.cached_tokens + r.cache_write_tokens, r.reasoning_tokens)
-    return [*map(_count, counts), *map(_count, classes), _money(r.cost_usd), _money(r.saved_usd)]
+    return [*map(_count, counts), _money(r.cost_usd), _money(r.saved_usd)]
 
 
 def _unknown_cells(total: UsageRow, width: int) -> list[str]:
     """The `spent_unknown` line: lost calls, booked on the quota at their reservation."""
     label = ["spent_unknown", *[""] * (width - 1)]
     tokens = _count(total.spent_unknown_tokens)
-    return [
-        *label,
-        _count(total.lost),
-        "",
-        "",
-        "",
-        tokens,
-        "",
-        "",
-        _money(total.spent_unknown_usd),
-        "",
-    ]
+    lost, usd = _count(total.lost), _money(total.spent_unknown_usd)
+    return [*label, lost, "", "", "", tokens, usd, ""]
 
 
 def register(app: typer.Typer) -> None:

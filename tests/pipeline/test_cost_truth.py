@@ -24,12 +24,14 @@ from helpers.jobs import seed
 from helpers.llm_config import model
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from core.ledger import nightly_repo
 from core.ledger.batch_reads_repo import iter_results
 from core.ledger.db import session_scope
 from core.ledger.models import Attempt, BudgetWindow, Job
 from core.ledger.usage_repo import usage_report
+from llmq.cli import app
 from producer.openai_format import chat_completion
 from schemas.settings import Settings
 from workers.pipeline import run_job
@@ -185,7 +187,7 @@ def test_lane_groups_every_call_as_sync_until_batch_lanes_land(make_runtime, sim
 
 
 def test_a_lost_call_counts_as_spent_unknown_until_its_late_finish_books_the_real_cost(
-    make_runtime, sim
+    make_runtime, sim, clean_db
 ) -> None:  # type: ignore[no-untyped-def]
     """The worker is presumed dead mid-call (lease expired): the sweeper books the attempt's
     reservation as spent (the provider may bill it) instead of releasing it; `llmq usage`
@@ -211,6 +213,14 @@ def test_a_lost_call_counts_as_spent_unknown_until_its_late_finish_books_the_rea
     assert (row.lost, row.spent_unknown_usd) == (1, lost.reserved_usd)
     assert (row.spent_unknown_tokens, row.cost_usd) == (lost.reserved_tokens, 0)
     assert spent == (lost.reserved_tokens, lost.reserved_usd, 0, Decimal(0))  # per window
+    shown = CliRunner().invoke(
+        app,
+        ["usage", "--tenant", "acme", "--since", "1d"],
+        env={"LLMQ_DATABASE_URL": clean_db, "COLUMNS": "200"},
+    )
+    assert shown.exit_code == 0, shown.output
+    [line] = [ln for ln in shown.output.splitlines() if "spent_unknown" in ln]
+    assert f"${lost.reserved_usd:,.4f}" in line  # its own line, at the reserved worst case
 
     call.join(15)
     assert result == {"out": "superseded"}  # the sweeper took the job back
