@@ -60,7 +60,8 @@ def _provider_rows(provider: str, since: date, until: date, config_path: str | N
     from workers.providers.http import make_client
 
     adapter_cls = REGISTRY.get(provider)
-    if adapter_cls is None or adapter_cls.usage_report is None:
+    # an adapter whose provider has a usage API names its shape (workers/providers/usage_reports)
+    if getattr(adapter_cls, "usage_report", None) is None:
         raise _fail(f"{provider}: no usage API llmq can read; export its usage and pass --file")
     try:
         config = load_config(config_path)
@@ -71,11 +72,12 @@ def _provider_rows(provider: str, since: date, until: date, config_path: str | N
         raise _fail(f"{provider}: no deployment of it in the config")
     with make_client(max_connections=1) as client:
         adapter = build_adapter(deployment, config, client)
-        report = adapter.usage_report
-        admin = next((os.environ[k] for k in adapter.admin_env_keys if os.environ.get(k)), None)
+        report = adapter.usage_report  # type: ignore[attr-defined]
+        admin_keys: tuple[str, ...] = getattr(adapter, "admin_env_keys", ())
+        admin = next((os.environ[k] for k in admin_keys if os.environ.get(k)), None)
         key = admin or adapter.key()
         if key is None:
-            raise _fail(f"{provider}: no key; set {' or '.join(adapter.admin_env_keys)}")
+            raise _fail(f"{provider}: no key; set {' or '.join(admin_keys)}")
         try:
             return report.fetch(client, adapter.base_url, report.key_headers(key), since, until)
         except httpx.HTTPStatusError as exc:

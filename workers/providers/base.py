@@ -151,8 +151,6 @@ class ProviderAdapter:
     dialect: ClassVar[str | None] = None  # the `providers.<name>.dialect` that picks this class
     variants: ClassVar[tuple[type[ProviderAdapter], ...]] = ()  # other dialects' classes
     requires_key: ClassVar[bool] = True
-    usage_report: ClassVar[Any] = None  # a usage_reports shape `llmq reconcile` can read
-    admin_env_keys: ClassVar[tuple[str, ...]] = ()  # env names of the key that report needs
     # ---- wire details
     chat_path: ClassVar[str] = "/chat/completions"
     request_id_header: ClassVar[str | None] = "x-request-id"

@@ -365,15 +365,8 @@ class LLMProviderManager:
             "model_id": deployment.model_id,
             "deployment": deployment.deployment_id,
             "finish_reason": reply.finish_reason,
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-                "cached_tokens": usage.cached_tokens,
-                "cache_write_tokens": usage.cache_write_tokens,
-                "reasoning_tokens": usage.reasoning_tokens,
-                "estimated": usage.estimated,
-            },
+            # totals, the classes inside them (issue 19) and whether they were estimated
+            "usage": {**usage.model_dump(), "total_tokens": usage.total_tokens},
             "cost_usd": cost(usage, price, datetime.now(UTC)) if problem is None else None,
             "usage_problem": problem,
             "latency_ms": reply.latency_ms,
