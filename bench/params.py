@@ -41,6 +41,12 @@ class Params:
     serve_threads: int = 16
     serve_latency_ms: float = 20.0
     serve_window_s: float = 240.0  # stop polling then, finished or not
+    # fairness: 10-job batches submitted while a big batch runs
+    fair_big_jobs: int = 100_000
+    fair_small_batches: int = 20
+    fair_every_s: float = 1.0
+    fair_threads: int = 16
+    fair_latency_ms: float = 50.0
 
     @property
     def pb_ideal_rate(self) -> float:
@@ -51,6 +57,8 @@ class Params:
 FULL = Params(mode="full")
 QUICK = Params(
     mode="quick",
+    fair_big_jobs=20_000,
+    fair_small_batches=8,
     pb_warm_s=3.0,
     pb_window_s=10.0,
     cpu_warmup_jobs=100,

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import cpu_bound, provider_bound, run_memory, serve_bench, storage
+from bench import cpu_bound, fairness, provider_bound, run_memory, serve_bench, storage
 from bench.params import FULL, QUICK, Params
 from bench.report import Report
 from bench.stack import Stack
@@ -28,6 +28,7 @@ SCENARIOS: dict[str, Scenario] = {
     "submit": storage.run_submit,
     "provider": provider_bound.run,
     "cpu": cpu_bound.run,
+    "fairness": fairness.run,
     "memory": storage.run_memory,
     "serve": serve_bench.run,
     "run": run_memory.run,
