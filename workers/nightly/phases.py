@@ -38,6 +38,8 @@ RETRYABLE_KINDS = tuple(
         ErrorKind.UNAVAILABLE,
         ErrorKind.TIMEOUT,
         ErrorKind.ATTEMPTS_EXHAUSTED,
+        # a reply that did not fit its schema: sampling again often does (bounded like the rest)
+        ErrorKind.INVALID_OUTPUT,
     )
 )
 CHUNK = 2000  # jobs handed over per transaction (and per publish)
