@@ -37,7 +37,8 @@ from workers.providers.wire import Count, Meta, WireModel
 
 API_VERSION = "2023-06-01"  # the stable version; newer SDK pins change parameter sets
 # Every Claude: JSON via the tool trick where native output is missing, so JSON + tools too.
-CAPABILITIES = frozenset(Feature) - {Feature.SEED, Feature.PENALTIES}
+# Whitespace-only stop sequences are a 400 there: refused at submit, not at the worker.
+CAPABILITIES = frozenset(Feature) - {Feature.SEED, Feature.PENALTIES, Feature.BLANK_STOP}
 
 
 class AnthropicUsage(WireModel):
