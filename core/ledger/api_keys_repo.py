@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -49,6 +49,8 @@ class KeyIdentity:
     key_id: str
     tenant: str
     is_admin: bool
+    # the stored SHA-256 of the key: signs the key's dashboard sessions (never shown)
+    key_hash: str = field(default="", repr=False)
 
 
 def hash_key(key: str) -> str:
@@ -108,19 +110,19 @@ def tenant_for(session: Session, key: str) -> str | None:
 def identity_for(session: Session, key: str) -> KeyIdentity | None:
     """Id, tenant and admin flag of a presented key; None for an unknown or revoked key."""
     row = session.execute(
-        select(ApiKey.id, ApiKey.tenant, ApiKey.is_admin).where(
+        select(ApiKey.id, ApiKey.tenant, ApiKey.is_admin, ApiKey.key_hash).where(
             ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)
         )
     ).first()
-    return KeyIdentity(row.id, row.tenant, bool(row.is_admin)) if row else None
+    return KeyIdentity(row.id, row.tenant, bool(row.is_admin), row.key_hash) if row else None
 
 
 def identity_by_id(session: Session, key_id: str) -> KeyIdentity | None:
     """The same for a key id (a dashboard session names its key by id); None once revoked,
     so revoking a key also ends its dashboard sessions."""
     row = session.execute(
-        select(ApiKey.id, ApiKey.tenant, ApiKey.is_admin).where(
+        select(ApiKey.id, ApiKey.tenant, ApiKey.is_admin, ApiKey.key_hash).where(
             ApiKey.id == key_id, ApiKey.revoked_at.is_(None)
         )
     ).first()
-    return KeyIdentity(row.id, row.tenant, bool(row.is_admin)) if row else None
+    return KeyIdentity(row.id, row.tenant, bool(row.is_admin), row.key_hash) if row else None

@@ -135,7 +135,12 @@ class Attempt(Base):
     __table_args__ = (
         # time ranges (spend per day, the last hour): rows arrive in start order, so a BRIN
         # index serves them for a few KB instead of a b-tree's ~20 B per row
-        Index("ix_attempts_started_at_brin", "started_at", postgresql_using="brin"),
+        Index(
+            "ix_attempts_started_at_brin",
+            "started_at",
+            postgresql_using="brin",
+            postgresql_with={"autosummarize": "on"},  # each filled range summarized at once
+        ),
     )
 
     job_id: Mapped[uuid.UUID] = mapped_column(
