@@ -12,7 +12,7 @@ from datetime import date
 from html import escape
 
 PALETTE = ("#3b7ddd", "#e8833a", "#42a66a", "#c44e9a", "#8a6fd1", "#d4b12f", "#5bb5c7", "#999")
-W, H, PAD_L, PAD_B, PAD_T = 860, 240, 70, 36, 12
+W, H, PAD_L, PAD_B, PAD_T = 860, 250, 70, 36, 24
 
 
 def color(i: int) -> str:
@@ -70,7 +70,7 @@ def stacked_bars(
         parts.append(f'<rect x="{x}" y="{H + 6}" width="10" height="10" fill="{color(j)}"/>'
                      f'<text x="{x + 14}" y="{H + 15}">{escape(key)}</text>')  # fmt: skip
         x += 24 + 7 * len(key)
-    parts.append(f'<text x="4" y="{PAD_T + 4}">{escape(unit)}</text></svg>')
+    parts.append(f'<text x="4" y="12">{escape(unit)}</text></svg>')
     return "".join(parts)
 
 
