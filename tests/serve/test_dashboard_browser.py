@@ -265,3 +265,18 @@ def test_sessions_are_signed_and_keys_stay_out_of_urls(served: Served) -> None:
                        env={"LLMQ_DATABASE_URL": served.rig.database_url})  # fmt: skip
     assert httpx.get(root + "/", cookies={"llmq_session": token}).status_code == 303
     assert re.fullmatch(r"key_[0-9a-f]{16}", key_id)
+
+
+def test_keys_create_admin(served: Served) -> None:
+    """`llmq keys create --admin` makes a key the dashboard shows every tenant; `keys list`
+    says which keys are admin keys; the API still acts as the key's own tenant."""
+    db, root = served.rig.database_url, served.url.removesuffix("/v1")
+    made = _cli(db, "keys", "create", "--tenant", "ops", "--admin", "--json")
+    plain = _cli(db, "keys", "create", "--tenant", "team-a", "--json")
+    assert made["admin"] is True and plain["admin"] is False
+    listed = {k["id"]: k["admin"] for k in _cli(db, "keys", "list", "--json")}
+    assert listed == {made["id"]: True, plain["id"]: False}
+    page = httpx.post(root + "/login", data={"key": made["key"]}, follow_redirects=True)
+    assert "admin: all tenants" in page.text
+    page = httpx.post(root + "/login", data={"key": plain["key"]}, follow_redirects=True)
+    assert page.status_code == 200 and "admin" not in page.text
