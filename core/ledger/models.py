@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -51,6 +52,11 @@ class Base(DeclarativeBase):
 
 class Batch(Base):
     __tablename__ = "batches"
+    __table_args__ = (
+        # the dashboard's batch list, newest first: every tenant (admin) or one
+        Index("ix_batches_created_at", "created_at"),
+        Index("ix_batches_tenant_created", "tenant", "created_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -74,6 +80,7 @@ class Job(Base):
         Index("ix_jobs_state_not_before", "state", "not_before"),
         Index("ix_jobs_cache_key", "cache_key", "finished_at"),
         Index("ix_jobs_worker_state", "worker_id", "state"),
+        Index("ix_jobs_tenant", "tenant"),  # dashboard: spend of one tenant
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -125,6 +132,16 @@ class Attempt(Base):
     """One provider call (or cache hit). Lean on purpose: the result text lives on the job."""
 
     __tablename__ = "attempts"
+    __table_args__ = (
+        # time ranges (spend per day, the last hour): rows arrive in start order, so a BRIN
+        # index serves them for a few KB instead of a b-tree's ~20 B per row
+        Index(
+            "ix_attempts_started_at_brin",
+            "started_at",
+            postgresql_using="brin",
+            postgresql_with={"autosummarize": "on"},  # each filled range summarized at once
+        ),
+    )
 
     job_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
@@ -243,6 +260,8 @@ class ApiKey(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the key
     created_at: Mapped[datetime] = mapped_column(TS)
+    # sees every tenant in the dashboard (`llmq keys create --admin`); the API stays per tenant
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     revoked_at: Mapped[datetime | None] = mapped_column(TS)
 
 
