@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from celery.beat import PersistentScheduler
 
-from core.names import CONTROL_QUEUE, NIGHTLY_RUN_TASK, SWEEP_TASK
+from core.names import (
+    CONTROL_QUEUE,
+    FLUSH_BATCHES_TASK,
+    NIGHTLY_RUN_TASK,
+    POLL_BATCHES_TASK,
+    SWEEP_TASK,
+)
 from schemas.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -29,6 +35,8 @@ log = logging.getLogger(__name__)
 
 SWEEP_ENTRY = "llmq-sweep"
 NIGHTLY_ENTRY = "llmq-nightly"
+FLUSH_ENTRY = "llmq-flush-batches"
+POLL_ENTRY = "llmq-poll-batches"
 
 
 def sweep_entries(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -87,9 +95,36 @@ def nightly_entries(settings: Settings, config: LLMConfig | None) -> dict[str, d
     }
 
 
+def lane_entries(config: LLMConfig | None) -> dict[str, dict[str, Any]]:
+    """Provider batch lanes (issue 18): the flusher every few seconds (it sends a deployment's
+    items once the oldest waited `flush_after_s`) and the poller every `poll_s`."""
+    from schemas.config import BatchLaneSettings
+
+    cfg = config.batch_lane if config is not None else BatchLaneSettings()
+    if not cfg.enabled:
+        return {}
+    flush_every = min(max(cfg.flush_after_s / 4, 1.0), 10.0)
+    return {
+        FLUSH_ENTRY: {
+            "task": FLUSH_BATCHES_TASK,
+            "schedule": flush_every,
+            "options": {"queue": CONTROL_QUEUE, "expires": max(3 * flush_every, 5.0)},
+        },
+        POLL_ENTRY: {
+            "task": POLL_BATCHES_TASK,
+            "schedule": cfg.poll_s,
+            "options": {"queue": CONTROL_QUEUE, "expires": max(3 * cfg.poll_s, 5.0)},
+        },
+    }
+
+
 def build_schedule(settings: Settings, config: LLMConfig | None = None) -> dict[str, Any]:
-    """The whole `beat_schedule`: the sweeper plus the nightly run."""
-    return {**sweep_entries(settings), **nightly_entries(settings, config)}
+    """The whole `beat_schedule`: the sweeper, the nightly run and the batch lanes."""
+    return {
+        **sweep_entries(settings),
+        **nightly_entries(settings, config),
+        **lane_entries(config),
+    }
 
 
 class LlmqScheduler(PersistentScheduler):

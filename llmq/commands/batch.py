@@ -82,6 +82,10 @@ def submit(  # noqa: PLR0913 - one parameter per CLI flag (issue 3)
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Never answer from the cache.")
     ] = False,
+    deadline: Annotated[
+        str | None,
+        typer.Option("--deadline", help="Done within (24h, 90m, 2d): may use batch lanes."),
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Show progress until nothing can move.")
     ] = False,
@@ -92,7 +96,14 @@ def submit(  # noqa: PLR0913 - one parameter per CLI flag (issue 3)
     """Validate every line, store the batch and its jobs, enqueue them."""
     with _client() as client:
         result = client.submit_detailed(
-            file, name, tenant, model, max_cost, nightly=nightly, use_cache=not no_cache
+            file,
+            name,
+            tenant,
+            model,
+            max_cost,
+            nightly=nightly,
+            use_cache=not no_cache,
+            deadline=deadline,
         )
         t = result.timings
         _err(
