@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from simulator.config import ProviderBehaviour, SimConfig
 from simulator.engine import handle_chat
 from simulator.providers import Dialect, api_bases, endpoints, routes
+from simulator.providers.batch_routes import batch_routes
 from simulator.state import SimState
 
 STATE_KEY = web.AppKey("llmq_sim_state", SimState)
@@ -50,6 +51,13 @@ def _chat_handler(dialect: Dialect) -> Handler:
 
     handler.__name__ = f"chat_{dialect.name}"
     return handler
+
+
+def _batch_handler(handler: Any, dialect: Dialect, name: str) -> Handler:
+    async def run(request: web.Request) -> web.StreamResponse:
+        return await handler(request.app[STATE_KEY], dialect, name, request)
+
+    return run
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -133,6 +141,9 @@ def build_app(config: SimConfig | None = None) -> web.Application:
         handler = _chat_handler(dialect)
         for path in routes(name, dialect):
             app.router.add_post(path, handler)
+    for name, dialect in endpoints().items():  # issue 18: the batch APIs
+        for method, path, batch_handler in batch_routes(name, dialect):
+            app.router.add_route(method, path, _batch_handler(batch_handler, dialect, name))
     app.router.add_get("/_sim/health", _health)
     app.router.add_get("/_sim/stats", _stats)
     app.router.add_get("/_sim/log", _log)

@@ -14,12 +14,13 @@ provider's id can find the batch again (`find_tagged`) instead of creating it tw
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from core.errors import LLMProviderError
+from core.secrets_scrub import scrub
 from workers.providers.base import ProviderReply, ProviderRequest
 from workers.providers.bounded import send_bounded
 from workers.providers.http import translate_transport_errors
@@ -109,6 +110,13 @@ def line_reply(
     if not resp.is_success:
         return adapter.classify_error(resp)
     try:
-        return adapter.parse_reply(resp)
+        reply = adapter.parse_reply(resp)
     except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         return adapter.malformed(f"{type(exc).__name__}: {exc}", resp)
+    # scrubbed like a sync reply (a hostile provider may echo a key back)
+    return replace(
+        reply,
+        text=scrub(reply.text),
+        refusal=scrub(reply.refusal) if reply.refusal else reply.refusal,
+        request_id=scrub(reply.request_id)[:200] if reply.request_id else None,
+    )
