@@ -86,7 +86,7 @@ async def _log(request: web.Request) -> web.Response:
 
 
 async def _get_config(request: web.Request) -> web.Response:
-    return _json(request.app[STATE_KEY].config.model_dump())
+    return _json(request.app[STATE_KEY].config.model_dump(mode="json"))
 
 
 def apply_config_update(current: SimConfig, body: dict[str, Any]) -> SimConfig:
@@ -118,7 +118,7 @@ async def _post_config(request: web.Request) -> web.Response:
         state.set_config(apply_config_update(state.config, body))
     except (ValueError, TypeError, ValidationError) as err:
         return _json({"ok": False, "error": str(err)}, 400)
-    return _json({"ok": True, "config": state.config.model_dump()})
+    return _json({"ok": True, "config": state.config.model_dump(mode="json")})
 
 
 async def _reset(request: web.Request) -> web.Response:
@@ -239,8 +239,17 @@ class RunningSimulator:
 
     def set_config(self, config: SimConfig | dict[str, Any]) -> dict[str, Any]:
         """Replace the whole configuration."""
-        data = config.model_dump() if isinstance(config, SimConfig) else dict(config)
+        data = config.model_dump(mode="json") if isinstance(config, SimConfig) else dict(config)
         return self._call("POST", "/_sim/config", {**data, "replace": True})
+
+    def set_prices(self, prices: dict[str, tuple[str, str]], batch_discount: str = "0.5") -> None:
+        """What each model bills (USD per 1M input, output tokens); issue 18."""
+        self._call("POST", "/_sim/config", {"prices": prices, "batch_discount": batch_discount})
+
+    def billing(self, lane: str | None = None) -> list[dict[str, Any]]:
+        """What the simulator billed, per (provider, model, lane)."""
+        rows = self.stats()["billing"]
+        return [r for r in rows if lane is None or r["lane"] == lane]
 
     def stats(self) -> dict[str, Any]:
         """``GET /_sim/stats``."""
