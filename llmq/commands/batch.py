@@ -260,6 +260,14 @@ def _print_status(st: BatchStatus) -> None:
         + (f" ({st.unpriced_attempts} attempts unpriced)" if st.unpriced_attempts else "")
     )
     console.print(f"cache: {st.cache_hits} hits, ${data['cache']['saved_usd']} saved")
+    if data.get("lanes"):
+        lanes = data["lanes"]
+        sync, batch = lanes["sync"], lanes["batch"]
+        console.print(
+            f"lanes: sync {sync['attempts']} attempts ${sync['cost_usd']}; batch "
+            f"{batch['attempts']} attempts ${batch['cost_usd']}; saved by batch lanes "
+            f"${lanes['saved_usd']}"
+        )
     if data["providers"]:
         providers = Table("provider", "jobs served", "attempts", "cost USD", box=None)
         for p, s in data["providers"].items():
@@ -307,6 +315,9 @@ def _print_timeline(t: JobTimeline) -> None:
             f"    waited {a['waited_ms']} ms  latency {latency} ms  tokens "
             f"{a['prompt_tokens']} in / {a['completion_tokens']} out  cost {cost}"
         )
+        if a.get("lane") == "batch":  # issue 18: which provider batch it went into
+            batch_id = printable(a.get("provider_batch_id") or "(not yet sent)")
+            typer.echo(f"    lane batch  provider batch {batch_id}")
         if a["error_kind"] or a["error_message"]:
             typer.echo(f"    error {printable(a['error_kind'])}: {printable(a['error_message'])}")
     if j["error"]:
