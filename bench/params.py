@@ -41,6 +41,7 @@ class Params:
     serve_threads: int = 16
     serve_latency_ms: float = 20.0
     serve_window_s: float = 240.0  # stop polling then, finished or not
+    lanes_jobs: int = 2_000  # issue 18: jobs per lane (batch, then sync)
 
     @property
     def pb_ideal_rate(self) -> float:
@@ -65,5 +66,6 @@ QUICK = Params(
     ledger_fill_s=40.0,
     serve_lines=2_000,
     serve_window_s=60.0,
+    lanes_jobs=500,
     run_lines=(2_000, 20_000),
 )

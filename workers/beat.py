@@ -61,19 +61,23 @@ def nightly_run_date(hhmm: str) -> str:
     return scheduled_date(datetime.now(UTC), hhmm).isoformat()
 
 
+def _load(settings: Settings) -> LLMConfig | None:
+    """The config beat's entries are built from; None (defaults) when it does not load."""
+    try:
+        from workers.providers.config import load_config
+
+        return load_config(settings.config_path)
+    except Exception as exc:  # noqa: BLE001 - beat must start; the worker reports the config
+        log.warning("beat schedule from defaults: config: %s", exc)
+        return None
+
+
 def _nightly_time(settings: Settings, config: LLMConfig | None) -> str:
-    """`nightly.time` (UTC, HH:MM) from the config, loaded here when none was passed in."""
+    """`nightly.time` (UTC, HH:MM) from the config (the default when it did not load)."""
     if config is None:
-        try:
-            from workers.providers.config import load_config
+        from schemas.config import NightlySettings
 
-            config = load_config(settings.config_path)
-        except Exception as exc:  # noqa: BLE001 - beat must start; the worker reports the config
-            from schemas.config import NightlySettings
-
-            default = NightlySettings().time
-            log.warning("nightly run scheduled at the default %s UTC: config: %s", default, exc)
-            return default
+        return NightlySettings().time
     return config.nightly.time
 
 
@@ -120,6 +124,7 @@ def lane_entries(config: LLMConfig | None) -> dict[str, dict[str, Any]]:
 
 def build_schedule(settings: Settings, config: LLMConfig | None = None) -> dict[str, Any]:
     """The whole `beat_schedule`: the sweeper, the nightly run and the batch lanes."""
+    config = config if config is not None else _load(settings)
     return {
         **sweep_entries(settings),
         **nightly_entries(settings, config),
