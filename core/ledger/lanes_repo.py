@@ -166,12 +166,10 @@ def mark_submitted(session: Session, batch_id: uuid.UUID, external_id: str, now:
         )
 
 
-def known_external_ids(session: Session, deployment: str) -> set[str]:
-    rows = session.execute(
-        select(_pb.c.external_id).where(
-            _pb.c.deployment == deployment, _pb.c.external_id.is_not(None)
-        )
-    )
+def known_external_ids(session: Session) -> set[str]:
+    """Every provider batch id the ledger has recorded (any deployment: several deployments
+    may share one provider account, and a recorded batch is never adopted again)."""
+    rows = session.execute(select(_pb.c.external_id).where(_pb.c.external_id.is_not(None)))
     return {r[0] for r in rows}
 
 

@@ -201,3 +201,22 @@ def test_quota_holds_the_batch_price_while_the_batch_is_open(lanes: Lanes):  # t
     # the worst case priced at the batch price: half of the sync price's
     assert all(a.reserved_usd < Decimal("0.0001") for a in rows)
     assert set(lanes.states(ids).values()) == {"batched"}
+
+
+def test_the_sweeper_leaves_jobs_waiting_in_a_provider_batch_alone(lanes: Lanes):  # type: ignore[no-untyped-def]
+    from schemas.settings import Settings
+    from workers.sweeper import sweep_once
+
+    rt = lanes.configure(models_for("openai"))
+    lanes.sim.configure("openai", batch_delay_s=3600)
+    ids = lanes.submit(3)
+    lanes.run(ids)
+    flush_once(rt, datetime.now(UTC), force=True)
+    hours_later = datetime.now(UTC) + timedelta(hours=3)  # every lease long expired
+    settings = Settings(database_url=lanes.database_url, broker_url="redis://127.0.0.1:1/0")
+    counts = sweep_once(rt.sessions, settings, hours_later, backlog=None, publish=lambda ids: None)
+    assert (counts.reclaimed, counts.lost_attempts, counts.released) == (0, 0, 0)
+    assert set(lanes.states(ids).values()) == {"batched"}
+    assert {a.outcome for a in lanes.attempts(ids)} == {"started"}
+    day = next(w for w in lanes.windows() if w.period == "day")
+    assert day.reserved_usd == sum(a.reserved_usd for a in lanes.attempts(ids)) > 0

@@ -76,7 +76,7 @@ def _adopt_all(rt: Runtime, now: datetime, counts: FlushCounts) -> None:
             continue
         client = _client(rt, row.deployment)
         with session_scope(rt.sessions) as s:
-            known = lanes_repo.known_external_ids(s, row.deployment)
+            known = lanes_repo.known_external_ids(s)
         found = client.find_tagged(str(row.id), row.items, known)
         if found is not None:
             with session_scope(rt.sessions) as s:
