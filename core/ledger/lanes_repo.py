@@ -150,6 +150,18 @@ def set_provider(session: Session, batch_id: uuid.UUID, provider: str) -> None:
     session.execute(update(_pb).where(_pb.c.id == batch_id).values(provider=provider))
 
 
+def give_back(session: Session, batch_id: uuid.UUID, custom_ids: list[str]) -> None:
+    """Items that do not fit the provider's size limit go back to pending (the next batch)."""
+    session.execute(
+        update(_items)
+        .where(_items.c.provider_batch == batch_id, _items.c.custom_id.in_(custom_ids))
+        .values(provider_batch=None, state="pending")
+    )
+    session.execute(
+        update(_pb).where(_pb.c.id == batch_id).values(items=_pb.c["items"] - len(custom_ids))
+    )
+
+
 def mark_submitted(session: Session, batch_id: uuid.UUID, external_id: str, now: datetime) -> None:
     """The provider accepted the batch: its id on the row and on every item's attempt."""
     session.execute(

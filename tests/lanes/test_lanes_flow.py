@@ -220,3 +220,22 @@ def test_the_sweeper_leaves_jobs_waiting_in_a_provider_batch_alone(lanes: Lanes)
     assert {a.outcome for a in lanes.attempts(ids)} == {"started"}
     day = next(w for w in lanes.windows() if w.period == "day")
     assert day.reserved_usd == sum(a.reserved_usd for a in lanes.attempts(ids)) > 0
+
+
+def test_a_provider_batch_stays_within_the_providers_size_limit(lanes: Lanes, monkeypatch):  # type: ignore[no-untyped-def]
+    from schemas.job import ChatMessage
+    from workers.providers.base import ProviderRequest
+
+    rt = lanes.configure(models_for("google"))
+    adapter = next(iter(rt.adapters.values()))
+    like = ProviderRequest(
+        MODELS["google"], (ChatMessage(role="user", content="question number 0"),), 40
+    )
+    one = adapter.batch_body_bytes(BatchItem("x", like))
+    monkeypatch.setattr(type(adapter), "batch_max_bytes", int(one * 2.5))  # room for two
+    ids = lanes.submit(5)
+    lanes.run(ids)
+    flushed = flush_once(rt, datetime.now(UTC), force=True)
+    assert (flushed.created, flushed.items) == (3, 5)  # 2 + 2 + 1
+    lanes.drive(ids)
+    _assert_books_balance(lanes, ids)

@@ -121,12 +121,32 @@ def _request(rt: Runtime, item: lanes_repo.ItemRow) -> ProviderRequest:
     )
 
 
+def _fitting(
+    rt: Runtime, batch_id: uuid.UUID, deployment: str, items: list[BatchItem]
+) -> list[BatchItem]:
+    """The items within the provider's size limit; the rest go back to pending (the first
+    always stays: one request over the limit is the provider's to refuse)."""
+    adapter = rt.adapters[deployment]
+    limit, total, keep = adapter.batch_max_bytes, 0, []  # type: ignore[attr-defined]
+    for item in items:
+        total += adapter.batch_body_bytes(item)  # type: ignore[attr-defined]
+        if keep and total > limit:
+            break
+        keep.append(item)
+    if len(keep) < len(items):
+        with session_scope(rt.sessions) as s:
+            lanes_repo.give_back(s, batch_id, [i.custom_id for i in items[len(keep) :]])
+    return keep
+
+
 def _create(
     rt: Runtime, batch_id: uuid.UUID, deployment: str, now: datetime, counts: FlushCounts
 ) -> None:
     with session_scope(rt.sessions) as s:
         items = lanes_repo.items_of(s, batch_id)
-    batch_items = [BatchItem(i.custom_id, _request(rt, i)) for i in items]
+    batch_items = _fitting(
+        rt, batch_id, deployment, [BatchItem(i.custom_id, _request(rt, i)) for i in items]
+    )
     try:
         status = _client(rt, deployment).create(batch_items, str(batch_id))
     except RequestRejected as exc:

@@ -37,6 +37,7 @@ ERROR_STATUS = {
 
 class AnthropicBatchWire(BatchWireBase):
     batch_max_items = 100_000
+    batch_max_bytes = 250_000_000  # 256 MB per batch request
 
     def batch_create(self, items: Sequence[BatchItem], tag: str, uploaded: Any) -> httpx.Request:
         requests = [

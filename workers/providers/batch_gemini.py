@@ -26,6 +26,8 @@ def _state(meta: dict[str, Any]) -> str:
 
 
 class GeminiBatchWire(BatchWireBase):
+    batch_max_bytes = 19_000_000  # inline requests: under 20 MB per batch
+
     def batch_create(self, items: Sequence[BatchItem], tag: str, uploaded: Any) -> httpx.Request:
         model = items[0].request.model_id.removeprefix("models/")
         requests = [

@@ -24,6 +24,13 @@ class BatchWireBase:
 
     batch_window_s: ClassVar[float] = 86400.0  # the provider's completion window, seconds
     batch_max_items: ClassVar[int] = 50_000  # requests per provider batch, at most
+    batch_max_bytes: ClassVar[int] = 200_000_000  # request bodies per provider batch, at most
+
+    def batch_body_bytes(self, item: BatchItem) -> int:
+        """Bytes one item adds to its provider batch (its request body as JSON)."""
+        import json
+
+        return len(json.dumps(self.build_body(item.request)).encode())  # type: ignore[attr-defined]
 
     def get_request(self: ProviderAdapter, url: str, method: str = "GET") -> httpx.Request:  # type: ignore[misc]
         headers = {k: v for k, v in self.headers.items() if k != "content-type"}
