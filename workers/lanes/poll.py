@@ -15,8 +15,10 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
+
+from sqlalchemy import text
 
 from core.errors import LLMProviderError
 from core.ledger import lanes_repo
@@ -40,8 +42,29 @@ class PollCounts:
     requeued: list[uuid.UUID] = field(default_factory=list)
 
 
+POLL_LOCK_KEY = 0x6C6C6D71706F6C  # "llmqpol"
+
+
 def poll_once(rt: Runtime, now: datetime, *, force: bool = False) -> PollCounts:
-    """One poll pass (`force`: poll every open batch whatever `poll_s` says)."""
+    """One poll pass under an advisory lock (a second poller at the same time skips: it would
+    only download the same results; applying them twice is harmless anyway, by the fence)."""
+    pg = rt.engine.dialect.name == "postgresql"
+    with rt.engine.connect() as lock_conn:
+        if (
+            pg
+            and not lock_conn.execute(
+                text("SELECT pg_try_advisory_lock(:k)"), {"k": POLL_LOCK_KEY}
+            ).scalar()
+        ):
+            return PollCounts()
+        try:
+            return _poll_all(rt, now)
+        finally:
+            if pg:
+                lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": POLL_LOCK_KEY})
+
+
+def _poll_all(rt: Runtime, now: datetime) -> PollCounts:
     counts = PollCounts()
     with session_scope(rt.sessions) as s:
         rows = lanes_repo.batches_in(s, ("open", "cancelling", "failed"))
@@ -102,7 +125,3 @@ def _apply_all(  # noqa: PLR0913
     with session_scope(rt.sessions) as s:
         lanes_repo.set_state(s, row.id, "done", why, now)
     counts.ended += 1
-
-
-def due(polled_at: datetime | None, now: datetime, poll_s: float) -> bool:
-    return polled_at is None or now - polled_at >= timedelta(seconds=poll_s)
