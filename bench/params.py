@@ -47,6 +47,7 @@ class Params:
     fair_every_s: float = 1.0
     fair_threads: int = 16
     fair_latency_ms: float = 50.0
+    lanes_jobs: int = 2_000  # issue 18: jobs per lane (batch, then sync)
 
     @property
     def pb_ideal_rate(self) -> float:
@@ -73,5 +74,6 @@ QUICK = Params(
     ledger_fill_s=40.0,
     serve_lines=2_000,
     serve_window_s=60.0,
+    lanes_jobs=500,
     run_lines=(2_000, 20_000),
 )

@@ -19,6 +19,7 @@ from bench import (
     cpu_bound,
     dashboard_bench,
     fairness,
+    lanes_bench,
     provider_bound,
     run_memory,
     serve_bench,
@@ -40,6 +41,7 @@ SCENARIOS: dict[str, Scenario] = {
     "memory": storage.run_memory,
     "serve": serve_bench.run,
     "run": run_memory.run,
+    "lanes": lanes_bench.run,
     "ledger": storage.run_ledger,
     # after the ledger figure: it adds 1M synthetic attempts the bytes-per-row must not count
     "dashboard": dashboard_bench.run,

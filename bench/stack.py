@@ -231,6 +231,8 @@ class Stack:
                     "output_cost_per_mtok": "0.60",
                 }
             ],
+            # serve batches carry a deadline (issue 18); `lanes` turns batch lanes on itself
+            "batch_lane": {"enabled": False},
         }
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 

@@ -264,6 +264,10 @@ class NightlySettings(_Strict):
     inbox: str | None = None  # a folder (or glob) of *.jsonl files
     report_dir: str = "reports"
     retry_failed_max: int = Field(default=2, ge=0)  # bounded re-runs of retryable failures
+    # Issue 18: the run's jobs may wait for a provider batch lane, due `deadline_h` hours after
+    # they are picked up (the lane is chosen only while that leaves the batch window + margin).
+    batch_lane: bool = True
+    deadline_h: float = Field(default=24.0, gt=0)
 
     @field_validator("time")
     @classmethod
@@ -272,6 +276,25 @@ class NightlySettings(_Strict):
         if not (sep and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
             raise ValueError(f"{v!r} is not a UTC time as HH:MM")
         return f"{int(hh):02d}:{int(mm):02d}"
+
+
+class BatchLaneSettings(_Strict):
+    """Provider batch lanes (issue 18): jobs with a deadline may go through a provider's batch
+    API at its batch price. `flush_after_s`: a deployment's pending items are sent as one
+    provider batch once the oldest waited this long (or at `max_jobs_per_batch`); `poll_s`:
+    how often open provider batches are polled; `batch_discount`: the batch price as a share
+    of the sync price where genai-prices knows no batch price for the model; `window_s`: how
+    long llmq expects a provider batch to take and `margin_s`: the time kept in hand for the
+    sync lane: the batch lane is chosen only while deadline - now > window_s + margin_s, and
+    items still in a provider batch at deadline - margin_s are taken back to the sync lane."""
+
+    enabled: bool = True
+    flush_after_s: float = Field(default=60.0, ge=0)
+    max_jobs_per_batch: int = Field(default=10_000, ge=1)
+    poll_s: float = Field(default=60.0, gt=0)
+    batch_discount: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)
+    window_s: float = Field(default=3600.0, ge=0)
+    margin_s: float = Field(default=3600.0, ge=0)
 
 
 class MonitoringSettings(_Strict):
@@ -293,6 +316,7 @@ class LLMConfig(_Strict):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     nightly: NightlySettings = Field(default_factory=NightlySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    batch_lane: BatchLaneSettings = Field(default_factory=BatchLaneSettings)
 
     @field_validator("providers", mode="before")
     @classmethod

@@ -29,6 +29,7 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
     QUOTA_EXCEEDED = "quota_exceeded"  # parked: kept, resumable, never dropped
     DEFERRED = "deferred"  # waiting for the nightly run
+    BATCHED = "batched"  # waiting in a provider batch lane (issue 18); no lease, no message
 
 
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})

@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from simulator.config import ProviderBehaviour, SimConfig
 from simulator.engine import handle_chat
 from simulator.providers import Dialect, api_bases, endpoints, routes
+from simulator.providers.batch_routes import batch_routes
 from simulator.state import SimState
 
 STATE_KEY = web.AppKey("llmq_sim_state", SimState)
@@ -50,6 +51,13 @@ def _chat_handler(dialect: Dialect) -> Handler:
 
     handler.__name__ = f"chat_{dialect.name}"
     return handler
+
+
+def _batch_handler(handler: Any, dialect: Dialect, name: str) -> Handler:
+    async def run(request: web.Request) -> web.StreamResponse:
+        return await handler(request.app[STATE_KEY], dialect, name, request)
+
+    return run
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -78,7 +86,7 @@ async def _log(request: web.Request) -> web.Response:
 
 
 async def _get_config(request: web.Request) -> web.Response:
-    return _json(request.app[STATE_KEY].config.model_dump())
+    return _json(request.app[STATE_KEY].config.model_dump(mode="json"))
 
 
 def apply_config_update(current: SimConfig, body: dict[str, Any]) -> SimConfig:
@@ -110,7 +118,7 @@ async def _post_config(request: web.Request) -> web.Response:
         state.set_config(apply_config_update(state.config, body))
     except (ValueError, TypeError, ValidationError) as err:
         return _json({"ok": False, "error": str(err)}, 400)
-    return _json({"ok": True, "config": state.config.model_dump()})
+    return _json({"ok": True, "config": state.config.model_dump(mode="json")})
 
 
 async def _reset(request: web.Request) -> web.Response:
@@ -133,6 +141,9 @@ def build_app(config: SimConfig | None = None) -> web.Application:
         handler = _chat_handler(dialect)
         for path in routes(name, dialect):
             app.router.add_post(path, handler)
+    for name, dialect in endpoints().items():  # issue 18: the batch APIs
+        for method, path, batch_handler in batch_routes(name, dialect):
+            app.router.add_route(method, path, _batch_handler(batch_handler, dialect, name))
     app.router.add_get("/_sim/health", _health)
     app.router.add_get("/_sim/stats", _stats)
     app.router.add_get("/_sim/log", _log)
@@ -228,8 +239,17 @@ class RunningSimulator:
 
     def set_config(self, config: SimConfig | dict[str, Any]) -> dict[str, Any]:
         """Replace the whole configuration."""
-        data = config.model_dump() if isinstance(config, SimConfig) else dict(config)
+        data = config.model_dump(mode="json") if isinstance(config, SimConfig) else dict(config)
         return self._call("POST", "/_sim/config", {**data, "replace": True})
+
+    def set_prices(self, prices: dict[str, tuple[str, str]], batch_discount: str = "0.5") -> None:
+        """What each model bills (USD per 1M input, output tokens); issue 18."""
+        self._call("POST", "/_sim/config", {"prices": prices, "batch_discount": batch_discount})
+
+    def billing(self, lane: str | None = None) -> list[dict[str, Any]]:
+        """What the simulator billed, per (provider, model, lane)."""
+        rows = self.stats()["billing"]
+        return [r for r in rows if lane is None or r["lane"] == lane]
 
     def stats(self) -> dict[str, Any]:
         """``GET /_sim/stats``."""

@@ -33,6 +33,7 @@ import itertools
 import random
 import secrets
 from collections import OrderedDict, deque
+from decimal import Decimal
 from typing import Any
 
 from simulator.config import ResolvedBehaviour, SimConfig
@@ -80,6 +81,11 @@ class SimState:
         self.total_served = 0
         self.bodies: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.seen: dict[str, int] = {}
+        # issue 18: provider batches and files, and what was billed per (provider, model, lane)
+        from simulator.batches import BatchStore
+
+        self.batches = BatchStore()
+        self.billing: dict[tuple[str, str, str], list[Any]] = {}
 
     # configuration -------------------------------------------------------------------------
 
@@ -113,6 +119,8 @@ class SimState:
         self.gates.clear()
         self.total_requests = 0
         self.total_served = 0
+        self.batches.clear()
+        self.billing.clear()
         self.set_config(self.initial_config if behaviour else self.config, reseed=True)
 
     # per-request helpers -------------------------------------------------------------------
@@ -217,6 +225,22 @@ class SimState:
             counters[1] += 1
             counters[2] += usage[0]
             counters[3] += usage[1]
+            self.bill(provider, model, "sync", usage)
+
+    def bill(self, provider: str, model: str, lane: str, usage: tuple[int, int]) -> None:
+        """Count one billed call at the configured price (lane "batch": the batch price)."""
+        row = self.billing.setdefault((provider, model, lane), [0, 0, 0, Decimal(0)])
+        row[0] += 1
+        row[1] += usage[0]
+        row[2] += usage[1]
+        row[3] += self.config.price_of(model, lane == "batch", usage)
+
+    def billing_json(self) -> list[dict[str, Any]]:
+        return [
+            {"provider": p, "model": m, "lane": lane, "requests": r[0], "prompt_tokens": r[1],
+             "completion_tokens": r[2], "usd": str(r[3])}
+            for (p, m, lane), r in sorted(self.billing.items())
+        ]  # fmt: skip
 
     def stats_json(self) -> dict[str, Any]:
         """The ``GET /_sim/stats`` document."""
@@ -240,6 +264,7 @@ class SimState:
             "providers": providers,
             "total_requests": self.total_requests,
             "total_served": self.total_served,
+            "billing": self.billing_json(),
         }
 
     def log_json(

@@ -38,6 +38,7 @@ from schemas.request import in_order
 from workers import quota
 from workers.admission import Refused, Superseded, Waiting, admit
 from workers.attempt import call_and_finish
+from workers.lanes.admit import try_batch_lane
 from workers.providers import capabilities_of
 from workers.routing.health import HealthSnapshot
 from workers.routing.select import RouteRequest, rank_candidates, unserved_feature
@@ -106,6 +107,10 @@ def _plan_and_admit(
     )
     if not plan:
         return _no_candidate(rt, job, snapshot, now)
+    if claim.deadline is not None:  # issue 18: it may wait for a provider batch lane
+        laned = try_batch_lane(rt, job, plan, clock)
+        if laned is not None:
+            return laned
     admission = admit(rt, job, plan, snapshot, clock)
     if isinstance(admission, Admitted):
         return job, admission

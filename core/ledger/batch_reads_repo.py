@@ -70,7 +70,8 @@ class BatchStatus:
     @property
     def settled(self) -> bool:
         """True when no job can make progress on its own (none queued or running)."""
-        return self.counts[JobState.QUEUED] + self.counts[JobState.RUNNING] == 0
+        moving = (JobState.QUEUED, JobState.RUNNING, JobState.BATCHED)
+        return sum(self.counts[s] for s in moving) == 0
 
     @property
     def all_succeeded(self) -> bool:
@@ -97,8 +98,16 @@ class BatchStatus:
                 for p, s in sorted(self.providers.items())
             },
             "cache": {"hits": self.cache_hits, "saved_usd": money_str(self.cache_saved_usd)},
+            "lanes": self.extra.get("lanes"),  # issue 18: per lane, and saved by batch lanes
             "created_at": self.created_at.isoformat(),
         }
+
+
+def _lanes(session: Session, batch_id: uuid.UUID) -> dict[str, Any]:
+    from core.ledger.lanes_reads_repo import lane_usage, lanes_json
+
+    in_batch = Attempt.job_id.in_(select(Job.id).where(Job.batch_id == batch_id))
+    return lanes_json(lane_usage(session, in_batch))
 
 
 def find_batch_id(session: Session, text: str) -> uuid.UUID | None:
@@ -158,6 +167,7 @@ def batch_status(session: Session, batch_id: uuid.UUID) -> BatchStatus | None:
         cache_saved_usd=spend["cache_saved_usd"],
         max_cost_usd=batch.max_cost_usd,
         nightly=batch.nightly,
+        extra={"lanes": _lanes(session, batch_id)},
         created_at=batch.created_at,
     )
 

@@ -53,6 +53,7 @@ class ClaimedJob:
     batch_max_cost: Decimal | None
     cache_key: str | None = None  # set at submit when the job may use the cache (issue 11)
     custom_id: str = ""  # the input line's id (rebuilding the JobSpec needs it)
+    deadline: datetime | None = None  # issue 18: may wait for a batch lane until then
 
     @property
     def excluded(self) -> frozenset[str]:
@@ -139,6 +140,7 @@ def claim_job(
         batch_max_cost=row.max_cost_usd,
         cache_key=row.cache_key,
         custom_id=row.custom_id,
+        deadline=row.deadline,
     )
 
 

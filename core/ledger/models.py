@@ -70,6 +70,8 @@ class Batch(Base):
     source: Mapped[str | None] = mapped_column(Text)  # input file path, for people
     created_at: Mapped[datetime] = mapped_column(TS)
     finished_at: Mapped[datetime | None] = mapped_column(TS)
+    # issue 18: when its jobs must be done (`--deadline`, completion_window); None = no deadline
+    deadline: Mapped[datetime | None] = mapped_column(TS)
 
 
 class Job(Base):
@@ -110,6 +112,8 @@ class Job(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     routing_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # excluded deployments
+    # issue 18: the job may wait for a provider batch lane until then; None = sync lane only
+    deadline: Mapped[datetime | None] = mapped_column(TS)
 
 
 class Worker(Base):
@@ -167,6 +171,55 @@ class Attempt(Base):
     saved_tokens: Mapped[int | None] = mapped_column(Integer)
     cached_from: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     request_id: Mapped[str | None] = mapped_column(String(100))
+    # issue 18: "batch" for an item of a provider batch (None = the sync lane), the provider's
+    # id of that batch, and what the call would have cost on the sync lane (for "saved")
+    lane: Mapped[str | None] = mapped_column(String(8))
+    provider_batch_id: Mapped[str | None] = mapped_column(String(200))
+    sync_cost_usd: Mapped[Decimal | None] = mapped_column(Money)
+
+
+class ProviderBatch(Base):
+    """One provider batch (issue 18). The row is written BEFORE the provider's create call
+    (state `creating`, `id` = llmq's own id, which tags the provider batch), so a flusher that
+    dies mid-create is followed by one that adopts the batch instead of creating it again."""
+
+    __tablename__ = "provider_batches"
+    __table_args__ = (Index("ix_provider_batches_state", "state", "deployment"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str | None] = mapped_column(String(200))  # the provider's batch id
+    state: Mapped[str] = mapped_column(String(16))  # creating | open | cancelling | done
+    provider_status: Mapped[str | None] = mapped_column(String(40))  # as the provider says
+    items: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    submitted_at: Mapped[datetime | None] = mapped_column(TS)
+    polled_at: Mapped[datetime | None] = mapped_column(TS)
+    ended_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class ProviderBatchItem(Base):
+    """One job attempt routed to a batch lane: pending (no provider batch yet), then in one."""
+
+    __tablename__ = "provider_batch_items"
+    __table_args__ = (
+        Index("ix_provider_batch_items_pending", "deployment", "provider_batch"),
+        Index("ix_provider_batch_items_batch", "provider_batch"),
+    )
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt_no: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(200))
+    provider_batch: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("provider_batches.id", ondelete="SET NULL")
+    )
+    custom_id: Mapped[str] = mapped_column(String(64))
+    deadline: Mapped[datetime] = mapped_column(TS)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    state: Mapped[str] = mapped_column(String(16))  # pending | sent | done
 
 
 class QuotaLimit(Base):

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
@@ -19,7 +20,7 @@ from core.ledger.models import Attempt, Job
 
 ZERO = Decimal(0)
 
-USAGE_DIMENSIONS = ("tenant", "provider", "model", "deployment", "day")
+USAGE_DIMENSIONS = ("tenant", "provider", "model", "deployment", "day", "lane")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ def usage_report(
         "model": Attempt.model,
         "deployment": Attempt.deployment,
         "day": _day_column(session),
+        "lane": func.coalesce(Attempt.lane, "sync"),  # issue 18: sync or batch
     }
     groups = [dims[d].label(d) for d in by]
     stmt = (
@@ -109,3 +111,13 @@ def _usage_row(r, by: Sequence[str]) -> UsageRow:  # type: ignore[no-untyped-def
         unpriced=int(r.unpriced),
         saved_usd=Decimal(r.saved_usd),
     )
+
+
+def lanes_since(session: Session, since: datetime, tenant: str | None = None) -> dict[str, Any]:
+    """Per lane (sync, batch): attempts, cost and the USD the batch lane saved (issue 18)."""
+    from core.ledger.lanes_reads_repo import lane_usage, lanes_json
+
+    where = [Attempt.started_at >= since]
+    if tenant is not None:
+        where.append(Attempt.job_id.in_(select(Job.id).where(Job.tenant == tenant)))
+    return lanes_json(lane_usage(session, *where))

@@ -222,7 +222,7 @@ def usage(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Tokens, cost, attempts, cache hits and saved cost, from the attempts ledger."""
-    from core.ledger.usage_repo import USAGE_DIMENSIONS, usage_report
+    from core.ledger.usage_repo import USAGE_DIMENSIONS, lanes_since, usage_report
 
     dims = [d.strip() for d in by.split(",") if d.strip()]
     bad = [d for d in dims if d not in USAGE_DIMENSIONS]
@@ -234,6 +234,7 @@ def usage(
     with _ledger() as session:
         rows = usage_report(session, start, tenant, dims)
         (total,) = usage_report(session, start, tenant, ()) or [None]
+        lanes = lanes_since(session, start, tenant)
     if as_json:
         out = {
             "since": start.isoformat(),
@@ -241,6 +242,7 @@ def usage(
             "by": dims,
             "rows": [_usage_json(r) for r in rows],
             "total": _usage_json(total) if total else None,
+            "lanes": lanes,
         }
         typer.echo(json.dumps(out, indent=2))
         return
@@ -249,6 +251,17 @@ def usage(
     if dims and total:
         lines.append(["total", *[""] * (len(dims) - 1), *_usage_cells(total)])
     _print_table(f"usage since {start:%Y-%m-%d %H:%M} UTC", headers, lines)
+    typer.echo(lanes_line(lanes))
+
+
+def lanes_line(lanes: dict[str, Any]) -> str:
+    """Attempts and cost per lane, and the USD saved against the sync price (issue 18)."""
+    sync, batch = lanes["sync"], lanes["batch"]
+    return (
+        f"lanes: sync {sync['attempts']} attempts ${sync['cost_usd']}; batch "
+        f"{batch['attempts']} attempts ${batch['cost_usd']}; saved by batch lanes "
+        f"${lanes['saved_usd']}"
+    )
 
 
 def _usage_cells(r: UsageRow) -> list[str]:

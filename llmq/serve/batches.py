@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from core import cache_key, jsonl
+from core.durations import parse_duration
 from core.ledger import api_batches_repo as repo
 from core.ledger import batch_control_repo, batch_reads_repo, batch_submit_repo, files_repo
 from core.ledger.batch_submit_repo import NewBatch
@@ -80,7 +81,11 @@ def create(state: ServeState, tenant: str, req: CreateBatch) -> dict[str, Any]:
             return _store_failed(session, tenant, req, exc, now)
     keys = cache_key.keys_for(specs, state.config, tenant=tenant)
     api_id = repo.new_batch_id()
-    new = NewBatch(tenant=tenant, name=api_id, max_cost_usd=budget, source=req.input_file_id)
+    # issue 18: the completion window is the jobs' deadline, so they may use batch lanes
+    due = now + parse_duration(req.completion_window)
+    new = NewBatch(
+        tenant=tenant, name=api_id, max_cost_usd=budget, source=req.input_file_id, deadline=due
+    )
     with session_scope(state.sessions) as session:
         if not files_repo.claim_for_batch(session, tenant, req.input_file_id, api_id):
             raise ApiError(400, _used_message(req.input_file_id), param="input_file_id")

@@ -25,6 +25,7 @@ from workers.providers.anthropic_features import (
     rejects_top_p_with_temperature,
 )
 from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest, RateLimitInfo
+from workers.providers.batch_anthropic import AnthropicBatchWire
 from workers.providers.features import (
     args_text,
     finish_with_calls,
@@ -78,8 +79,9 @@ def anthropic_usage(usage: Any) -> Usage:
     return Usage(prompt_tokens=prompt, completion_tokens=counts.output_tokens)
 
 
-class AnthropicAdapter(ProviderAdapter):
+class AnthropicAdapter(AnthropicBatchWire, ProviderAdapter):
     name: ClassVar[str] = LLMProvider.ANTHROPIC
+    batch_api: ClassVar[str | None] = "message_batches"  # /v1/messages/batches, half price
     env_keys: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
     genai_prices_id: ClassVar[str | None] = "anthropic"
@@ -124,6 +126,10 @@ class AnthropicAdapter(ProviderAdapter):
         return headers
 
     def build_request(self, req: ProviderRequest) -> httpx.Request:
+        return self.post(self.url, self.build_body(req))
+
+    def build_body(self, req: ProviderRequest) -> dict[str, Any]:
+        """The Messages body (also each request of a message batch)."""
         self.require(req)
         system, rest = split_system(req)
         with refusals(self):
@@ -138,7 +144,7 @@ class AnthropicAdapter(ProviderAdapter):
                 # Anthropic's range is 0..1 where OpenAI's is 0..2: clamp rather than be rejected.
                 body["temperature"] = min(req.temperature, 1.0)
             feature_fields(req.features, rest, body, self.native_json(req.model_id))
-        return self.post(self.url, body)
+        return body
 
     def parse_reply(self, resp: httpx.Response) -> ProviderReply:
         data = AnthropicMessage.model_validate(resp.json())

@@ -151,6 +151,7 @@ class ProviderAdapter:
     dialect: ClassVar[str | None] = None  # the `providers.<name>.dialect` that picks this class
     variants: ClassVar[tuple[type[ProviderAdapter], ...]] = ()  # other dialects' classes
     requires_key: ClassVar[bool] = True
+    batch_api: ClassVar[str | None] = None  # issue 18: its batch API (workers/providers/batch.py)
     # ---- wire details
     chat_path: ClassVar[str] = "/chat/completions"
     request_id_header: ClassVar[str | None] = "x-request-id"

@@ -29,6 +29,7 @@ class HuggingFaceAdapter(OpenAIAdapter):
     default_base_url: ClassVar[str] = ROUTER_BASE
     retired_bases: ClassVar[Mapping[str, str]] = {"api-inference.huggingface.co": ROUTER_BASE}
     simulator_dialect: ClassVar[str] = "huggingface"
+    batch_api: ClassVar[str | None] = None  # the router has no batch endpoint
     max_tokens_field: ClassVar[str] = "max_tokens"
     json_object_needs_word: ClassVar[bool] = False  # OpenAI's own rule; providers differ
 

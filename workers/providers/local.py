@@ -167,6 +167,7 @@ class LocalAdapter(OpenAIAdapter):
     default_base_url: ClassVar[str] = "http://localhost:8000/v1"
     genai_prices_id: ClassVar[str | None] = None  # your own hardware: no price
     simulator_dialect: ClassVar[str] = "local"
+    batch_api: ClassVar[str | None] = None  # a local server has no batch API
     dialect: ClassVar[str | None] = "openai"
     variants: ClassVar[tuple[type[ProviderAdapter], ...]] = (OllamaAdapter,)
     requires_key: ClassVar[bool] = False

@@ -29,6 +29,7 @@ from schemas.request import (
     ToolSpec,
 )
 from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest, RateLimitInfo
+from workers.providers.batch_openai import OpenAIBatchWire
 from workers.providers.features import finish_with_calls, tool_call
 from workers.providers.http import go_duration_s, header_int
 from workers.providers.wire import Count, Meta, Tokens, WireModel
@@ -168,7 +169,7 @@ def openai_usage(usage: Any) -> Usage:
     return Usage(prompt_tokens=counts.prompt_tokens, completion_tokens=counts.completion_tokens)
 
 
-class OpenAIAdapter(ProviderAdapter):
+class OpenAIAdapter(OpenAIBatchWire, ProviderAdapter):
     """api.openai.com; subclasses reuse the body and reply for compatible servers."""
 
     name: ClassVar[str] = LLMProvider.OPENAI
@@ -176,6 +177,7 @@ class OpenAIAdapter(ProviderAdapter):
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
     genai_prices_id: ClassVar[str | None] = "openai"
     simulator_dialect: ClassVar[str] = "openai"
+    batch_api: ClassVar[str | None] = "batches"  # /v1/files + /v1/batches, half price
     # `max_tokens` is deprecated by OpenAI and rejected by o-series models.
     max_tokens_field: ClassVar[str] = "max_completion_tokens"
     capabilities: ClassVar[frozenset[Feature]] = ALL_FEATURES  # the surface is OpenAI's own
