@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -150,6 +151,23 @@ class Attempt(Base):
     saved_tokens: Mapped[int | None] = mapped_column(Integer)
     cached_from: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     request_id: Mapped[str | None] = mapped_column(String(100))
+    # issue 17: the provider reported no usage (e.g. Gemini embeddings): the tokens booked are
+    # llmq's estimate, never 0
+    usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class JobVectors(Base):
+    """A succeeded embedding job's vectors (issue 17): `count` vectors of `dims` float32
+    values, little-endian, in input order (`core.vectors`); 4 bytes a dimension, not JSON."""
+
+    __tablename__ = "job_vectors"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    dims: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class QuotaLimit(Base):

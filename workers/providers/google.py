@@ -21,7 +21,8 @@ from core.errors import AuthFailed, ContentFiltered, InsufficientCredit, LLMProv
 from schemas.config import LLMModelConfig, LLMProvider
 from schemas.job import Usage
 from schemas.request import Feature, ToolCall
-from workers.providers.base import ErrorDetails, ProviderAdapter, ProviderReply, ProviderRequest
+from workers.providers.base import ErrorDetails, ProviderReply, ProviderRequest
+from workers.providers.embed_wire import BatchEmbedContents
 from workers.providers.features import finish_with_calls, refusals, split_system, tool_call
 from workers.providers.google_features import (
     contents,
@@ -106,7 +107,7 @@ def _details(body: Any) -> list[ErrorDetail]:
     return []
 
 
-class GoogleAdapter(ProviderAdapter):
+class GoogleAdapter(BatchEmbedContents):
     name: ClassVar[str] = LLMProvider.GOOGLE
     env_keys: ClassVar[tuple[str, ...]] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"

@@ -28,7 +28,8 @@ from schemas.request import (
     ToolCall,
     ToolSpec,
 )
-from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest, RateLimitInfo
+from workers.providers.base import ProviderReply, ProviderRequest, RateLimitInfo
+from workers.providers.embed_wire import OpenAIEmbeds
 from workers.providers.features import finish_with_calls, tool_call
 from workers.providers.http import go_duration_s, header_int
 from workers.providers.wire import Count, Meta, Tokens, WireModel
@@ -168,7 +169,7 @@ def openai_usage(usage: Any) -> Usage:
     return Usage(prompt_tokens=counts.prompt_tokens, completion_tokens=counts.completion_tokens)
 
 
-class OpenAIAdapter(ProviderAdapter):
+class OpenAIAdapter(OpenAIEmbeds):
     """api.openai.com; subclasses reuse the body and reply for compatible servers."""
 
     name: ClassVar[str] = LLMProvider.OPENAI
