@@ -125,8 +125,11 @@ def test_openai_format_parses_as_create_embedding_response(rig, sim) -> None:  #
     config = rig.configure([model("emb", "openai", mode="embedding", dimensions=32, **PRICED)])
     rig.start(concurrency=2)
     lines = openai_lines("emb", 2) + [
-        {**line, "custom_id": line["custom_id"] + "-b64", "body": {**line["body"],
-         "encoding_format": "base64"}}  # fmt: skip
+        {
+            **line,
+            "custom_id": line["custom_id"] + "-b64",
+            "body": {**line["body"], "encoding_format": "base64"},
+        }  # fmt: skip
         for line in openai_lines("emb", 2)
     ]
     source = write_jsonl(rig.tmp_path / "in.jsonl", lines)
@@ -151,3 +154,67 @@ def test_openai_format_parses_as_create_embedding_response(rig, sim) -> None:  #
     assert floats.object == "list" and floats.model == "emb"
     assert all(isinstance(v, str) for v in raw_b64["e0-b64"])  # base64 text on the wire
     assert bodies["e0-b64"].data == floats.data and bodies["e1-b64"].data == bodies["e1"].data
+
+
+def emb_models(**dims: int) -> list[dict[str, Any]]:
+    """One embedding model per provider: name "emb-<provider>", the given dimensions."""
+    return [
+        model(f"emb-{p}", p, model_id=f"m-{p}", mode="embedding", dimensions=d, **PRICED)
+        for p, d in dims.items()
+    ]
+
+
+def sim_requests(sim, provider: str) -> int:  # type: ignore[no-untyped-def]
+    return sim.stats()["providers"].get(provider, {}).get("requests", 0)
+
+
+def test_fallback_from_a_down_provider_keeps_the_vector_space(rig, sim) -> None:  # type: ignore[no-untyped-def]
+    # the 32-dimension fallback comes first in the list and must still never be used
+    config = rig.configure(
+        emb_models(openai=64, google=32, cohere=64),
+        fallbacks={"emb-openai": ["emb-google", "emb-cohere"]},
+    )
+    sim.configure("openai", down=True)
+    rig.start(concurrency=2)
+    source = write_jsonl(rig.tmp_path / "in.jsonl", openai_lines("emb-openai"))
+    with Client(rig.database_url, rig.redis_url, load_test_config(config)) as client:
+        results = list(client.iter_results(run(rig, client, source)))
+    assert {r["response"]["provider"] for r in results} == {"cohere"}
+    assert results[0]["response"]["embeddings"] == expected("m-cohere", TEXTS, 64)
+    assert sim_requests(sim, "google") == 0 and sim_requests(sim, "openai") >= 1
+
+
+def test_fallback_to_other_dimensions_is_refused(rig, sim) -> None:  # type: ignore[no-untyped-def]
+    config = rig.configure(
+        emb_models(openai=64, google=32),
+        fallbacks={"emb-openai": ["emb-google"]},
+        routing={"max_attempts": 2},
+    )
+    sim.configure("openai", down=True)
+    rig.start(concurrency=2)
+    source = write_jsonl(rig.tmp_path / "in.jsonl", openai_lines("emb-openai", 1))
+    with Client(rig.database_url, rig.redis_url, load_test_config(config)) as client:
+        batch_id = client.submit(source)
+        counts = wait_settled(rig.engine, batch_id, timeout_s=120, on_timeout=rig.logs)
+        (result,) = client.iter_results(batch_id)
+    assert counts == {"failed": 1}, rig.logs()
+    assert result["response"] is None
+    assert sim_requests(sim, "google") == 0  # never sent across vector spaces
+
+
+def test_ollama_api_embed(rig, sim) -> None:  # type: ignore[no-untyped-def]
+    from helpers.llm_config import sim_providers
+
+    from simulator.server import API_BASES
+
+    providers = sim_providers(sim.url)
+    providers["local"] = {"api_base": sim.url + API_BASES["ollama"], "dialect": "ollama"}
+    config = rig.configure(emb_models(local=48), providers=providers)
+    rig.start(concurrency=2)
+    source = write_jsonl(rig.tmp_path / "in.jsonl", openai_lines("emb-local"))
+    with Client(rig.database_url, rig.redis_url, load_test_config(config)) as client:
+        results = list(client.iter_results(run(rig, client, source)))
+    assert results[0]["response"]["embeddings"] == expected("m-local", TEXTS, 48)
+    assert results[2]["response"]["embeddings"] == expected("m-local", ["two", "texts"], 48)
+    assert "usage_estimated" not in results[0]["response"]  # prompt_eval_count was read
+    assert sim_requests(sim, "ollama") == 3
