@@ -41,6 +41,13 @@ class Params:
     serve_threads: int = 16
     serve_latency_ms: float = 20.0
     serve_window_s: float = 240.0  # stop polling then, finished or not
+    # embeddings (issue 17): short texts in /v1/embeddings lines through one provider
+    emb_texts: int = 100_000
+    emb_per_line: int = 1_000
+    emb_dims: int = 256  # throughput; storage is measured at 1,536 dimensions
+    emb_store_texts: int = 2_000
+    emb_threads: int = 4
+    emb_timeout_s: float = 600.0
 
     @property
     def pb_ideal_rate(self) -> float:
@@ -66,4 +73,5 @@ QUICK = Params(
     serve_lines=2_000,
     serve_window_s=60.0,
     run_lines=(2_000, 20_000),
+    emb_texts=20_000,
 )

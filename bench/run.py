@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import cpu_bound, provider_bound, run_memory, serve_bench, storage
+from bench import cpu_bound, embeddings, provider_bound, run_memory, serve_bench, storage
 from bench.params import FULL, QUICK, Params
 from bench.report import Report
 from bench.stack import Stack
@@ -31,6 +31,7 @@ SCENARIOS: dict[str, Scenario] = {
     "memory": storage.run_memory,
     "serve": serve_bench.run,
     "run": run_memory.run,
+    "embeddings": embeddings.run,
     "ledger": storage.run_ledger,
 }
 

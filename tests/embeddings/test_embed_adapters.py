@@ -43,16 +43,26 @@ def bodies(sim, provider: str) -> list[dict[str, Any]]:  # type: ignore[no-untyp
      ("huggingface", 32, False), ("local", 2048, True)],
 )  # fmt: skip
 def test_split_at_the_limit_and_joined_in_order(sim, http, provider, per_request, reported) -> None:  # type: ignore[no-untyped-def]
-    reply = embed(sim, http, provider)
+    dims = 384 if provider == "huggingface" else 16  # HF's pipeline cannot be asked a length
+    reply = embed(sim, http, provider, dimensions=dims)
     calls = -(-len(TEXTS) // per_request)
     assert reply.calls == calls and len(sim.requests(provider)) == calls
-    dims = reply.dimensions
+    assert reply.dimensions == dims
     assert [v.tolist() for v in reply.vectors] == [vector("m", t, dims) for t in TEXTS]
     assert reply.usage.estimated is (not reported)
     if reported:
         assert reply.usage.prompt_tokens > 0
     else:  # no usage in the reply: estimated from the inputs, flagged, never 0
         assert reply.usage.prompt_tokens == estimate_tokens(TEXTS) > 0
+
+
+def test_parts_are_small_enough_for_the_reply_bound(sim, http) -> None:  # type: ignore[no-untyped-def]
+    # 2,048 inputs fit one OpenAI request, but 2,048 x 1,536 floats are ~75 MB of JSON: the
+    # parts are cut so each reply stays under max_reply_bytes (10 MB by default)
+    reply = embed(sim, http, "openai", TEXTS, dimensions=1536)
+    per_request = 10_000_000 // (1536 * 24)
+    assert reply.calls == -(-len(TEXTS) // per_request) == 1 + len(TEXTS) // per_request
+    assert [v.tolist() for v in reply.vectors] == [vector("m", t, 1536) for t in TEXTS]
 
 
 def test_cohere_body_input_type_and_dimensions(sim, http) -> None:  # type: ignore[no-untyped-def]

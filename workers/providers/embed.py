@@ -25,6 +25,10 @@ from schemas.job import Usage
 from workers.providers.base import ProviderAdapter, RateLimitInfo
 
 PER_INPUT_OVERHEAD = 1  # tokens a provider may add per input (a start or end marker)
+# A float in a JSON reply takes up to ~24 bytes ("-0.012345678901234567, "); a part's reply
+# must fit `max_reply_bytes`, so a part holds at most that many floats' worth of vectors.
+JSON_BYTES_PER_FLOAT = 24
+UNKNOWN_DIMS = 3072  # the longest common embedding, assumed when the length is not known
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,14 @@ class Embeds(ProviderAdapter):
     def input_type(self, req: EmbedRequest) -> str | None:
         return req.input_type or self.target.deployment.input_type or self.default_input_type
 
+    def inputs_per_request(self, dims: int | None) -> int:
+        """The provider's per-request limit, lowered so that a reply of `dims`-long vectors
+        fits the reply-size bound (`providers.<name>.max_reply_bytes`): 2,048 vectors of 1,536
+        floats are ~75 MB of JSON, far above the 10 MB default."""
+        per_vector = (dims or UNKNOWN_DIMS) * JSON_BYTES_PER_FLOAT
+        fits = self.target.provider.max_reply_bytes // per_vector
+        return max(1, min(self.max_embed_inputs, fits))
+
     def embed(self, req: EmbedRequest, key_fp: str | None = None) -> EmbedReply:
         """Embed every input of `req` (split and joined in order); raise an
         `LLMProviderError` as `complete` does. A part that fails fails the whole call."""
@@ -107,7 +119,7 @@ class Embeds(ProviderAdapter):
         latency = 0
         model = request_id = None
         limits = None
-        chunks = parts(req.inputs, self.max_embed_inputs)
+        chunks = parts(req.inputs, self.inputs_per_request(want))
         for chunk in chunks:
             resp, ms = self.exchange(self.embed_request(replace(req, inputs=chunk)))
             latency += ms
