@@ -167,7 +167,8 @@ def test_bad_requests_answer_400_in_openai_shape(served, tmp_path) -> None:  # t
     client = served.client()
     path = write_lines(tmp_path / "in.jsonl", batch_lines(1))
     f = client.files.create(file=path.open("rb"), purpose="batch")
-    for endpoint, window in (("/v1/embeddings", "24h"), ("/v1/chat/completions", "48h")):
+    # /v1/embeddings is served since issue 17; /v1/completions is not
+    for endpoint, window in (("/v1/completions", "24h"), ("/v1/chat/completions", "48h")):
         assert (
             _status_of(
                 lambda e=endpoint, w=window: client.batches.create(
