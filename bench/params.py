@@ -48,6 +48,13 @@ class Params:
     fair_threads: int = 16
     fair_latency_ms: float = 50.0
     lanes_jobs: int = 2_000  # issue 18: jobs per lane (batch, then sync)
+    # embeddings (issue 17): short texts in /v1/embeddings lines through one provider
+    emb_texts: int = 100_000
+    emb_per_line: int = 1_000
+    emb_dims: int = 256  # throughput; storage is measured at 1,536 dimensions
+    emb_store_texts: int = 2_000
+    emb_threads: int = 4
+    emb_timeout_s: float = 600.0
 
     @property
     def pb_ideal_rate(self) -> float:
@@ -76,4 +83,5 @@ QUICK = Params(
     serve_window_s=60.0,
     lanes_jobs=500,
     run_lines=(2_000, 20_000),
+    emb_texts=20_000,
 )

@@ -18,6 +18,7 @@ from pathlib import Path
 from bench import (
     cpu_bound,
     dashboard_bench,
+    embeddings,
     fairness,
     lanes_bench,
     provider_bound,
@@ -42,6 +43,7 @@ SCENARIOS: dict[str, Scenario] = {
     "serve": serve_bench.run,
     "run": run_memory.run,
     "lanes": lanes_bench.run,
+    "embeddings": embeddings.run,
     "ledger": storage.run_ledger,
     # after the ledger figure: it adds 1M synthetic attempts the bytes-per-row must not count
     "dashboard": dashboard_bench.run,

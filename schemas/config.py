@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.embedding import ModelMode
 from schemas.hosts import RESOLVE_CONTEXT, check_base_url
 from schemas.request import Feature
 
@@ -198,9 +199,15 @@ class LLMModelConfig(_Strict):
     # Changes to the adapter's built-in capabilities: true adds a feature, false removes it
     # (`workers.providers.capabilities_of` resolves them).
     capabilities: dict[Feature, bool] | None = None
+    # Issue 17: `embedding` models answer embedding lines only, `chat` models chat lines only.
+    mode: ModelMode = "chat"
+    dimensions: int | None = Field(default=None, gt=0, le=65_536)  # vector length returned
+    input_type: str | None = Field(default=None, min_length=1)  # provider's input/task type
 
     @model_validator(mode="after")
     def _defaults(self, info: ValidationInfo) -> LLMModelConfig:
+        if self.mode == "chat" and (self.dimensions is not None or self.input_type is not None):
+            raise ValueError("dimensions and input_type are for `mode: embedding` models")
         if not self.model_id:
             self.model_id = self.name
         if self.api_url:
@@ -219,6 +226,22 @@ class LLMModelConfig(_Strict):
     @field_serializer("api_keys")
     def _hide_keys(self, v: list[SecretStr]) -> list[str]:
         return ["**********" for _ in v]
+
+
+def _check_shared_names(models: list[LLMModelConfig]) -> None:
+    """Deployments sharing a name are one model: the same mode and, for embeddings, the
+    same vector length (a fallback across vector spaces is refused at routing too)."""
+    first: dict[str, tuple[int, LLMModelConfig]] = {}
+    for i, m in enumerate(models):
+        j, other = first.setdefault(m.name, (i, m))
+        if m.mode != other.mode:
+            raise ValueError(f"models[{i}]: mode {m.mode!r} differs from models[{j}] ({m.name!r})")
+        if m.dimensions != other.dimensions:
+            raise ValueError(
+                f"models[{i}]: dimensions {m.dimensions} differ from models[{j}]'s "
+                f"{other.dimensions} for {m.name!r}: deployments sharing a name must return "
+                "vectors of one length"
+            )
 
 
 class RoutingSettings(_Strict):
@@ -335,6 +358,7 @@ class LLMConfig(_Strict):
                     "give one of them a distinct `id`"
                 )
             seen.add(m.deployment_id)
+        _check_shared_names(self.models)
         names = {m.name for m in self.models}
         for name, others in self.fallbacks.items():
             for other in [name, *others]:

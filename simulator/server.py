@@ -3,7 +3,8 @@
 This module owns the public entry points:
 
 * ``build_app(config)`` - the ``aiohttp.web.Application`` with one chat route per provider
-  (see ``simulator.providers.endpoints``) and the JSON control endpoints:
+  (see ``simulator.providers.endpoints``), its embeddings route when its dialect has one
+  (``simulator/embed.py``), and the JSON control endpoints:
   ``GET /_sim/health``, ``GET /_sim/stats``,
   ``GET /_sim/log?provider=&model=&limit=&kind=&bodies=1`` (``bodies=1``: only the entries
   whose request body is still held, each with ``"request": {"path", "headers", "body"}`` as
@@ -35,6 +36,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from simulator.config import ProviderBehaviour, SimConfig
+from simulator.embed import embed_handler, embed_routes
 from simulator.engine import handle_chat
 from simulator.providers import Dialect, api_bases, endpoints, routes
 from simulator.providers.batch_routes import batch_routes
@@ -144,6 +146,9 @@ def build_app(config: SimConfig | None = None) -> web.Application:
     for name, dialect in endpoints().items():  # issue 18: the batch APIs
         for method, path, batch_handler in batch_routes(name, dialect):
             app.router.add_route(method, path, _batch_handler(batch_handler, dialect, name))
+        embed = embed_routes(name, dialect)  # issue 17: the endpoint's embeddings, if any
+        if embed is not None:
+            app.router.add_post(embed[1], embed_handler(STATE_KEY, dialect, embed[0]))
     app.router.add_get("/_sim/health", _health)
     app.router.add_get("/_sim/stats", _stats)
     app.router.add_get("/_sim/log", _log)

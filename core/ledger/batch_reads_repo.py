@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import String, case, cast, func, select
 from sqlalchemy.orm import Session
 
-from core.ledger.models import Attempt, Batch, Job
+from core import vectors
+from core.ledger.models import Attempt, Batch, Job, JobVectors
 from core.money import as_decimal, money_str
 from schemas.job import AttemptOutcome, BatchState, JobState
 
@@ -236,8 +237,12 @@ def iter_results(
             Job.completion_tokens,
             Job.attempts,
             cost.c.cost,
+            JobVectors.dims,
+            JobVectors.data,
+            Job.spec["embedding"]["encoding_format"].as_string(),
         )
         .outerjoin(cost, cost.c.job_id == Job.id)
+        .outerjoin(JobVectors, JobVectors.job_id == Job.id)
         .where(Job.batch_id == batch_id)
         .order_by(Job.line_no)
         .execution_options(yield_per=chunk)
@@ -247,9 +252,11 @@ def iter_results(
 
 
 def _result_line(row: Any) -> dict[str, Any]:
-    (cid, jid, state, result, error, provider, served, model, ptok, ctok, attempts, cost) = row
+    (cid, jid, state, result, error, provider, served, model, ptok, ctok, attempts, cost) = row[:12]
     response: dict[str, Any] | None = None
-    if state == JobState.SUCCEEDED and result is not None:
+    if state == JobState.SUCCEEDED and result is not None and result.get("embedding"):
+        response = _embedding_response(result, served or model, provider, *row[12:])
+    elif state == JobState.SUCCEEDED and result is not None:
         response = {
             "text": result.get("text"),
             "model": served or result.get("model_id") or result.get("model") or model,
@@ -282,6 +289,23 @@ def _result_line(row: Any) -> dict[str, Any]:
         "attempts": attempts,
         "error": _error(error),
     }
+
+
+def _embedding_response(
+    result: dict[str, Any], model: str, provider: str | None, dims: Any, data: Any, fmt: Any
+) -> dict[str, Any]:
+    """Issue 17: one vector per input, in input order, from the job's float32 bytes."""
+    response = {
+        "embeddings": vectors.unpack(bytes(data), dims) if data is not None else [],
+        "dimensions": result["embedding"]["dimensions"],
+        "model": model,
+        "provider": provider or result.get("provider"),
+    }
+    if fmt is not None:
+        response["encoding_format"] = fmt  # how --format openai writes them
+    if (result.get("usage") or {}).get("estimated"):
+        response["usage_estimated"] = True  # the provider reported no usage
+    return response
 
 
 def _error(error: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -148,6 +148,7 @@ _CLOSE_VALUES = (
     "error_kind",
     "error_message",
     "request_id",
+    "usage_estimated",
 )
 _CLOSE = (
     update(_attempts)

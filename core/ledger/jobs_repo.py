@@ -98,6 +98,7 @@ class AttemptClose:
     error_kind: str | None = None
     error_message: str | None = None
     request_id: str | None = None
+    usage_estimated: bool = False  # the tokens are llmq's estimate (the provider gave none)
 
 
 def _fence_params(job: ClaimedJob) -> dict[str, Any]:
@@ -187,6 +188,7 @@ def close_attempt(
         "b_error_kind": close.error_kind,
         "b_error_message": message,
         "b_request_id": close.request_id[:100] if close.request_id else None,
+        "b_usage_estimated": close.usage_estimated,
     }
     conn = session.connection()
     # Normally one statement: the row is still "started". Only an attempt the sweeper gave

@@ -176,6 +176,9 @@ class Attempt(Base):
     lane: Mapped[str | None] = mapped_column(String(8))
     provider_batch_id: Mapped[str | None] = mapped_column(String(200))
     sync_cost_usd: Mapped[Decimal | None] = mapped_column(Money)
+    # issue 17: the provider reported no usage (e.g. Gemini embeddings): the tokens booked are
+    # llmq's estimate, never 0
+    usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ProviderBatch(Base):
@@ -220,6 +223,20 @@ class ProviderBatchItem(Base):
     deadline: Mapped[datetime] = mapped_column(TS)
     created_at: Mapped[datetime] = mapped_column(TS)
     state: Mapped[str] = mapped_column(String(16))  # pending | sent | done
+
+
+class JobVectors(Base):
+    """A succeeded embedding job's vectors (issue 17): `count` vectors of `dims` float32
+    values, little-endian, in input order (`core.vectors`); 4 bytes a dimension, not JSON."""
+
+    __tablename__ = "job_vectors"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    dims: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class QuotaLimit(Base):

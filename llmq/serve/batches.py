@@ -43,7 +43,8 @@ from producer.submit import EnqueueFailed, publish_or_mark
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS = ("/v1/chat/completions",)
+ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")  # issue 17: embedding batches too
+EMBEDDINGS = ENDPOINTS[1]
 WINDOWS = {"24h": timedelta(hours=24)}
 
 
@@ -77,6 +78,7 @@ def create(state: ServeState, tenant: str, req: CreateBatch) -> dict[str, Any]:
                 state.config,
                 capabilities=state.capabilities,
             )
+            _check_endpoint(specs, req.endpoint, session, req.input_file_id)
         except jsonl.InputError as exc:
             return _store_failed(session, tenant, req, exc, now)
     keys = cache_key.keys_for(specs, state.config, tenant=tenant)
@@ -112,6 +114,19 @@ def _check_request(req: CreateBatch) -> None:
             f"Invalid value for 'completion_window': {req.completion_window!r}. Supported: 24h.",
             param="completion_window",
         )
+
+
+def _check_endpoint(specs: list[Any], endpoint: str, session: Session, file_id: str) -> None:
+    """Every line's kind matches the batch's endpoint (as OpenAI requires); the file is read
+    again for line numbers only when one does not."""
+    embedding = endpoint == EMBEDDINGS
+    bad = {i for i, spec in enumerate(specs) if spec.is_embedding != embedding}
+    if not bad:
+        return
+    lines = batch_input.numbered_lines(files_repo.iter_content(session, file_id))
+    numbers = [n for n, raw in lines if raw is not None and raw.strip()]
+    errors = [f'line {numbers[i]}: url must be "{endpoint}" in this batch' for i in sorted(bad)]
+    raise jsonl.InputError(errors[:20], file_id, len(bad))
 
 
 def _used_message(file_id: str) -> str:

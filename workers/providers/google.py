@@ -21,8 +21,9 @@ from core.errors import AuthFailed, ContentFiltered, InsufficientCredit, LLMProv
 from schemas.config import LLMModelConfig, LLMProvider
 from schemas.job import Usage
 from schemas.request import Feature, ToolCall
-from workers.providers.base import ErrorDetails, ProviderAdapter, ProviderReply, ProviderRequest
+from workers.providers.base import ErrorDetails, ProviderReply, ProviderRequest
 from workers.providers.batch_gemini import GeminiBatchWire
+from workers.providers.embed_wire import BatchEmbedContents
 from workers.providers.features import finish_with_calls, refusals, split_system, tool_call
 from workers.providers.google_features import (
     contents,
@@ -107,7 +108,7 @@ def _details(body: Any) -> list[ErrorDetail]:
     return []
 
 
-class GoogleAdapter(GeminiBatchWire, ProviderAdapter):
+class GoogleAdapter(GeminiBatchWire, BatchEmbedContents):
     name: ClassVar[str] = LLMProvider.GOOGLE
     batch_api: ClassVar[str | None] = "batch_generate_content"  # :batchGenerateContent, half
     env_keys: ClassVar[tuple[str, ...]] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")

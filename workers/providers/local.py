@@ -23,6 +23,7 @@ from schemas.config import LLMProvider
 from schemas.job import ChatMessage, Usage
 from schemas.request import Feature, Features, ToolCall
 from workers.providers.base import AdapterTarget, ProviderAdapter, ProviderReply, ProviderRequest
+from workers.providers.embed_wire import OllamaEmbeds
 from workers.providers.features import (
     Unsendable,
     args_object,
@@ -105,7 +106,7 @@ class OllamaReply(WireModel):
     model: Meta = None
 
 
-class OllamaAdapter(ProviderAdapter):
+class OllamaAdapter(OllamaEmbeds):
     """Ollama's native chat endpoint."""
 
     name: ClassVar[str] = LLMProvider.LOCAL

@@ -28,8 +28,9 @@ from schemas.request import (
     ToolCall,
     ToolSpec,
 )
-from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest, RateLimitInfo
+from workers.providers.base import ProviderReply, ProviderRequest, RateLimitInfo
 from workers.providers.batch_openai import OpenAIBatchWire
+from workers.providers.embed_wire import OpenAIEmbeds
 from workers.providers.features import finish_with_calls, tool_call
 from workers.providers.http import go_duration_s, header_int
 from workers.providers.wire import Count, Meta, Tokens, WireModel
@@ -169,7 +170,7 @@ def openai_usage(usage: Any) -> Usage:
     return Usage(prompt_tokens=counts.prompt_tokens, completion_tokens=counts.completion_tokens)
 
 
-class OpenAIAdapter(OpenAIBatchWire, ProviderAdapter):
+class OpenAIAdapter(OpenAIBatchWire, OpenAIEmbeds):
     """api.openai.com; subclasses reuse the body and reply for compatible servers."""
 
     name: ClassVar[str] = LLMProvider.OPENAI
