@@ -2,9 +2,9 @@
 
 Owns: `ProviderRequest`, `ProviderReply`, `RateLimitInfo`, `AdapterTarget` and the
 `ProviderAdapter` base class whose `exchange()` is the only I/O path to a provider (`complete()`
-and embeddings' `embed()` use it): send inside `translate_transport_errors()`, then classify
-(non-2xx) or parse (2xx), measuring latency; the provider-neutral half of error classification (status first, then body
-markers, then a per-provider `refine` hook). Must not: know any provider's wire format, touch
+and `embed()` use it): send, then classify (non-2xx) or parse (2xx), timing it; the neutral
+half of error classification (status, body markers, a per-provider `refine` hook).
+Must not: know any provider's wire format, touch
 the ledger, Redis or the clock beyond timing, or put an API key into anything it returns.
 
 Contract for subclasses: the provider's facts as class attributes (`name`, `env_keys`,
