@@ -4,8 +4,8 @@ Owns: `ProviderRequest`, `ProviderReply`, `RateLimitInfo`, `AdapterTarget` and t
 `ProviderAdapter` base class whose `exchange()` is the only I/O path to a provider (`complete()`
 and `embed()` use it): send, then classify (non-2xx) or parse (2xx), timing it; the neutral
 half of error classification (status, body markers, a per-provider `refine` hook).
-Must not: know any provider's wire format, touch
-the ledger, Redis or the clock beyond timing, or put an API key into anything it returns.
+Must not: know any provider's wire format, touch the ledger, Redis or the clock beyond
+timing, or put an API key into anything it returns.
 
 Contract for subclasses: the provider's facts as class attributes (`name`, `env_keys`,
 `default_base_url`, `retired_bases`, `genai_prices_id`, `simulator_dialect`, `chat_path`,
