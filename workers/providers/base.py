@@ -135,11 +135,9 @@ def estimated_usage(req: ProviderRequest, text: str) -> Usage:
 
 
 class ProviderAdapter:
-    """Base class: subclasses set the class attributes and the pure methods.
-
-    Everything that does not change per call (base URL, headers, timeout) is computed once in
-    `__init__`, so an adapter is cheap to call and safe to share between threads.
-    """
+    """Base class: subclasses set the class attributes and the pure methods. What does not
+    change per call (base URL, headers, timeout) is computed once in `__init__`, so an
+    adapter is cheap to call and safe to share between threads."""
 
     # ---- the provider's facts (read through REGISTRY by config, pricing, embedded, simulator)
     name: ClassVar[str]  # as written in llm_config.yaml; an `LLMProvider` for the shipped six
