@@ -19,7 +19,8 @@ dev: $(VENV)/.dev
 demo: $(BIN)/llmq  ## run a real batch on embedded defaults: SQLite, in-process broker, simulator
 	env -u LLMQ_DATABASE_URL -u LLMQ_BROKER_URL $(BIN)/llmq demo
 
-test: $(VENV)/.dev  ## install dev extras, find or start Postgres and Redis, run the whole suite
+test: $(VENV)/.dev  ## install dev extras and test tools, find or start Postgres and Redis, run the whole suite
+	bash scripts/tools.sh
 	bash scripts/services.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -n $${LLMQ_TEST_WORKERS:-4}

@@ -41,6 +41,20 @@ class Params:
     serve_threads: int = 16
     serve_latency_ms: float = 20.0
     serve_window_s: float = 240.0  # stop polling then, finished or not
+    # fairness: 10-job batches submitted while a big batch runs
+    fair_big_jobs: int = 100_000
+    fair_small_batches: int = 20
+    fair_every_s: float = 1.0
+    fair_threads: int = 16
+    fair_latency_ms: float = 50.0
+    lanes_jobs: int = 2_000  # issue 18: jobs per lane (batch, then sync)
+    # embeddings (issue 17): short texts in /v1/embeddings lines through one provider
+    emb_texts: int = 100_000
+    emb_per_line: int = 1_000
+    emb_dims: int = 256  # throughput; storage is measured at 1,536 dimensions
+    emb_store_texts: int = 2_000
+    emb_threads: int = 4
+    emb_timeout_s: float = 600.0
 
     @property
     def pb_ideal_rate(self) -> float:
@@ -51,6 +65,8 @@ class Params:
 FULL = Params(mode="full")
 QUICK = Params(
     mode="quick",
+    fair_big_jobs=20_000,
+    fair_small_batches=8,
     pb_warm_s=3.0,
     pb_window_s=10.0,
     cpu_warmup_jobs=100,
@@ -65,5 +81,7 @@ QUICK = Params(
     ledger_fill_s=40.0,
     serve_lines=2_000,
     serve_window_s=60.0,
+    lanes_jobs=500,
     run_lines=(2_000, 20_000),
+    emb_texts=20_000,
 )

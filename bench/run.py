@@ -15,23 +15,38 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import cpu_bound, provider_bound, run_memory, serve_bench, storage
+from bench import (
+    cpu_bound,
+    dashboard_bench,
+    embeddings,
+    fairness,
+    lanes_bench,
+    provider_bound,
+    run_memory,
+    serve_bench,
+    storage,
+)
 from bench.params import FULL, QUICK, Params
 from bench.report import Report
 from bench.stack import Stack
 
 Scenario = Callable[[Stack, Params, Report], None]
 
-# Submit first (it empties the ledger after itself), the ledger last (it counts every attempt
-# the others made, and tops up only what is missing).
+# Submit first (it empties the ledger after itself), the ledger next to last (it counts every
+# attempt the others made, and tops up only what is missing), then the dashboard's own fill.
 SCENARIOS: dict[str, Scenario] = {
     "submit": storage.run_submit,
     "provider": provider_bound.run,
     "cpu": cpu_bound.run,
+    "fairness": fairness.run,
     "memory": storage.run_memory,
     "serve": serve_bench.run,
     "run": run_memory.run,
+    "lanes": lanes_bench.run,
+    "embeddings": embeddings.run,
     "ledger": storage.run_ledger,
+    # after the ledger figure: it adds 1M synthetic attempts the bytes-per-row must not count
+    "dashboard": dashboard_bench.run,
 }
 
 

@@ -26,6 +26,8 @@ import redis
 import yaml
 from sqlalchemy import create_engine, text
 
+from core.publish import redis_queue_keys
+
 PG_ADMIN_URL = os.environ.get("LLMQ_BENCH_PG_ADMIN", "postgresql+psycopg://127.0.0.1/postgres")
 REDIS_URL = os.environ.get("LLMQ_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +169,7 @@ class Stack:
     def queue_length(self) -> int:
         client = redis.Redis.from_url(REDIS_URL)
         try:
-            return int(client.llen("llmq"))
+            return sum(int(client.llen(key)) for key in redis_queue_keys())
         finally:
             client.close()
 
@@ -229,6 +231,8 @@ class Stack:
                     "output_cost_per_mtok": "0.60",
                 }
             ],
+            # serve batches carry a deadline (issue 18); `lanes` turns batch lanes on itself
+            "batch_lane": {"enabled": False},
         }
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 

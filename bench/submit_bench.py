@@ -22,7 +22,7 @@ import redis
 from sqlalchemy import create_engine, text
 
 from core.ledger.migrate import upgrade
-from core.names import JOB_QUEUE
+from core.publish import redis_queue_keys
 from producer.client import Client
 from schemas.config import LLMConfig
 
@@ -83,7 +83,7 @@ def main() -> None:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = args.pg_admin.rsplit("/", 1)[0] + "/" + name
     broker = redis.Redis.from_url(args.broker_url)
-    before = broker.llen(JOB_QUEUE)
+    before = _queued(broker)
     try:
         upgrade(url)
         with tempfile.TemporaryDirectory() as tmp:
@@ -94,7 +94,7 @@ def main() -> None:
                 start, cpu = time.perf_counter(), time.process_time()
                 result = client.submit_detailed(path, name="bench")
                 total, cpu = time.perf_counter() - start, time.process_time() - cpu
-            queued = broker.llen(JOB_QUEUE) - before
+            queued = _queued(broker) - before
         t = result.timings
         print(
             f"lines        {args.lines} ({size_mb:.1f} MB), jobs {result.jobs}, messages {queued}"
@@ -111,7 +111,7 @@ def main() -> None:
     finally:
         if not args.keep:
             if before == 0:  # a scratch queue: no worker should chase ids of a dropped database
-                broker.delete(JOB_QUEUE)
+                broker.delete(*redis_queue_keys())
             else:
                 print(f"note: {args.broker_url} already held messages; the bench's were left")
             with admin.connect() as conn:
@@ -122,3 +122,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _queued(broker: redis.Redis) -> int:
+    return sum(int(broker.llen(key)) for key in redis_queue_keys())

@@ -13,7 +13,9 @@ read a clock, or import provider, routing or ledger code: the producer imports t
 Where the rest lives: the lookup and the recording of a hit in `core.ledger.cache_repo`; the
 call of both, right after the claim and before routing and quota, in `workers.pipeline`.
 
-Only deterministic requests are cached: effective temperature 0, i.e. the job's own
+Embedding jobs (issue 17) are always deterministic: their key is `embedding_key` (model,
+inputs, dimensions, input type, with the configured defaults resolved), whatever the
+temperature rules below say. Only deterministic chat requests are cached: effective temperature 0, i.e. the job's own
 temperature, or, when it sets none, the configured temperature of every deployment that could
 serve it (the model's own and its fallbacks', since `call_and_finish` sends the serving
 deployment's temperature). Switches, all of which must allow it: `cache.enabled` in the config
@@ -36,6 +38,7 @@ __all__ = [
     "KEY_VERSION",
     "cache_key",
     "effective_max_tokens",
+    "embedding_key",
     "is_cacheable",
     "key_for",
     "keys_for",
@@ -84,6 +87,23 @@ def cache_key(
     # Canonical: a fixed-position JSON array, no whitespace, UTF-8 (not \u escapes), so one
     # request has exactly one byte string. Messages stay separate pairs: "ab"+"c" != "a"+"bc".
     # surrogatepass: never raise on text the parser would have refused anyway.
+    canonical = _CANONICAL.encode(body).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def embedding_key(
+    model: str,
+    inputs: Sequence[str],
+    dimensions: int | None,
+    input_type: str | None,
+    tenant: str | None = None,
+) -> str:
+    """The key of an embedding request (issue 17): model, inputs in order, dimensions and
+    input type. Embeddings are deterministic, so temperature plays no part; a leading
+    "embedding" tag keeps these keys apart from every chat key."""
+    body: list[Any] = [KEY_VERSION, "embedding", model, list(inputs), dimensions, input_type]
+    if tenant is not None:
+        body.append(["tenant", tenant])
     canonical = _CANONICAL.encode(body).encode("utf-8", "surrogatepass")
     return hashlib.sha256(canonical).hexdigest()
 
@@ -180,6 +200,8 @@ def _defaults(
 def _cacheable(spec: JobSpec, config: LLMConfig, memo: dict[str, _ModelDefaults] | None) -> bool:
     if not (config.cache.enabled and spec.cache and spec.model):
         return False
+    if spec.embedding is not None:  # deterministic whatever the temperature rules say
+        return True
     if spec.temperature is not None:
         return spec.temperature == 0
     return _defaults(spec.model, config, memo).deterministic
@@ -190,9 +212,23 @@ def _key(
 ) -> str | None:
     if spec.model is None or not _cacheable(spec, config, memo):
         return None
+    if (e := spec.embedding) is not None:
+        input_type = e.input_type or _configured_input_type(spec.model, config)
+        dims = e.dimensions or _configured_dimensions(spec.model, config)
+        return embedding_key(spec.model, e.inputs, dims, input_type, tenant=tenant)
     max_tokens = spec.max_tokens
     if max_tokens is None:
         max_tokens = _defaults(spec.model, config, memo).max_tokens
     return cache_key(
         spec.model, spec.messages, spec.system, 0.0, max_tokens, spec.features, tenant=tenant
     )
+
+
+def _configured_input_type(model: str, config: LLMConfig) -> str | None:
+    """The input type the model's deployments are configured with (the first one given)."""
+    return next((d.input_type for d in config.deployments_for(model) if d.input_type), None)
+
+
+def _configured_dimensions(model: str, config: LLMConfig) -> int | None:
+    """The vector length the model's deployments return (they share one, see config)."""
+    return next((d.dimensions for d in config.deployments_for(model) if d.dimensions), None)

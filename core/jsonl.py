@@ -6,7 +6,9 @@ response_format, tools and sampling in `core.jsonl_features`, the scalar checks 
 `core.jsonl_common`. Must not: touch the database, the broker or provider code; it is a pure
 function of the file, the config and (optionally) a capabilities function.
 
-Accepted lines (blank lines are skipped), the OpenAI chat request surface in both:
+Embedding lines (issue 17: native with `input`, OpenAI Batch with url ``/v1/embeddings``) are
+parsed by `core.jsonl_embed`; a file may mix them with chat lines. Accepted chat lines (blank
+lines are skipped), the OpenAI chat request surface in both:
 
 - native: ``{"custom_id", "model"?, "prompt" | "messages", "system"?, "max_tokens"?,
   "max_completion_tokens"?, "temperature"?, "metadata"?, "cache"?}`` plus the feature fields
@@ -35,6 +37,7 @@ from typing import Any, BinaryIO
 from pydantic import ValidationError
 
 from core import jsonl_common as common
+from core import jsonl_embed as embed
 from core.jsonl_common import BadLine, reject_unknown, type_name
 from core.jsonl_features import FEATURE_FIELDS, Capabilities, CapabilityCheck, FeatureParser
 from core.jsonl_messages import messages
@@ -223,6 +226,8 @@ def check_specs(
 
 def native_line(spec: JobSpec) -> dict[str, Any]:
     """`spec` as a native JSONL line (OpenAI names, nested tool-call and tool-choice forms)."""
+    if spec.embedding is not None:
+        return embed.native_line(spec.custom_id, spec.model, spec.embedding, spec.metadata)
     line: dict[str, Any] = {"custom_id": spec.custom_id}
     for name in ("model", "system", "max_tokens", "temperature"):
         if (value := getattr(spec, name)) is not None:
@@ -268,6 +273,7 @@ class _Context:
         self.seen: dict[str, int] = {}
         self.features = FeatureParser()
         self.capable = CapabilityCheck(config, capabilities) if capabilities else None
+        self.modes = embed.ModeCheck(config)  # issue 17: chat lines and embedding lines
 
     def line(self, line_no: int, raw: bytes | str | None) -> JobSpec | None:
         if raw is None:
@@ -280,8 +286,9 @@ class _Context:
             fields = self._openai_fields(obj)
         else:
             fields = self._native_fields(obj)
-        custom_id = _custom_id(obj)
+        custom_id = common.custom_id(obj, MAX_CUSTOM_ID)
         fields["model"] = self._model(fields.get("model"))
+        self.modes.check(fields["model"], fields.get("embedding"))
         if _SUSPECT_ESCAPE.search(text):
             common.check_text(obj)
         if custom_id in self.seen:
@@ -295,7 +302,7 @@ class _Context:
         except ValidationError as exc:
             err = exc.errors()[0]
             raise BadLine(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from exc
-        if self.capable is not None:
+        if self.capable is not None and spec.embedding is None:
             self.capable.check(fields["model"], required_features(spec.features, spec.messages))
         self.seen[custom_id] = line_no
         return spec
@@ -312,6 +319,8 @@ class _Context:
         return name
 
     def _native_fields(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if embed.is_native_embedding(obj):
+            return embed.native_fields(obj)
         reject_unknown(obj, NATIVE_FIELDS)
         prompt, msgs = obj.get("prompt"), obj.get("messages")
         if prompt is not None and msgs is not None:
@@ -342,8 +351,11 @@ class _Context:
         reject_unknown(obj, OPENAI_FIELDS)
         if obj.get("method") != "POST":
             raise BadLine(f'method must be "POST", got {json.dumps(obj.get("method"))}')
+        if obj.get("url") == embed.EMBEDDINGS_URL:
+            return embed.openai_fields(obj.get("body"))
         if obj.get("url") != OPENAI_URL:
-            raise BadLine(f'url must be "{OPENAI_URL}", got {json.dumps(obj.get("url"))}')
+            urls = f'"{OPENAI_URL}" or "{embed.EMBEDDINGS_URL}"'
+            raise BadLine(f"url must be {urls}, got {json.dumps(obj.get('url'))}")
         body = obj.get("body")
         if not isinstance(body, dict):
             raise BadLine(f"body must be an object, got {type_name(body)}")
@@ -377,16 +389,3 @@ def _max_tokens(obj: dict[str, Any], prefix: str) -> int | None:
 
 def _is_openai(obj: dict[str, Any]) -> bool:
     return "body" in obj or "url" in obj or "method" in obj
-
-
-def _custom_id(obj: dict[str, Any]) -> str:
-    cid = obj.get("custom_id")
-    if cid is None:
-        raise BadLine("missing custom_id")
-    if not isinstance(cid, str):
-        raise BadLine(f"custom_id must be a string, got {type_name(cid)}")
-    if not cid.strip():
-        raise BadLine("custom_id is empty")
-    if len(cid) > MAX_CUSTOM_ID:
-        raise BadLine(f"custom_id is longer than {MAX_CUSTOM_ID} characters")
-    return cid

@@ -190,3 +190,16 @@ def loads_object(text: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise BadLine(f"expected a JSON object, got {type_name(obj)}")
     return obj
+
+
+def custom_id(obj: dict[str, Any], max_len: int) -> str:
+    cid = obj.get("custom_id")
+    if cid is None:
+        raise BadLine("missing custom_id")
+    if not isinstance(cid, str):
+        raise BadLine(f"custom_id must be a string, got {type_name(cid)}")
+    if not cid.strip():
+        raise BadLine("custom_id is empty")
+    if len(cid) > max_len:
+        raise BadLine(f"custom_id is longer than {max_len} characters")
+    return cid

@@ -16,6 +16,8 @@ from __future__ import annotations
 PROCESS_JOB_TASK = "llmq.process_job"  # one attempt of one job: workers/tasks.py
 SWEEP_TASK = "llmq.sweep"  # re-send lost ids, reclaim leases: workers/sweeper.py
 NIGHTLY_RUN_TASK = "llmq.nightly_run"  # the nightly backlog run: workers/nightly/task.py
+FLUSH_BATCHES_TASK = "llmq.flush_batches"  # batch lanes -> provider batches: workers/lanes/
+POLL_BATCHES_TASK = "llmq.poll_batches"  # provider batches -> results: workers/lanes/
 
 # Queues. Jobs go to JOB_QUEUE (Celery's default queue); periodic tasks get their own queue,
 # so a long job backlog never delays a sweep or the nightly run.

@@ -16,6 +16,12 @@ Like `send_task` for a direct queue, messages use the anonymous exchange: they l
 `task-sent` event is emitted (Flower shows each task once a worker receives it).
 Other transports (``memory://`` in the embedded mode, AMQP) fall back to `send_task` inside a
 kombu publish batch. Either way a failure raises `EnqueueError` saying how many were sent.
+
+Small batches first (issue 21): kombu's Redis transport keeps one list per priority step and
+its workers BRPOP them in order, `llmq` (priority 0) before `llmq\x06\x166`. A batch of more
+than SMALL_BATCH_JOBS jobs is published at BULK_PRIORITY, so a 10-job batch submitted while a
+100k-job batch drains waits for the calls in flight, not for the 100k. Big batches stay FIFO
+among themselves; a retry keeps its message's priority (Celery copies it).
 """
 
 from __future__ import annotations
@@ -28,10 +34,14 @@ from typing import Any
 
 from celery import Celery
 from kombu.serialization import dumps as kombu_dumps
+from kombu.transport.redis import PRIORITY_STEPS as _PRIORITY_STEPS
 
 from core.names import JOB_QUEUE, PROCESS_JOB_TASK
 
 CHUNK = 1000  # messages per LPUSH / publish batch
+SMALL_BATCH_JOBS = 1000  # up to this many jobs, a batch goes to the front list
+INTERACTIVE_PRIORITY = 0  # Redis: 0 is served first (the plain `llmq` list)
+BULK_PRIORITY = 6  # one of kombu's default priority steps (0, 3, 6, 9)
 _TASK, _JOB, _TAG, _BODY = "@@TASK_ID@@", "@@JOB_ID@@", "@@DELIVERY_TAG@@", "@@BODY@@"
 # Fail fast instead of kombu's default of retrying the connection forever: the ledger already
 # holds the jobs and the sweeper re-sends them, so a stuck submit helps nobody.
@@ -53,12 +63,23 @@ class EnqueueError(RuntimeError):
         self.sent = sent
 
 
+def priority_for_batch(total_jobs: int) -> int:
+    """The message priority of every job of a batch of `total_jobs` (see the docstring)."""
+    return INTERACTIVE_PRIORITY if total_jobs <= SMALL_BATCH_JOBS else BULK_PRIORITY
+
+
+def redis_queue_keys(queue: str = JOB_QUEUE) -> list[str]:
+    """The Redis lists that hold `queue`'s messages, served first to last (kombu's naming)."""
+    return [queue] + [f"{queue}\x06\x16{step}" for step in _PRIORITY_STEPS[1:]]
+
+
 def enqueue_job_ids(
     broker_url: str,
     ids: Iterable[uuid.UUID | str],
     countdown: float | None = None,
     *,
     chunk: int = CHUNK,
+    priority: int = INTERACTIVE_PRIORITY,
 ) -> int:
     """Publish one `llmq.process_job(job_id)` message per id, in order, over one connection.
 
@@ -67,6 +88,7 @@ def enqueue_job_ids(
         ids: job ids; each message's args are ``[str(id)]`` and its argsrepr is the id.
         countdown: seconds before a worker may run the task (sets the message ETA).
         chunk: messages per round trip.
+        priority: the messages' priority (`priority_for_batch`; on Redis 0 is served first).
 
     Returns:
         The number of messages published.
@@ -80,9 +102,9 @@ def enqueue_job_ids(
         with app.connection_for_write() as conn:
             channel = conn.default_channel
             if conn.transport.driver_type == "redis" and hasattr(channel, "conn_or_acquire"):
-                publish = _RedisPublisher(app, channel, countdown)
+                publish = _RedisPublisher(app, channel, countdown, priority)
             else:
-                publish = _SendTaskPublisher(app, conn, countdown)
+                publish = _SendTaskPublisher(app, conn, countdown, priority)
             for group in _chunks(map(_id_str, ids), chunk):
                 publish(group)
                 sent += len(group)
@@ -122,7 +144,7 @@ def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
 class _RedisPublisher:
     """Template-built messages, one LPUSH per chunk (see the module docstring)."""
 
-    def __init__(self, app: Celery, channel: Any, countdown: float | None) -> None:
+    def __init__(self, app: Celery, channel: Any, countdown: float | None, priority: int) -> None:
         self.channel = channel
         task = app.amqp.as_task_v2(
             _TASK, PROCESS_JOB_TASK, args=[_JOB], argsrepr=_JOB, countdown=countdown
@@ -130,7 +152,7 @@ class _RedisPublisher:
         ctype, cenc, body = kombu_dumps(task.body, serializer="json")
         self.body_head, self.body_tail = body.split(_JOB)
         props = {**task.properties, "delivery_mode": 2}
-        message = channel.prepare_message(_BODY, 0, ctype, cenc, task.headers, props)
+        message = channel.prepare_message(_BODY, priority, ctype, cenc, task.headers, props)
         # What virtual.Channel.basic_publish adds for the default (anonymous) exchange:
         _, self.body_encoding = channel.encode_body(body, channel.body_encoding)
         message["properties"]["body_encoding"] = self.body_encoding
@@ -139,7 +161,8 @@ class _RedisPublisher:
         # Placeholders are substituted as text: every value is a UUID or base64, both of
         # which are JSON-safe, and each placeholder occurs only where a value belongs.
         self.template = json.dumps(message)
-        self.key = channel._q_for_pri(JOB_QUEUE, 0)  # priority 0 -> the plain queue list
+        # the list kombu's _put would choose for this priority (0 -> the plain queue list)
+        self.key = channel._q_for_pri(JOB_QUEUE, priority)
 
     def _message(self, job_id: str) -> str:
         # One fresh uuid4 serves as task id and delivery tag: both only need to be unique per
@@ -165,10 +188,11 @@ class _RedisPublisher:
 class _SendTaskPublisher:
     """Any other transport: Celery's own send_task, batched where kombu supports it."""
 
-    def __init__(self, app: Celery, conn: Any, countdown: float | None) -> None:
+    def __init__(self, app: Celery, conn: Any, countdown: float | None, priority: int) -> None:
         self.app = app
         self.producer = app.amqp.Producer(conn, auto_declare=False)
         self.countdown = countdown
+        self.priority = priority
 
     def __call__(self, job_ids: list[str]) -> None:
         batch = getattr(self.producer, "batch", None)  # kombu >= 5.7
@@ -186,5 +210,6 @@ class _SendTaskPublisher:
                 argsrepr=job_id,
                 queue=JOB_QUEUE,
                 countdown=self.countdown,
+                priority=self.priority,
                 producer=self.producer,
             )

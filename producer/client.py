@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import cache_key as cache
 from core import jsonl
+from core.durations import parse_duration
 from core.ledger import batch_control_repo, batch_reads_repo, batch_submit_repo
 from core.ledger.batch_control_repo import CancelResult
 from core.ledger.batch_reads_repo import BatchStatus, JobTimeline
@@ -186,6 +187,7 @@ class Client:
         *,
         enqueue: bool = True,
         validated_jobs: int | None = None,
+        deadline: str | None = None,
     ) -> SubmitResult:
         """`submit`, returning job count, enqueued count and per-phase timings in seconds.
 
@@ -193,7 +195,9 @@ class Client:
         feeds the ids itself: the embedded run, `llmq.embedded_feed`); `validated_jobs` says
         the caller already ran `core.jsonl.validate_file` on it and found that many job lines,
         so the first pass is skipped (the insert pass still checks every line and the count,
-        and rolls back on any difference)."""
+        and rolls back on any difference). `deadline` ("24h", any duration): the jobs may wait
+        for a provider batch lane at its batch price until then (issue 18)."""
+        due = datetime.now(UTC) + parse_duration(deadline) if deadline is not None else None
         batch = NewBatch(
             tenant=_check_len("tenant", tenant or self.config.quota.default_tenant, 100),
             name=_check_len("name", name, 200) if name else None,
@@ -201,6 +205,7 @@ class Client:
             max_cost_usd=_parse_usd(max_cost_usd),
             nightly=nightly,
             use_cache=use_cache,
+            deadline=due,
         )
         t0 = time.perf_counter()
         if isinstance(path_or_specs, str | Path):

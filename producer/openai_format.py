@@ -8,7 +8,7 @@ Owns: turning one `batch_reads_repo.iter_results` dict into one OpenAI Batch out
      "error": null}
 
 A succeeded job gets a `chat.completion` body the official `openai` SDK's `ChatCompletion` type
-parses; anything else gets ``"response": null`` and ``"error": {"code", "message"}`` (such lines
+parses (an embedding job: a `CreateEmbeddingResponse` body, `embedding_list`); anything else gets ``"response": null`` and ``"error": {"code", "message"}`` (such lines
 go to a batch's error file). Must not: do I/O; it is a pure function of the result dict.
 """
 
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import Any
+
+from core.vectors import b64_vector
 
 # `llmq results --format`: llmq's own lines, or OpenAI Batch output lines (a *format* name,
 # not the provider: any provider's answer is written in it).
@@ -60,6 +62,25 @@ def chat_completion(result: dict[str, Any], created: int) -> dict[str, Any]:
     }
 
 
+def embedding_list(result: dict[str, Any]) -> dict[str, Any]:
+    """A `CreateEmbeddingResponse` body (issue 17): one item per input, in input order, each
+    vector as floats or, when the line asked `encoding_format: base64`, as base64 of its
+    little-endian float32 bytes (what OpenAI sends)."""
+    response = result["response"]
+    as_b64 = response.get("encoding_format") == "base64"
+    usage = result.get("usage") or {"prompt_tokens": 0, "total_tokens": 0}
+    data = [
+        {"object": "embedding", "index": i, "embedding": b64_vector(v) if as_b64 else v}
+        for i, v in enumerate(response["embeddings"])
+    ]
+    return {
+        "object": "list",
+        "data": data,
+        "model": response.get("model") or "",
+        "usage": {"prompt_tokens": usage["prompt_tokens"], "total_tokens": usage["total_tokens"]},
+    }
+
+
 def line_error(result: dict[str, Any], cancelled_code: str = "batch_cancelled") -> dict[str, str]:
     """`{"code", "message"}` for a result that has no completion."""
     status = result["status"]
@@ -86,7 +107,8 @@ def openai_line(
     line: dict[str, Any] = {"id": "batch_req_" + _hex(result["job_id"]), "custom_id": None}
     line["custom_id"] = result["custom_id"]
     if result["status"] == "succeeded" and result.get("response") is not None:
-        body = chat_completion(result, created)
+        embedded = "embeddings" in result["response"]
+        body = embedding_list(result) if embedded else chat_completion(result, created)
         line["response"] = {"status_code": 200, "request_id": result["job_id"], "body": body}
         line["error"] = None
         return line, True

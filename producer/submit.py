@@ -25,7 +25,7 @@ from core.jsonl import InputError
 from core.ledger import batch_submit_repo
 from core.ledger.batch_submit_repo import NewBatch
 from core.ledger.db import session_scope
-from core.publish import EnqueueError, enqueue_job_ids
+from core.publish import EnqueueError, enqueue_job_ids, priority_for_batch
 from schemas.job import JobSpec, JobState
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def publish_or_mark(
 ) -> int:
     """Publish `job_ids`; on failure mark the unsent ones never-sent and raise EnqueueFailed."""
     try:
-        return enqueue_job_ids(broker_url, job_ids)
+        return enqueue_job_ids(broker_url, job_ids, priority=priority_for_batch(len(job_ids)))
     except EnqueueError as exc:
         unsent = list(job_ids[exc.sent :])
         try:
@@ -168,12 +168,12 @@ def publish_batch(
     """Publish every job of a just-committed batch in input order, PUBLISH_CHUNK ids at a time.
 
     On a broker failure the jobs not sent are marked never-sent and EnqueueFailed is raised."""
-    sent = 0
+    sent, priority = 0, priority_for_batch(total)
     for after_line, page in _pages(
         sessions, partial(batch_submit_repo.job_ids_after, batch_id=batch_id)
     ):
         try:
-            sent += enqueue_job_ids(broker_url, [jid for _, jid in page])
+            sent += enqueue_job_ids(broker_url, [jid for _, jid in page], priority=priority)
         except EnqueueError as exc:
             done = page[exc.sent - 1][0] if exc.sent else after_line
             try:

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.embedding import ModelMode
 from schemas.hosts import RESOLVE_CONTEXT, check_base_url
 from schemas.request import Feature
 
@@ -201,9 +202,15 @@ class LLMModelConfig(_Strict):
     # Changes to the adapter's built-in capabilities: true adds a feature, false removes it
     # (`workers.providers.capabilities_of` resolves them).
     capabilities: dict[Feature, bool] | None = None
+    # Issue 17: `embedding` models answer embedding lines only, `chat` models chat lines only.
+    mode: ModelMode = "chat"
+    dimensions: int | None = Field(default=None, gt=0, le=65_536)  # vector length returned
+    input_type: str | None = Field(default=None, min_length=1)  # provider's input/task type
 
     @model_validator(mode="after")
     def _defaults(self, info: ValidationInfo) -> LLMModelConfig:
+        if self.mode == "chat" and (self.dimensions is not None or self.input_type is not None):
+            raise ValueError("dimensions and input_type are for `mode: embedding` models")
         if not self.model_id:
             self.model_id = self.name
         if self.api_url:
@@ -222,6 +229,22 @@ class LLMModelConfig(_Strict):
     @field_serializer("api_keys")
     def _hide_keys(self, v: list[SecretStr]) -> list[str]:
         return ["**********" for _ in v]
+
+
+def _check_shared_names(models: list[LLMModelConfig]) -> None:
+    """Deployments sharing a name are one model: the same mode and, for embeddings, the
+    same vector length (a fallback across vector spaces is refused at routing too)."""
+    first: dict[str, tuple[int, LLMModelConfig]] = {}
+    for i, m in enumerate(models):
+        j, other = first.setdefault(m.name, (i, m))
+        if m.mode != other.mode:
+            raise ValueError(f"models[{i}]: mode {m.mode!r} differs from models[{j}] ({m.name!r})")
+        if m.dimensions != other.dimensions:
+            raise ValueError(
+                f"models[{i}]: dimensions {m.dimensions} differ from models[{j}]'s "
+                f"{other.dimensions} for {m.name!r}: deployments sharing a name must return "
+                "vectors of one length"
+            )
 
 
 class RoutingSettings(_Strict):
@@ -267,6 +290,10 @@ class NightlySettings(_Strict):
     inbox: str | None = None  # a folder (or glob) of *.jsonl files
     report_dir: str = "reports"
     retry_failed_max: int = Field(default=2, ge=0)  # bounded re-runs of retryable failures
+    # Issue 18: the run's jobs may wait for a provider batch lane, due `deadline_h` hours after
+    # they are picked up (the lane is chosen only while that leaves the batch window + margin).
+    batch_lane: bool = True
+    deadline_h: float = Field(default=24.0, gt=0)
 
     @field_validator("time")
     @classmethod
@@ -275,6 +302,25 @@ class NightlySettings(_Strict):
         if not (sep and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
             raise ValueError(f"{v!r} is not a UTC time as HH:MM")
         return f"{int(hh):02d}:{int(mm):02d}"
+
+
+class BatchLaneSettings(_Strict):
+    """Provider batch lanes (issue 18): jobs with a deadline may go through a provider's batch
+    API at its batch price. `flush_after_s`: a deployment's pending items are sent as one
+    provider batch once the oldest waited this long (or at `max_jobs_per_batch`); `poll_s`:
+    how often open provider batches are polled; `batch_discount`: the batch price as a share
+    of the sync price where genai-prices knows no batch price for the model; `window_s`: how
+    long llmq expects a provider batch to take and `margin_s`: the time kept in hand for the
+    sync lane: the batch lane is chosen only while deadline - now > window_s + margin_s, and
+    items still in a provider batch at deadline - margin_s are taken back to the sync lane."""
+
+    enabled: bool = True
+    flush_after_s: float = Field(default=60.0, ge=0)
+    max_jobs_per_batch: int = Field(default=10_000, ge=1)
+    poll_s: float = Field(default=60.0, gt=0)
+    batch_discount: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)
+    window_s: float = Field(default=3600.0, ge=0)
+    margin_s: float = Field(default=3600.0, ge=0)
 
 
 class MonitoringSettings(_Strict):
@@ -296,6 +342,7 @@ class LLMConfig(_Strict):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     nightly: NightlySettings = Field(default_factory=NightlySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    batch_lane: BatchLaneSettings = Field(default_factory=BatchLaneSettings)
 
     @field_validator("providers", mode="before")
     @classmethod
@@ -314,6 +361,7 @@ class LLMConfig(_Strict):
                     "give one of them a distinct `id`"
                 )
             seen.add(m.deployment_id)
+        _check_shared_names(self.models)
         names = {m.name for m in self.models}
         for name, others in self.fallbacks.items():
             for other in [name, *others]:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.embedding import EmbeddingInfo, EmbeddingRequest
 from schemas.request import (
     NO_FEATURES,
     ContentPart,
@@ -29,6 +30,7 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
     QUOTA_EXCEEDED = "quota_exceeded"  # parked: kept, resumable, never dropped
     DEFERRED = "deferred"  # waiting for the nightly run
+    BATCHED = "batched"  # waiting in a provider batch lane (issue 18); no lease, no message
 
 
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
@@ -154,7 +156,8 @@ class JobSpec(BaseModel):
 
     custom_id: str = Field(min_length=1, max_length=256)
     model: str | None = None  # a configured model name; None = the default model
-    messages: list[ChatMessage] = Field(min_length=1)
+    # A chat job has messages; an embedding job (issue 17) has `embedding` and no messages.
+    messages: list[ChatMessage] = Field(default_factory=list)
     system: str | None = None
     max_tokens: int | None = Field(default=None, gt=0, le=1_000_000)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -162,6 +165,19 @@ class JobSpec(BaseModel):
     cache: bool = True  # per-job opt-out of the response cache
     # output format, tools, sampling (schemas/request.py)
     features: Features = Field(default=NO_FEATURES, exclude_if=_no_features)
+    embedding: EmbeddingRequest | None = Field(default=None, exclude_if=_is_none)
+
+    @model_validator(mode="after")
+    def _chat_or_embedding(self) -> JobSpec:
+        if self.embedding is None and not self.messages:
+            raise ValueError("messages: List should have at least 1 item")
+        if self.embedding is not None and self.messages:
+            raise ValueError("an embedding job has no messages")
+        return self
+
+    @property
+    def is_embedding(self) -> bool:
+        return self.embedding is not None
 
 
 class Usage(BaseModel):
@@ -206,6 +222,7 @@ class Completion(BaseModel):
     tool_calls: tuple[ToolCall, ...] = Field(default=(), exclude_if=_no_calls)
     parsed: Any = Field(default=None, exclude_if=_is_none)
     refusal: str | None = Field(default=None, exclude_if=_is_none)
+    embedding: EmbeddingInfo | None = Field(default=None, exclude_if=_is_none)  # issue 17
 
 
 class ErrorRecord(BaseModel):

@@ -195,6 +195,7 @@ class Feature(StrEnum):
     SEED = "seed"
     PENALTIES = "penalties"
     SERIAL_TOOL_CALLS = "serial_tool_calls"  # parallel_tool_calls: false
+    BLANK_STOP = "blank_stop"  # a stop string of whitespace only (some APIs reject it)
 
 
 StopString = Annotated[str, Field(min_length=1)]
@@ -287,6 +288,10 @@ def _serial_tool_calls(features: Features) -> bool | None:
     return True if features.tools and features.parallel_tool_calls is False else None
 
 
+def _blank_stop(sampling: Sampling) -> bool | None:
+    return True if sampling.stop and any(not stop.strip() for stop in sampling.stop) else None
+
+
 def required_features(features: Features, messages: Any) -> frozenset[Feature]:
     """The features a deployment must honour to serve this request. Pure.
 
@@ -316,6 +321,7 @@ def required_features(features: Features, messages: Any) -> frozenset[Feature]:
     for feature, value in (
         (Feature.SERIAL_TOOL_CALLS, _serial_tool_calls(features)),
         (Feature.STOP, s.stop),
+        (Feature.BLANK_STOP, _blank_stop(s)),
         (Feature.TOP_P, s.top_p),
         (Feature.SEED, s.seed),
         (

@@ -48,8 +48,11 @@ class DayTotals:
 
 
 @lru_cache(maxsize=65_536)
-def price_of(endpoint: str, model: str, day: date, billed: Billed) -> Decimal | None:
-    """USD the simulator bills for one call of `model` with usage `billed` on `day`."""
+def price_of(
+    endpoint: str, model: str, day: date, billed: Billed, batch: bool = False
+) -> Decimal | None:
+    """USD the simulator bills for one call of `model` with usage `billed` on `day` (`batch`:
+    through the batch API, at genai-prices' batch price where it has one)."""
     adapter = REGISTRY.get(endpoint)
     ref = adapter.genai_ref(model) if adapter is not None else None
     if ref is None:
@@ -66,8 +69,13 @@ def price_of(endpoint: str, model: str, day: date, billed: Billed) -> Decimal | 
     )
     when = datetime.combine(day, time(12), tzinfo=UTC)
     try:
+        context = {"processing": "batch"} if batch else None
         calc = genai_prices.calc_price(
-            usage, ref[1], provider_id=ref[0], genai_request_timestamp=when
+            usage,
+            ref[1],
+            provider_id=ref[0],
+            genai_request_timestamp=when,
+            price_context=context,  # type: ignore[arg-type]
         )
     except (LookupError, ValueError):
         return None
@@ -83,8 +91,10 @@ class Billing:
     def clear(self) -> None:
         self.days.clear()
 
-    def add(self, endpoint: str, model: str, at: float, billed: Billed) -> None:
-        """Book one billed call that arrived at unix time `at`."""
+    def add(
+        self, endpoint: str, model: str, at: float, billed: Billed, batch: bool = False
+    ) -> None:
+        """Book one billed call that arrived at unix time `at` (`batch`: a batch API item)."""
         day = datetime.fromtimestamp(at, UTC).date()
         totals = self.days.get((endpoint, model, day))
         if totals is None:
@@ -96,7 +106,7 @@ class Billing:
         totals.cached_tokens += cached
         totals.cache_write_tokens += write
         totals.reasoning_tokens += reasoning
-        cost = price_of(endpoint, model, day, billed)
+        cost = price_of(endpoint, model, day, billed, batch)
         if cost is None or totals.cost_usd is None:
             totals.cost_usd = None
         else:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -129,6 +130,13 @@ class ProviderBehaviour(BaseModel):
     cached_share: Probability = Field(default=0.0, ge=0, le=1)
     cache_write_share: Probability = Field(default=0.0, ge=0, le=1)
     reasoning_share: Probability = Field(default=0.0, ge=0, le=1)
+    # Issue 18, the batch APIs: a batch ends `batch_delay_s` after it was created, as
+    # `batch_outcome` says (expired: `batch_done_fraction` of its items ran first); each item
+    # fails (500) with probability `batch_item_error_rate` (a seeded draw per item).
+    batch_delay_s: float = Field(default=0.0, ge=0)
+    batch_outcome: Literal["completed", "expired", "failed"] = "completed"
+    batch_done_fraction: float = Field(default=0.0, ge=0, le=1)
+    batch_item_error_rate: Probability = Field(default=0.0, ge=0, le=1)
     models: dict[str, ModelOverride] = Field(default_factory=dict)
 
     def override_for(self, model: str) -> ModelOverride | None:
@@ -236,6 +244,20 @@ class SimConfig(BaseModel):
     body_log_size: int = Field(default=5_000, ge=0)
     default: ProviderBehaviour = Field(default_factory=ProviderBehaviour)
     providers: dict[str, ProviderBehaviour] = Field(default_factory=dict)
+    # Issue 18: what a call is billed, per model name or fnmatch pattern (USD per 1M tokens:
+    # [input, output]); a batch item at `batch_discount` of it. Unlisted models bill 0.
+    prices: dict[str, tuple[Decimal, Decimal]] = Field(default_factory=dict)
+    batch_discount: Decimal = Field(default=Decimal("0.5"), gt=0, le=1)
+
+    def price_of(self, model: str, batch: bool, usage: tuple[int, int]) -> Decimal:
+        """USD billed for `usage` (prompt, completion tokens) of `model`."""
+        found = self.prices.get(model) or next(
+            (p for pat, p in self.prices.items() if fnmatch.fnmatchcase(model, pat)), None
+        )
+        if found is None:
+            return Decimal(0)
+        usd = (usage[0] * found[0] + usage[1] * found[1]) / Decimal(1_000_000)
+        return usd * self.batch_discount if batch else usd
 
     @field_validator("providers")
     @classmethod

@@ -3,7 +3,8 @@
 This module owns the public entry points:
 
 * ``build_app(config)`` - the ``aiohttp.web.Application`` with one chat route per provider
-  (see ``simulator.providers.endpoints``) and the JSON control endpoints:
+  (see ``simulator.providers.endpoints``), its embeddings route when its dialect has one
+  (``simulator/embed.py``), and the JSON control endpoints:
   ``GET /_sim/health``, ``GET /_sim/stats``,
   ``GET /_sim/log?provider=&model=&limit=&kind=&bodies=1`` (``bodies=1``: only the entries
   whose request body is still held, each with ``"request": {"path", "headers", "body"}`` as
@@ -35,8 +36,10 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from simulator.config import ProviderBehaviour, SimConfig
+from simulator.embed import embed_handler, embed_routes
 from simulator.engine import handle_chat
 from simulator.providers import Dialect, SimError, api_bases, endpoints, routes
+from simulator.providers.batch_routes import batch_routes
 from simulator.state import SimState
 
 STATE_KEY = web.AppKey("llmq_sim_state", SimState)
@@ -50,6 +53,13 @@ def _chat_handler(dialect: Dialect) -> Handler:
 
     handler.__name__ = f"chat_{dialect.name}"
     return handler
+
+
+def _batch_handler(handler: Any, dialect: Dialect, name: str) -> Handler:
+    async def run(request: web.Request) -> web.StreamResponse:
+        return await handler(request.app[STATE_KEY], dialect, name, request)
+
+    return run
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -78,7 +88,7 @@ async def _log(request: web.Request) -> web.Response:
 
 
 async def _get_config(request: web.Request) -> web.Response:
-    return _json(request.app[STATE_KEY].config.model_dump())
+    return _json(request.app[STATE_KEY].config.model_dump(mode="json"))
 
 
 def apply_config_update(current: SimConfig, body: dict[str, Any]) -> SimConfig:
@@ -110,7 +120,7 @@ async def _post_config(request: web.Request) -> web.Response:
         state.set_config(apply_config_update(state.config, body))
     except (ValueError, TypeError, ValidationError) as err:
         return _json({"ok": False, "error": str(err)}, 400)
-    return _json({"ok": True, "config": state.config.model_dump()})
+    return _json({"ok": True, "config": state.config.model_dump(mode="json")})
 
 
 async def _reset(request: web.Request) -> web.Response:
@@ -138,7 +148,7 @@ def _report_handler(name: str, dialect: Dialect, window: Any, render: Any) -> An
             return web.Response(
                 body=rendered.body, status=rendered.status, content_type=rendered.content_type
             )
-        return _json(render(state.billing.for_endpoint(name, start, stop)))
+        return _json(render(state.books.for_endpoint(name, start, stop)))
 
     return handler
 
@@ -151,8 +161,14 @@ def build_app(config: SimConfig | None = None) -> web.Application:
         handler = _chat_handler(dialect)
         for path in routes(name, dialect):
             app.router.add_post(path, handler)
-        for path, (window, render) in dialect.report_routes.items():
+        for path, (window, render) in dialect.report_routes.items():  # issue 19: usage reports
             app.router.add_get(f"/{name}{path}", _report_handler(name, dialect, window, render))
+    for name, dialect in endpoints().items():  # issue 18: the batch APIs
+        for method, path, batch_handler in batch_routes(name, dialect):
+            app.router.add_route(method, path, _batch_handler(batch_handler, dialect, name))
+        embed = embed_routes(name, dialect)  # issue 17: the endpoint's embeddings, if any
+        if embed is not None:
+            app.router.add_post(embed[1], embed_handler(STATE_KEY, dialect, embed[0]))
     app.router.add_get("/_sim/health", _health)
     app.router.add_get("/_sim/stats", _stats)
     app.router.add_get("/_sim/log", _log)
@@ -248,8 +264,17 @@ class RunningSimulator:
 
     def set_config(self, config: SimConfig | dict[str, Any]) -> dict[str, Any]:
         """Replace the whole configuration."""
-        data = config.model_dump() if isinstance(config, SimConfig) else dict(config)
+        data = config.model_dump(mode="json") if isinstance(config, SimConfig) else dict(config)
         return self._call("POST", "/_sim/config", {**data, "replace": True})
+
+    def set_prices(self, prices: dict[str, tuple[str, str]], batch_discount: str = "0.5") -> None:
+        """What each model bills (USD per 1M input, output tokens); issue 18."""
+        self._call("POST", "/_sim/config", {"prices": prices, "batch_discount": batch_discount})
+
+    def billing(self, lane: str | None = None) -> list[dict[str, Any]]:
+        """What the simulator billed, per (provider, model, lane)."""
+        rows = self.stats()["billing"]
+        return [r for r in rows if lane is None or r["lane"] == lane]
 
     def stats(self) -> dict[str, Any]:
         """``GET /_sim/stats``."""

@@ -34,7 +34,9 @@ import hashlib
 import itertools
 import random
 import secrets
+import time
 from collections import OrderedDict, deque
+from decimal import Decimal
 from typing import Any
 
 from simulator.billing import Billing
@@ -83,7 +85,14 @@ class SimState:
         self.total_served = 0
         self.bodies: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.seen: dict[str, int] = {}
-        self.billing = Billing()  # what was billed per model and day (issue 19)
+        # issue 18: provider batches and files, and what was billed per (provider, model, lane)
+        from simulator.batches import BatchStore
+
+        self.batches = BatchStore()
+        self.billing: dict[tuple[str, str, str], list[Any]] = {}
+        # issue 19: the provider's own books per model and UTC day (token classes, genai-prices
+        # cost), behind the usage-report endpoints
+        self.books = Billing()
 
     # configuration -------------------------------------------------------------------------
 
@@ -110,7 +119,7 @@ class SimState:
     def reset(self, *, behaviour: bool = False) -> None:
         """Clear counters, log, windows and gates; reseed; optionally restore the start config."""
         self.stats.clear()
-        self.billing.clear()
+        self.books.clear()
         self.log.clear()
         self.bodies.clear()
         self.seen.clear()
@@ -118,6 +127,8 @@ class SimState:
         self.gates.clear()
         self.total_requests = 0
         self.total_served = 0
+        self.batches.clear()
+        self.billing.clear()
         self.set_config(self.initial_config if behaviour else self.config, reseed=True)
 
     # per-request helpers -------------------------------------------------------------------
@@ -223,8 +234,33 @@ class SimState:
             counters[1] += 1
             counters[2] += usage[0]
             counters[3] += usage[1]
-            billed = (*usage, 0, 0, 0)[:5]
-            self.billing.add(provider, model, arrival, billed)  # type: ignore[arg-type]
+            self.bill(provider, model, "sync", usage, arrival)
+
+    def bill(
+        self,
+        provider: str,
+        model: str,
+        lane: str,
+        usage: tuple[int, ...],
+        at: float | None = None,
+    ) -> None:
+        """Count one billed call at the configured price (lane "batch": the batch price), and
+        book it in the provider's day books (`usage`: (prompt, completion[, cached,
+        cache_write, reasoning]); `at`: unix arrival time, default now)."""
+        billed = (*usage, 0, 0, 0)[:5]
+        self.books.add(provider, model, time.time() if at is None else at, billed, lane == "batch")  # type: ignore[arg-type]
+        row = self.billing.setdefault((provider, model, lane), [0, 0, 0, Decimal(0)])
+        row[0] += 1
+        row[1] += usage[0]
+        row[2] += usage[1]
+        row[3] += self.config.price_of(model, lane == "batch", (usage[0], usage[1]))
+
+    def billing_json(self) -> list[dict[str, Any]]:
+        return [
+            {"provider": p, "model": m, "lane": lane, "requests": r[0], "prompt_tokens": r[1],
+             "completion_tokens": r[2], "usd": str(r[3])}
+            for (p, m, lane), r in sorted(self.billing.items())
+        ]  # fmt: skip
 
     def stats_json(self) -> dict[str, Any]:
         """The ``GET /_sim/stats`` document."""
@@ -248,7 +284,8 @@ class SimState:
             "providers": providers,
             "total_requests": self.total_requests,
             "total_served": self.total_served,
-            "billed": self.billing.as_json(),
+            "billing": self.billing_json(),
+            "billed": self.books.as_json(),
         }
 
     def log_json(

@@ -106,7 +106,8 @@ def engine(pg_url: str):  # type: ignore[no-untyped-def]
 
 TABLES = (
     "attempts, jobs, batches, budget_windows, quota_limits, nightly_runs, inbox_files, "
-    "api_batches, api_file_chunks, api_files, api_keys, workers"
+    "api_batches, api_file_chunks, api_files, api_keys, workers, provider_batch_items, "
+    "provider_batches"
 )
 
 

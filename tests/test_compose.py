@@ -66,3 +66,22 @@ def test_serve_is_published_and_its_healthcheck_hits_a_real_route() -> None:
     probe = " ".join(serve["healthcheck"]["test"])
     assert f"http://127.0.0.1:{port}/health" in probe
     assert "/health" in {getattr(r, "path", None) for r in router.routes}
+
+
+def test_prometheus_service_loads_the_shipped_config_and_rules() -> None:
+    prom = SERVICES["prometheus"]
+    mounts = {m.split(":")[0]: m.split(":")[1] for m in prom["volumes"] if m.startswith("./")}
+    assert mounts["./monitoring/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    config = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
+    # rule files resolve next to the config file inside the container
+    for rule_file in config["rule_files"]:
+        assert mounts[f"./monitoring/{rule_file}"] == f"/etc/prometheus/{rule_file}"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
+    # it scrapes the `metrics` service on the port that service serves
+    metrics_cmd = SERVICES["metrics"]["command"]
+    port = metrics_cmd[metrics_cmd.index("--port") + 1]
+    targets = [
+        t for job in config["scrape_configs"] for s in job["static_configs"] for t in s["targets"]
+    ]
+    assert f"metrics:{port}" in targets
+    assert "metrics" in prom["depends_on"]

@@ -170,6 +170,7 @@ def _finish_success(  # noqa: PLR0913 - the run's values plus the checked reply
             error_kind=book.error_kind,
             error_message=book.note,
             request_id=reply.request_id,
+            usage_estimated=usage.estimated,
         )
         previous = jobs_repo.close_attempt(s, claim.id, claim.attempt_no, close)
         _settle(s, claim, start, previous, usage.total_tokens, cost)

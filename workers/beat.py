@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from celery.beat import PersistentScheduler
 
-from core.names import CONTROL_QUEUE, NIGHTLY_RUN_TASK, SWEEP_TASK
+from core.names import (
+    CONTROL_QUEUE,
+    FLUSH_BATCHES_TASK,
+    NIGHTLY_RUN_TASK,
+    POLL_BATCHES_TASK,
+    SWEEP_TASK,
+)
 from schemas.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -29,6 +35,8 @@ log = logging.getLogger(__name__)
 
 SWEEP_ENTRY = "llmq-sweep"
 NIGHTLY_ENTRY = "llmq-nightly"
+FLUSH_ENTRY = "llmq-flush-batches"
+POLL_ENTRY = "llmq-poll-batches"
 
 
 def sweep_entries(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -53,19 +61,23 @@ def nightly_run_date(hhmm: str) -> str:
     return scheduled_date(datetime.now(UTC), hhmm).isoformat()
 
 
+def _load(settings: Settings) -> LLMConfig | None:
+    """The config beat's entries are built from; None (defaults) when it does not load."""
+    try:
+        from workers.providers.config import load_config
+
+        return load_config(settings.config_path)
+    except Exception as exc:  # noqa: BLE001 - beat must start; the worker reports the config
+        log.warning("beat schedule from defaults: config: %s", exc)
+        return None
+
+
 def _nightly_time(settings: Settings, config: LLMConfig | None) -> str:
-    """`nightly.time` (UTC, HH:MM) from the config, loaded here when none was passed in."""
+    """`nightly.time` (UTC, HH:MM) from the config (the default when it did not load)."""
     if config is None:
-        try:
-            from workers.providers.config import load_config
+        from schemas.config import NightlySettings
 
-            config = load_config(settings.config_path)
-        except Exception as exc:  # noqa: BLE001 - beat must start; the worker reports the config
-            from schemas.config import NightlySettings
-
-            default = NightlySettings().time
-            log.warning("nightly run scheduled at the default %s UTC: config: %s", default, exc)
-            return default
+        return NightlySettings().time
     return config.nightly.time
 
 
@@ -87,9 +99,37 @@ def nightly_entries(settings: Settings, config: LLMConfig | None) -> dict[str, d
     }
 
 
+def lane_entries(config: LLMConfig | None) -> dict[str, dict[str, Any]]:
+    """Provider batch lanes (issue 18): the flusher every few seconds (it sends a deployment's
+    items once the oldest waited `flush_after_s`) and the poller every `poll_s`."""
+    from schemas.config import BatchLaneSettings
+
+    cfg = config.batch_lane if config is not None else BatchLaneSettings()
+    if not cfg.enabled:
+        return {}
+    flush_every = min(max(cfg.flush_after_s / 4, 1.0), 10.0)
+    return {
+        FLUSH_ENTRY: {
+            "task": FLUSH_BATCHES_TASK,
+            "schedule": flush_every,
+            "options": {"queue": CONTROL_QUEUE, "expires": max(3 * flush_every, 5.0)},
+        },
+        POLL_ENTRY: {
+            "task": POLL_BATCHES_TASK,
+            "schedule": cfg.poll_s,
+            "options": {"queue": CONTROL_QUEUE, "expires": max(3 * cfg.poll_s, 5.0)},
+        },
+    }
+
+
 def build_schedule(settings: Settings, config: LLMConfig | None = None) -> dict[str, Any]:
-    """The whole `beat_schedule`: the sweeper plus the nightly run."""
-    return {**sweep_entries(settings), **nightly_entries(settings, config)}
+    """The whole `beat_schedule`: the sweeper, the nightly run and the batch lanes."""
+    config = config if config is not None else _load(settings)
+    return {
+        **sweep_entries(settings),
+        **nightly_entries(settings, config),
+        **lane_entries(config),
+    }
 
 
 class LlmqScheduler(PersistentScheduler):

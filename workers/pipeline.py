@@ -38,7 +38,10 @@ from schemas.request import in_order
 from workers import quota
 from workers.admission import Refused, Superseded, Waiting, admit
 from workers.attempt import call_and_finish
+from workers.embed_attempt import embed_and_finish
+from workers.lanes.admit import try_batch_lane
 from workers.providers import capabilities_of
+from workers.routing import vector_space
 from workers.routing.health import HealthSnapshot
 from workers.routing.select import RouteRequest, rank_candidates, unserved_feature
 from workers.routing.slots import MIN_WAIT_S, next_wake
@@ -78,6 +81,8 @@ def run_job(job_id: uuid.UUID, rt: Runtime, now: datetime) -> Outcome:
     if isinstance(step, Outcome):
         return step
     job, admitted = step
+    if job.request.embedding is not None:  # issue 17: an embedding call, same guarantees
+        return embed_and_finish(rt, job, admitted, clock)
     return call_and_finish(rt, job, admitted, clock)
 
 
@@ -106,6 +111,12 @@ def _plan_and_admit(
     )
     if not plan:
         return _no_candidate(rt, job, snapshot, now)
+    # issue 18: a chat job with a deadline may wait for a provider batch lane (embedding jobs
+    # take the sync lane: the batch flusher builds chat requests only)
+    if claim.deadline is not None and job.request.embedding is None:
+        laned = try_batch_lane(rt, job, plan, clock)
+        if laned is not None:
+            return laned
     admission = admit(rt, job, plan, snapshot, clock)
     if isinstance(admission, Admitted):
         return job, admission
@@ -126,8 +137,13 @@ def _parse(rt: Runtime, claim: ClaimedJob) -> ParsedJob | None:
         log.warning("job %s: stored spec does not validate: %s", claim.id, exc)
         return None
     messages = tuple(spec.messages)
-    request = RouteRequest(claim.model, messages, spec.system, spec.max_tokens, spec.features)
+    request = RouteRequest(
+        claim.model, messages, spec.system, spec.max_tokens, spec.features, spec.embedding
+    )
     cfg = rt.config.quota
+    if spec.embedding is not None:
+        bound = quota.embedding_token_bound(spec.embedding.inputs, cfg.per_message_allowance)
+        return ParsedJob(claim, request, spec.temperature, bound)
     bound = quota.prompt_token_bound(
         messages,
         spec.system,
@@ -208,7 +224,8 @@ def _no_candidate(rt: Runtime, job: ParsedJob, snapshot: HealthSnapshot, now: da
     ids = tuple(  # only a deployment that could serve the job is worth waiting for
         d
         for d in rt.route_deployment_ids(claim.model)
-        if not need or need <= capabilities_of(rt.deployments[d], rt.config)
+        if (not need or need <= capabilities_of(rt.deployments[d], rt.config))
+        and _kind_refusal(rt, job, d) is None
     )
     wake = next_wake(ids, snapshot, rt.has_key, claim.excluded, now_s)
     if wake is not None:
@@ -227,6 +244,8 @@ def _why_unroutable(rt: Runtime, job: ParsedJob) -> str:
     for dep_id in ids:
         if dep_id in claim.excluded:
             reasons.append(f"{dep_id}: failed for this job")
+        elif refused := _kind_refusal(rt, job, dep_id):
+            reasons.append(f"{dep_id}: {refused}")
         elif not rt.has_key.get(dep_id, False):
             reasons.append(f"{dep_id}: no credentials")
         elif lacking := in_order(need - capabilities_of(rt.deployments[dep_id], rt.config)):
@@ -234,6 +253,12 @@ def _why_unroutable(rt: Runtime, job: ParsedJob) -> str:
         else:
             reasons.append(f"{dep_id}: context window too small")
     return f"no deployment can serve model {claim.model!r} ({'; '.join(reasons)})"
+
+
+def _kind_refusal(rt: Runtime, job: ParsedJob, dep_id: str) -> str | None:
+    """Why the deployment cannot take this kind of job (chat/embedding, vector space)."""
+    req = job.request
+    return vector_space.refusal(rt.deployments[dep_id], req.model_name, req.embedding, rt.config)
 
 
 def _fail_unrun(

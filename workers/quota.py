@@ -90,6 +90,12 @@ def prompt_token_bound(
     return total + _features_bound(features, allowance, history)
 
 
+def embedding_token_bound(inputs: Sequence[str], allowance: int) -> int:
+    """Upper bound on the input tokens of an embedding call (issue 17): every input's UTF-8
+    bytes plus `allowance` for its start/end markers (a token is at least one byte)."""
+    return sum(_bytes(text) + allowance for text in inputs)
+
+
 def _features_bound(features: Features, allowance: int, history: bool) -> int:
     """Tool definitions and the response schema as sent, plus the providers' fixed additions
     (the tool preamble also when only the history holds tool calls or results)."""

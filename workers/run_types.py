@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from workers.pricing import Price
 
 RunStatus = Literal[
-    "noop", "succeeded", "failed", "retry_later", "fallback", "waiting", "parked", "superseded"
+    "noop",
+    "succeeded",
+    "failed",
+    "retry_later",
+    "fallback",
+    "waiting",
+    "parked",
+    "superseded",
+    "batched",  # issue 18: waits in a provider batch lane; no message until its result
 ]
 
 

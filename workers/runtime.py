@@ -61,6 +61,8 @@ class Runtime:
     health: HealthStore
     deployments: Mapping[str, LLMModelConfig] = field(default_factory=dict)
     heartbeat: Heartbeat | None = None  # the worker process's (workers/heartbeat.py)
+    # issue 18: deployment id -> its batch lane's price, for deployments with a batch API only
+    batch_prices: Mapping[str, Price | None] = field(default_factory=dict)
     _route_ids: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     def route_deployment_ids(self, model_name: str) -> tuple[str, ...]:
@@ -109,6 +111,7 @@ def build_runtime(
             None = settings.worker_concurrency.
         now: the time prices are looked up for (None = now, UTC).
     """
+    from workers.lanes.prices import lane_prices
     from workers.pricing import price_for
     from workers.providers import build_adapter, has_credentials
     from workers.providers.config import load_config
@@ -128,6 +131,7 @@ def build_runtime(
         if has_key[dep_id]
     }
     prices = {dep_id: price_for(m, when) for dep_id, m in deployments.items()}
+    batch_prices = lane_prices(config, deployments, prices, when)
     engine = make_engine(
         settings.database_url, pool_size=db_pool_size(slots), max_overflow=DB_MAX_OVERFLOW
     )
@@ -142,6 +146,7 @@ def build_runtime(
         prices=prices,
         health=health or _health_store(settings),
         deployments=deployments,
+        batch_prices=batch_prices,
     )
 
 

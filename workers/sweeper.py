@@ -193,13 +193,16 @@ def broker_backlog(queue: str, url: str | None = None) -> int | None:
         return None
 
 
-def publish_ids(broker_url: str) -> Publish:
-    """The publish function: the producer's pipelined enqueue of `llmq.process_job` ids."""
+def publish_ids(broker_url: str, priority: int | None = None) -> Publish:
+    """The publish function: the producer's pipelined enqueue of `llmq.process_job` ids, at
+    `priority` (None: the front list; the nightly run publishes at bulk priority)."""
 
     def publish(ids: Sequence[uuid.UUID]) -> None:
-        from core.publish import enqueue_job_ids
+        from core.publish import INTERACTIVE_PRIORITY, enqueue_job_ids
 
-        enqueue_job_ids(broker_url, list(ids))
+        enqueue_job_ids(
+            broker_url, list(ids), priority=INTERACTIVE_PRIORITY if priority is None else priority
+        )
 
     return publish
 

@@ -65,7 +65,7 @@ def process_job(self: Task, job_id: str) -> str:
             countdown=countdown, max_retries=INFRA_MAX_RETRIES, argsrepr=job_id
         ) from exc
     if outcome.countdown_s is not None:
-        send_job(job_id, outcome.countdown_s)
+        send_job(job_id, outcome.countdown_s, (self.request.delivery_info or {}).get("priority"))
     return outcome.status  # shown in Flower; never the result itself
 
 
@@ -74,10 +74,14 @@ def held(rt: Runtime, job_id: UUID) -> AbstractContextManager[None]:
     return rt.heartbeat.holding(job_id) if rt.heartbeat is not None else nullcontext()
 
 
-def send_job(job_id: str, countdown_s: float = 0.0) -> None:
-    """Publish `llmq.process_job(job_id)`, deliverable after `countdown_s` seconds."""
+def send_job(job_id: str, countdown_s: float = 0.0, priority: int | None = None) -> None:
+    """Publish `llmq.process_job(job_id)`, deliverable after `countdown_s` seconds, at the
+    priority of the message it replaces (a bulk batch's retry must not jump the small ones)."""
     process_job.apply_async(
-        (job_id,), countdown=countdown_s if countdown_s > 0 else None, argsrepr=job_id
+        (job_id,),
+        countdown=countdown_s if countdown_s > 0 else None,
+        argsrepr=job_id,
+        priority=priority,
     )
 
 
@@ -111,4 +115,5 @@ def _stop_heartbeat(sender: object = None, **_: object) -> None:
 
 
 from workers import sweeper as _sweeper  # noqa: E402, F401 - registers the `llmq.sweep` task
+from workers.lanes import task as _lanes  # noqa: E402, F401 - registers the batch-lane tasks
 from workers.nightly import task as _nightly  # noqa: E402, F401 - registers `llmq.nightly_run`

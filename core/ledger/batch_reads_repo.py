@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import String, case, cast, func, select
 from sqlalchemy.orm import Session
 
-from core.ledger.models import Attempt, Batch, Job
+from core import vectors
+from core.ledger.models import Attempt, Batch, Job, JobVectors
 from core.money import as_decimal, money_str
 from schemas.job import AttemptOutcome, BatchState, JobState
 
@@ -70,7 +71,8 @@ class BatchStatus:
     @property
     def settled(self) -> bool:
         """True when no job can make progress on its own (none queued or running)."""
-        return self.counts[JobState.QUEUED] + self.counts[JobState.RUNNING] == 0
+        moving = (JobState.QUEUED, JobState.RUNNING, JobState.BATCHED)
+        return sum(self.counts[s] for s in moving) == 0
 
     @property
     def all_succeeded(self) -> bool:
@@ -97,8 +99,16 @@ class BatchStatus:
                 for p, s in sorted(self.providers.items())
             },
             "cache": {"hits": self.cache_hits, "saved_usd": money_str(self.cache_saved_usd)},
+            "lanes": self.extra.get("lanes"),  # issue 18: per lane, and saved by batch lanes
             "created_at": self.created_at.isoformat(),
         }
+
+
+def _lanes(session: Session, batch_id: uuid.UUID) -> dict[str, Any]:
+    from core.ledger.lanes_reads_repo import lane_usage, lanes_json
+
+    in_batch = Attempt.job_id.in_(select(Job.id).where(Job.batch_id == batch_id))
+    return lanes_json(lane_usage(session, in_batch))
 
 
 def find_batch_id(session: Session, text: str) -> uuid.UUID | None:
@@ -158,6 +168,7 @@ def batch_status(session: Session, batch_id: uuid.UUID) -> BatchStatus | None:
         cache_saved_usd=spend["cache_saved_usd"],
         max_cost_usd=batch.max_cost_usd,
         nightly=batch.nightly,
+        extra={"lanes": _lanes(session, batch_id)},
         created_at=batch.created_at,
     )
 
@@ -226,8 +237,12 @@ def iter_results(
             Job.completion_tokens,
             Job.attempts,
             cost.c.cost,
+            JobVectors.dims,
+            JobVectors.data,
+            Job.spec["embedding"]["encoding_format"].as_string(),
         )
         .outerjoin(cost, cost.c.job_id == Job.id)
+        .outerjoin(JobVectors, JobVectors.job_id == Job.id)
         .where(Job.batch_id == batch_id)
         .order_by(Job.line_no)
         .execution_options(yield_per=chunk)
@@ -240,9 +255,11 @@ USAGE_CLASSES = ("cached_tokens", "cache_write_tokens", "reasoning_tokens")
 
 
 def _result_line(row: Any) -> dict[str, Any]:
-    (cid, jid, state, result, error, provider, served, model, ptok, ctok, attempts, cost) = row
+    (cid, jid, state, result, error, provider, served, model, ptok, ctok, attempts, cost) = row[:12]
     response: dict[str, Any] | None = None
-    if state == JobState.SUCCEEDED and result is not None:
+    if state == JobState.SUCCEEDED and result is not None and result.get("embedding"):
+        response = _embedding_response(result, served or model, provider, *row[12:])
+    elif state == JobState.SUCCEEDED and result is not None:
         response = {
             "text": result.get("text"),
             "model": served or result.get("model_id") or result.get("model") or model,
@@ -281,6 +298,23 @@ def _result_line(row: Any) -> dict[str, Any]:
         "attempts": attempts,
         "error": _error(error),
     }
+
+
+def _embedding_response(
+    result: dict[str, Any], model: str, provider: str | None, dims: Any, data: Any, fmt: Any
+) -> dict[str, Any]:
+    """Issue 17: one vector per input, in input order, from the job's float32 bytes."""
+    response = {
+        "embeddings": vectors.unpack(bytes(data), dims) if data is not None else [],
+        "dimensions": result["embedding"]["dimensions"],
+        "model": model,
+        "provider": provider or result.get("provider"),
+    }
+    if fmt is not None:
+        response["encoding_format"] = fmt  # how --format openai writes them
+    if (result.get("usage") or {}).get("estimated"):
+        response["usage_estimated"] = True  # the provider reported no usage
+    return response
 
 
 def _error(error: dict[str, Any] | None) -> dict[str, Any] | None:

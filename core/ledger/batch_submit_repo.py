@@ -33,7 +33,7 @@ from schemas.job import BatchState, JobSpec, JobState
 
 COPY_COLUMNS = (
     "id, batch_id, line_no, custom_id, tenant, model, spec, state, attempts, "
-    "prompt_tokens, completion_tokens, cost_usd, created_at, enqueued_at, cache_key"
+    "prompt_tokens, completion_tokens, cost_usd, created_at, enqueued_at, cache_key, deadline"
 )
 _ID_CHUNK = 5000  # ids per IN (...) list; SQLite caps bound parameters
 _NO_SYNC = {"synchronize_session": False}  # bulk UPDATEs: no ORM objects to refresh
@@ -50,6 +50,7 @@ class NewBatch:
     nightly: bool = False  # jobs start `deferred` for the nightly run
     use_cache: bool = True  # False stores "cache": false in every job spec
     source: str | None = None  # input file path, for people
+    deadline: datetime | None = None  # issue 18: its jobs may wait for a batch lane until then
 
 
 def insert_batch_with_jobs(
@@ -91,6 +92,7 @@ def insert_batch(session: Session, batch: NewBatch, total_jobs: int, now: dateti
             use_cache=batch.use_cache,
             source=batch.source,
             created_at=now,
+            deadline=batch.deadline,
         )
     )
     return batch_id
@@ -124,9 +126,9 @@ def insert_jobs(  # noqa: PLR0913 - a chunk of one batch: where it goes and what
     )
     common = (state.value, 0, 0, 0, Decimal(0), now, enqueued_at)
     if session.get_bind().dialect.name == "postgresql":
-        _copy_jobs(session, rows, common)
+        _copy_jobs(session, rows, common, batch.deadline)
     else:
-        _executemany_jobs(session, rows, common)
+        _executemany_jobs(session, rows, common, batch.deadline)
     return job_ids
 
 
@@ -147,18 +149,26 @@ def job_ids_after(
 _SPEC_EXCLUDE = {"custom_id", "model"}  # they are columns of their own
 
 
-def _copy_jobs(session: Session, rows: Iterator[tuple[Any, ...]], common: tuple[Any, ...]) -> None:
+def _copy_jobs(
+    session: Session,
+    rows: Iterator[tuple[Any, ...]],
+    common: tuple[Any, ...],
+    deadline: datetime | None,
+) -> None:
     """COPY into jobs over the session's own connection, so it shares the transaction.
     The spec goes in as JSON text serialised by pydantic-core (one step, in Rust)."""
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cur, cur.copy(f"COPY jobs ({COPY_COLUMNS}) FROM STDIN") as copy:
         for row in rows:
             spec_json = row[6].model_dump_json(exclude=_SPEC_EXCLUDE)
-            copy.write_row((*row[:6], spec_json, *common, row[7]))
+            copy.write_row((*row[:6], spec_json, *common, row[7], deadline))
 
 
 def _executemany_jobs(
-    session: Session, rows: Iterator[tuple[Any, ...]], common: tuple[Any, ...]
+    session: Session,
+    rows: Iterator[tuple[Any, ...]],
+    common: tuple[Any, ...],
+    deadline: datetime | None,
 ) -> None:
     """SQLite (embedded mode): Core executemany in chunks; the JSON type serialises specs."""
     names = [c.strip() for c in COPY_COLUMNS.split(",")]
@@ -167,7 +177,11 @@ def _executemany_jobs(
         spec_dict = spec.model_dump(mode="json", exclude=_SPEC_EXCLUDE)
         chunk.append(
             dict(
-                zip(names, (jid, bid, n, cid, tenant, model, spec_dict, *common, key), strict=True)
+                zip(
+                    names,
+                    (jid, bid, n, cid, tenant, model, spec_dict, *common, key, deadline),
+                    strict=True,
+                )
             )
         )
         if len(chunk) >= _ID_CHUNK:

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from core.ledger import jobs_repo
+from core.ledger import jobs_repo, vectors_repo
 from core.ledger.jobs_repo import CacheHit, ClaimedJob
 from core.ledger.models import Attempt, Job
 from schemas.job import AttemptOutcome, JobState
@@ -119,8 +119,9 @@ def record_hit(
     write: the job succeeds with the entry's result, provider and served model, 0 tokens and
     cost 0; its attempt row (outcome cache_hit) names the entry's provider, model and deployment
     (so per-deployment reports count the hit where the answer came from), with the original
-    call's cost and tokens as saved and cached_from = the entry's job. Returns False (and writes
-    nothing) when the claim was superseded.
+    call's cost and tokens as saved and cached_from = the entry's job; an embedding entry's
+    vectors are copied to the job. Returns False (and writes nothing) when the claim was
+    superseded.
     """
     hit = CacheHit(
         source_job_id=entry.job_id,
@@ -133,4 +134,7 @@ def record_hit(
         saved_tokens=entry.prompt_tokens + entry.completion_tokens,
         latency_ms=latency_ms,
     )
-    return jobs_repo.complete_job_from_cache(session, claim, hit, now)
+    won = jobs_repo.complete_job_from_cache(session, claim, hit, now)
+    if won and entry.result.get("embedding") is not None:  # issue 17: the vectors too
+        vectors_repo.copy(session, entry.job_id, claim.id)
+    return won

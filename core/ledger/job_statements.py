@@ -100,6 +100,7 @@ CLAIM = (
         _jobs.c.attempts,
         _jobs.c.routing_state,
         _jobs.c.cache_key,
+        _jobs.c.deadline,
         # A subquery, not UPDATE ... FROM batches: SQLite (embedded mode) refuses
         # RETURNING columns of a FROM table; both databases accept this form.
         select(_batches.c.max_cost_usd)
@@ -160,6 +161,7 @@ _CLOSE_VALUES = (
     "error_kind",
     "error_message",
     "request_id",
+    "usage_estimated",
 )
 _CLOSE = (
     update(_attempts)

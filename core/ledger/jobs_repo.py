@@ -53,6 +53,7 @@ class ClaimedJob:
     batch_max_cost: Decimal | None
     cache_key: str | None = None  # set at submit when the job may use the cache (issue 11)
     custom_id: str = ""  # the input line's id (rebuilding the JobSpec needs it)
+    deadline: datetime | None = None  # issue 18: may wait for a batch lane until then
 
     @property
     def excluded(self) -> frozenset[str]:
@@ -100,6 +101,7 @@ class AttemptClose:
     error_kind: str | None = None
     error_message: str | None = None
     request_id: str | None = None
+    usage_estimated: bool = False  # the tokens are llmq's estimate (the provider gave none)
 
 
 def _fence_params(job: ClaimedJob) -> dict[str, Any]:
@@ -142,6 +144,7 @@ def claim_job(
         batch_max_cost=row.max_cost_usd,
         cache_key=row.cache_key,
         custom_id=row.custom_id,
+        deadline=row.deadline,
     )
 
 
@@ -192,6 +195,7 @@ def close_attempt(
         "b_error_kind": close.error_kind,
         "b_error_message": message,
         "b_request_id": close.request_id[:100] if close.request_id else None,
+        "b_usage_estimated": close.usage_estimated,
     }
     conn = session.connection()
     # Normally one statement: the row is still "started". Only an attempt the sweeper gave

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -51,6 +52,11 @@ class Base(DeclarativeBase):
 
 class Batch(Base):
     __tablename__ = "batches"
+    __table_args__ = (
+        # the dashboard's batch list, newest first: every tenant (admin) or one
+        Index("ix_batches_created_at", "created_at"),
+        Index("ix_batches_tenant_created", "tenant", "created_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -64,6 +70,8 @@ class Batch(Base):
     source: Mapped[str | None] = mapped_column(Text)  # input file path, for people
     created_at: Mapped[datetime] = mapped_column(TS)
     finished_at: Mapped[datetime | None] = mapped_column(TS)
+    # issue 18: when its jobs must be done (`--deadline`, completion_window); None = no deadline
+    deadline: Mapped[datetime | None] = mapped_column(TS)
 
 
 class Job(Base):
@@ -74,6 +82,7 @@ class Job(Base):
         Index("ix_jobs_state_not_before", "state", "not_before"),
         Index("ix_jobs_cache_key", "cache_key", "finished_at"),
         Index("ix_jobs_worker_state", "worker_id", "state"),
+        Index("ix_jobs_tenant", "tenant"),  # dashboard: spend of one tenant
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -103,6 +112,8 @@ class Job(Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     routing_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # excluded deployments
+    # issue 18: the job may wait for a provider batch lane until then; None = sync lane only
+    deadline: Mapped[datetime | None] = mapped_column(TS)
 
 
 class Worker(Base):
@@ -122,16 +133,19 @@ class Worker(Base):
 
 
 class Attempt(Base):
-    """One provider call (or cache hit). Lean on purpose: the result text lives on the job.
-
-    `tenant` is who was charged when the call was made (issue 19): reports and quota windows
-    read it, so re-assigning the job later never moves its past spend. The batch charged is
-    the job's `batch_id`, which never changes after submit, so it is not repeated here (16 B a
-    row of the 300 B budget). The token classes inside prompt/completion are NULL when zero
-    (most calls), costing no bytes.
-    """
+    """One provider call (or cache hit) and the tenant it charged; result text is the job's."""
 
     __tablename__ = "attempts"
+    __table_args__ = (
+        # time ranges (spend per day, the last hour): rows arrive in start order, so a BRIN
+        # index serves them for a few KB instead of a b-tree's ~20 B per row
+        Index(
+            "ix_attempts_started_at_brin",
+            "started_at",
+            postgresql_using="brin",
+            postgresql_with={"autosummarize": "on"},  # each filled range summarized at once
+        ),
+    )
 
     job_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
@@ -149,10 +163,9 @@ class Attempt(Base):
     waited_ms: Mapped[int] = mapped_column(Integer, default=0)  # backoff before this attempt
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    # of prompt_tokens / completion_tokens (issue 19); NULL = 0
-    cached_tokens: Mapped[int | None] = mapped_column(Integer)
-    cache_write_tokens: Mapped[int | None] = mapped_column(Integer)
-    reasoning_tokens: Mapped[int | None] = mapped_column(Integer)
+    cached_tokens: Mapped[int | None] = mapped_column(Integer)  # ⊂ prompt; NULL = 0 (no bytes)
+    cache_write_tokens: Mapped[int | None] = mapped_column(Integer)  # ⊂ prompt; NULL = 0
+    reasoning_tokens: Mapped[int | None] = mapped_column(Integer)  # ⊂ completion; NULL = 0
     tenant: Mapped[str] = mapped_column(String(100))  # charged at the time of the call
     cost_usd: Mapped[Decimal | None] = mapped_column(Money)  # None = price unknown
     reserved_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
@@ -162,6 +175,72 @@ class Attempt(Base):
     saved_tokens: Mapped[int | None] = mapped_column(Integer)
     cached_from: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     request_id: Mapped[str | None] = mapped_column(String(100))
+    # issue 18: "batch" for an item of a provider batch (None = the sync lane), the provider's
+    # id of that batch, and what the call would have cost on the sync lane (for "saved")
+    lane: Mapped[str | None] = mapped_column(String(8))
+    provider_batch_id: Mapped[str | None] = mapped_column(String(200))
+    sync_cost_usd: Mapped[Decimal | None] = mapped_column(Money)
+    # issue 17: the provider reported no usage (e.g. Gemini embeddings): the tokens booked are
+    # llmq's estimate, never 0
+    usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ProviderBatch(Base):
+    """One provider batch (issue 18). The row is written BEFORE the provider's create call
+    (state `creating`, `id` = llmq's own id, which tags the provider batch), so a flusher that
+    dies mid-create is followed by one that adopts the batch instead of creating it again."""
+
+    __tablename__ = "provider_batches"
+    __table_args__ = (Index("ix_provider_batches_state", "state", "deployment"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str | None] = mapped_column(String(200))  # the provider's batch id
+    state: Mapped[str] = mapped_column(String(16))  # creating | open | cancelling | done
+    provider_status: Mapped[str | None] = mapped_column(String(40))  # as the provider says
+    items: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    submitted_at: Mapped[datetime | None] = mapped_column(TS)
+    polled_at: Mapped[datetime | None] = mapped_column(TS)
+    ended_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class ProviderBatchItem(Base):
+    """One job attempt routed to a batch lane: pending (no provider batch yet), then in one."""
+
+    __tablename__ = "provider_batch_items"
+    __table_args__ = (
+        Index("ix_provider_batch_items_pending", "deployment", "provider_batch"),
+        Index("ix_provider_batch_items_batch", "provider_batch"),
+    )
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt_no: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(200))
+    provider_batch: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("provider_batches.id", ondelete="SET NULL")
+    )
+    custom_id: Mapped[str] = mapped_column(String(64))
+    deadline: Mapped[datetime] = mapped_column(TS)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    state: Mapped[str] = mapped_column(String(16))  # pending | sent | done
+
+
+class JobVectors(Base):
+    """A succeeded embedding job's vectors (issue 17): `count` vectors of `dims` float32
+    values, little-endian, in input order (`core.vectors`); 4 bytes a dimension, not JSON."""
+
+    __tablename__ = "job_vectors"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    dims: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class QuotaLimit(Base):
@@ -255,6 +334,8 @@ class ApiKey(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the key
     created_at: Mapped[datetime] = mapped_column(TS)
+    # sees every tenant in the dashboard (`llmq keys create --admin`); the API stays per tenant
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     revoked_at: Mapped[datetime | None] = mapped_column(TS)
 
 

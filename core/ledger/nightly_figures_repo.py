@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.ledger.lanes_reads_repo import lane_usage, lanes_json
 from core.ledger.models import Attempt, Batch, InboxFile, Job, NightlyRunJob
 from core.money import as_decimal
 from schemas.job import JobState
@@ -75,6 +76,7 @@ class RunFigures:
     failed_attempts_by_reason: Mapping[str, int]
     costliest: Sequence[JobCost]
     inbox: Sequence[InboxEntry] = field(default_factory=list)
+    lanes: Mapping[str, Any] = field(default_factory=dict)  # issue 18: lanes_json(...)
 
 
 def run_figures(
@@ -103,6 +105,9 @@ def run_figures(
         failed_attempts_by_reason=_failed_attempts(session, scope),
         costliest=_costliest(session, scope),
         inbox=_inbox(session, run_id),
+        lanes=lanes_json(
+            lane_usage(session, Attempt.job_id.in_(linked), Attempt.started_at >= since)
+        ),
     )
 
 

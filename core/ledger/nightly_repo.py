@@ -45,7 +45,7 @@ _runs = NightlyRun.__table__
 
 RUNNING, DONE = "running", "done"
 LOCK_CLASS = 0x6C6E6967  # first key of pg_try_advisory_lock(int, int): "lnig"
-OPEN_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
+OPEN_STATES = (JobState.QUEUED.value, JobState.RUNNING.value, JobState.BATCHED.value)
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,14 @@ def _link(session: Session, run_id: int, rows: Sequence[tuple[uuid.UUID, str, st
         session.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "job_id"]))
 
 
-def _take(session: Session, where: Any, tenant: str, now: datetime, limit: int) -> list[Any]:
+def _take(  # noqa: PLR0913
+    session: Session,
+    where: Any,
+    tenant: str,
+    now: datetime,
+    limit: int,
+    deadline: datetime | None = None,
+) -> list[Any]:
     """Lock up to `limit` jobs matching `where` (skipping rows others hold), move them to
     queued under `tenant`, due now and marked sent now (the caller publishes right after
     commit; if that fails the sweeper re-sends them). Returns the moved rows as picked."""
@@ -225,7 +232,13 @@ def _take(session: Session, where: Any, tenant: str, now: datetime, limit: int) 
     ).all()
     if not picked:
         return []
-    queued = dict(state=JobState.QUEUED.value, tenant=tenant, not_before=None, lease_until=None)
+    queued = dict(
+        state=JobState.QUEUED.value,
+        tenant=tenant,
+        not_before=None,
+        lease_until=None,
+        deadline=deadline,  # issue 18: the run's jobs may wait for a batch lane until then
+    )
     stmt = (
         update(_jobs)
         .where(_jobs.c.id.in_([r.id for r in picked]), where)
@@ -236,19 +249,30 @@ def _take(session: Session, where: Any, tenant: str, now: datetime, limit: int) 
     return [r for r in picked if r.id in moved]
 
 
-def release_deferred(
-    session: Session, run_id: int, tenant: str, inbox: set[uuid.UUID], now: datetime, limit: int
+def release_deferred(  # noqa: PLR0913
+    session: Session,
+    run_id: int,
+    tenant: str,
+    inbox: set[uuid.UUID],
+    now: datetime,
+    limit: int,
+    deadline: datetime | None = None,
 ) -> list[uuid.UUID]:
     """Up to `limit` deferred jobs -> queued under the nightly tenant; returns their ids.
     Jobs of the batches in `inbox` (this run's inbox files) are linked as source 'inbox'."""
-    rows = _take(session, _jobs.c.state == JobState.DEFERRED.value, tenant, now, limit)
+    rows = _take(session, _jobs.c.state == JobState.DEFERRED.value, tenant, now, limit, deadline)
     sources = ["inbox" if r.batch_id in inbox else "deferred" for r in rows]
     _link(session, run_id, [(r.id, src, r.tenant) for r, src in zip(rows, sources, strict=True)])
     return [r.id for r in rows]
 
 
-def requeue_parked(
-    session: Session, run_id: int, tenant: str, now: datetime, limit: int
+def requeue_parked(  # noqa: PLR0913
+    session: Session,
+    run_id: int,
+    tenant: str,
+    now: datetime,
+    limit: int,
+    deadline: datetime | None = None,
 ) -> list[uuid.UUID]:
     """Up to `limit` quota_exceeded jobs whose window has reset (`not_before` passed) ->
     queued under the nightly tenant. Jobs parked without a reset time (a batch's max cost)
@@ -258,7 +282,7 @@ def requeue_parked(
         & _jobs.c.not_before.is_not(None)
         & (_jobs.c.not_before <= now)
     )
-    rows = _take(session, due, tenant, now, limit)
+    rows = _take(session, due, tenant, now, limit, deadline)
     _link(session, run_id, [(r.id, "parked", r.tenant) for r in rows])
     return [r.id for r in rows]
 
@@ -271,6 +295,7 @@ def retry_failed(
     max_retries: int,
     now: datetime,
     limit: int,
+    deadline: datetime | None = None,
 ) -> list[uuid.UUID]:
     """Up to `limit` failed jobs whose error kind is in `kinds` and that nightly runs have
     re-run fewer than `max_retries` times -> queued under the nightly tenant, with a fresh
@@ -296,7 +321,7 @@ def retry_failed(
         & _jobs.c.id.not_in(this_run)
         & _jobs.c.batch_id.in_(live_batch)
     )
-    rows = _take(session, due, tenant, now, limit)
+    rows = _take(session, due, tenant, now, limit, deadline)
     if not rows:
         return []
     # A fresh attempt budget (rows are locked by _take's FOR UPDATE: every one matches).

@@ -182,8 +182,10 @@ def orphaned_attempts(session: Session, started_before: datetime, limit: int) ->
     again, finished, cancelled...). An attempt the job is still running under a live lease
     is never touched, however old (a long call with a renewed lease).
     """
+    # A job waiting in a provider batch lane (issue 18) holds its attempt open for hours, with
+    # no lease: that attempt is current too, and its reservation stays until its result.
     current = and_(
-        _jobs.c.state == JobState.RUNNING.value,
+        _jobs.c.state.in_((JobState.RUNNING.value, JobState.BATCHED.value)),
         _jobs.c.attempts == _attempts.c.attempt_no,
     )
     rows = session.execute(

@@ -9,8 +9,8 @@ The tenant is the one each attempt recorded when it was made (issue 19), never t
 current one: a re-assignment (e.g. by a nightly run) leaves past spend where it was.
 `spent_unknown`: attempts the sweeper closed as lost (their worker died mid-call), booked on
 the quota at their reservation because the provider may have billed them; a late finish turns
-them into ordinary attempts with their real cost. `lane` is 'sync' for every attempt until
-provider batch lanes record one (issue 18).
+them into ordinary attempts with their real cost. `lane` is the attempt's (issue 18: sync or
+batch; NULL = sync).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
@@ -28,7 +29,6 @@ from core.ledger.models import Attempt
 ZERO = Decimal(0)
 
 USAGE_DIMENSIONS = ("tenant", "provider", "model", "deployment", "day", "lane")
-SYNC_LANE = "sync"  # the only lane attempts have until batch lanes record theirs
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,9 @@ def usage_report(
         "model": Attempt.model,
         "deployment": Attempt.deployment,
         "day": _day_column(session),
+        "lane": func.coalesce(Attempt.lane, "sync"),  # issue 18: sync or batch
     }
-    groups = [dims[d].label(d) for d in by if d in dims]  # lane: one value, added per row
+    groups = [dims[d].label(d) for d in by]
     stmt = (
         select(
             *groups,
@@ -126,7 +127,7 @@ def usage_report(
 
 def _usage_row(r, by: Sequence[str]) -> UsageRow:  # type: ignore[no-untyped-def]
     return UsageRow(
-        group={d: SYNC_LANE if d == "lane" else str(getattr(r, d)) for d in by},
+        group={d: str(getattr(r, d)) for d in by},
         attempts=int(r.attempts),
         succeeded=int(r.succeeded),
         failed=int(r.failed),
@@ -143,3 +144,13 @@ def _usage_row(r, by: Sequence[str]) -> UsageRow:  # type: ignore[no-untyped-def
         spent_unknown_usd=Decimal(r.unknown_usd),
         spent_unknown_tokens=int(r.unknown_tok),
     )
+
+
+def lanes_since(session: Session, since: datetime, tenant: str | None = None) -> dict[str, Any]:
+    """Per lane (sync, batch): attempts, cost and the USD the batch lane saved (issue 18)."""
+    from core.ledger.lanes_reads_repo import lane_usage, lanes_json
+
+    where = [Attempt.started_at >= since]
+    if tenant is not None:
+        where.append(Attempt.tenant == tenant)  # issue 19: the tenant the call charged
+    return lanes_json(lane_usage(session, *where))

@@ -82,6 +82,10 @@ def submit(  # noqa: PLR0913 - one parameter per CLI flag (issue 3)
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Never answer from the cache.")
     ] = False,
+    deadline: Annotated[
+        str | None,
+        typer.Option("--deadline", help="Done within (24h, 90m, 2d): may use batch lanes."),
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Show progress until nothing can move.")
     ] = False,
@@ -92,7 +96,14 @@ def submit(  # noqa: PLR0913 - one parameter per CLI flag (issue 3)
     """Validate every line, store the batch and its jobs, enqueue them."""
     with _client() as client:
         result = client.submit_detailed(
-            file, name, tenant, model, max_cost, nightly=nightly, use_cache=not no_cache
+            file,
+            name,
+            tenant,
+            model,
+            max_cost,
+            nightly=nightly,
+            use_cache=not no_cache,
+            deadline=deadline,
         )
         t = result.timings
         _err(
@@ -249,6 +260,14 @@ def _print_status(st: BatchStatus) -> None:
         + (f" ({st.unpriced_attempts} attempts unpriced)" if st.unpriced_attempts else "")
     )
     console.print(f"cache: {st.cache_hits} hits, ${data['cache']['saved_usd']} saved")
+    if data.get("lanes"):
+        lanes = data["lanes"]
+        sync, batch = lanes["sync"], lanes["batch"]
+        console.print(
+            f"lanes: sync {sync['attempts']} attempts ${sync['cost_usd']}; batch "
+            f"{batch['attempts']} attempts ${batch['cost_usd']}; saved by batch lanes "
+            f"${lanes['saved_usd']}"
+        )
     if data["providers"]:
         providers = Table("provider", "jobs served", "attempts", "cost USD", box=None)
         for p, s in data["providers"].items():
@@ -296,6 +315,9 @@ def _print_timeline(t: JobTimeline) -> None:
             f"    waited {a['waited_ms']} ms  latency {latency} ms  tokens "
             f"{a['prompt_tokens']} in / {a['completion_tokens']} out  cost {cost}"
         )
+        if a.get("lane") == "batch":  # issue 18: which provider batch it went into
+            batch_id = printable(a.get("provider_batch_id") or "(not yet sent)")
+            typer.echo(f"    lane batch  provider batch {batch_id}")
         if a["error_kind"] or a["error_message"]:
             typer.echo(f"    error {printable(a['error_kind'])}: {printable(a['error_message'])}")
     if j["error"]:

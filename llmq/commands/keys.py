@@ -41,7 +41,10 @@ def create(
     tenant: Annotated[str, typer.Option("--tenant", help="Whose quota the key's jobs use.")],
     name: Annotated[str | None, typer.Option("--name", help="A label for people.")] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help='{"id", "key", "tenant", "name"}')
+        bool, typer.Option("--json", help='{"id", "key", "tenant", "name", "admin"}')
+    ] = False,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="The dashboard shows this key every tenant.")
     ] = False,
 ) -> None:
     """Create a key and print it once."""
@@ -51,12 +54,18 @@ def create(
         typer.echo("error: --tenant must be 1-100 characters, --name at most 200", err=True)
         raise typer.Exit(2)
     with _session() as session:
-        key_id, key = api_keys_repo.create_key(session, tenant, name, datetime.now(UTC))
+        key_id, key = api_keys_repo.create_key(
+            session, tenant, name, datetime.now(UTC), admin=admin
+        )
     if as_json:
-        typer.echo(json.dumps({"id": key_id, "key": key, "tenant": tenant, "name": name}))
+        doc = {"id": key_id, "key": key, "tenant": tenant, "name": name, "admin": admin}
+        typer.echo(json.dumps(doc))
         return
     typer.echo(key)
-    typer.echo(f"key {key_id} for tenant {tenant}: store it now, it is not shown again", err=True)
+    role = "admin key" if admin else "key"
+    typer.echo(
+        f"{role} {key_id} for tenant {tenant}: store it now, it is not shown again", err=True
+    )
 
 
 @keys_app.command("list")
@@ -74,7 +83,8 @@ def list_(
         return
     for k in keys:
         state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
-        typer.echo(f"{k.id}  {k.tenant}  {k.name or '-'}  {k.created_at:%Y-%m-%d}  {state}")
+        role = "  admin" if k.is_admin else ""
+        typer.echo(f"{k.id}  {k.tenant}  {k.name or '-'}  {k.created_at:%Y-%m-%d}  {state}{role}")
 
 
 @keys_app.command("revoke")

@@ -224,10 +224,7 @@ def usage(
     since: Annotated[str, typer.Option(help="7d, 24h, 30m, 2w or an ISO date.")] = "7d",
     by: Annotated[
         str,
-        typer.Option(
-            help="Group by: tenant, provider, model, deployment, day, lane (comma list; lane is "
-            "'sync' for every call until batch lanes land)."
-        ),
+        typer.Option(help="Group by: tenant, provider, model, deployment, day, lane (comma list)."),
     ] = "provider,model",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -235,7 +232,7 @@ def usage(
 
     Spend is the tenant's that each call charged when it was made. Calls lost with a dead
     worker are booked at their reservation and shown on their own `spent_unknown` line."""
-    from core.ledger.usage_repo import USAGE_DIMENSIONS, usage_report
+    from core.ledger.usage_repo import USAGE_DIMENSIONS, lanes_since, usage_report
 
     dims = [d.strip() for d in by.split(",") if d.strip()]
     bad = [d for d in dims if d not in USAGE_DIMENSIONS]
@@ -247,6 +244,7 @@ def usage(
     with _ledger() as session:
         rows = usage_report(session, start, tenant, dims)
         (total,) = usage_report(session, start, tenant, ()) or [None]
+        lanes = lanes_since(session, start, tenant)
     if as_json:
         out = {
             "since": start.isoformat(),
@@ -254,6 +252,7 @@ def usage(
             "by": dims,
             "rows": [_usage_json(r) for r in rows],
             "total": _usage_json(total) if total else None,
+            "lanes": lanes,
         }
         typer.echo(json.dumps(out, indent=2))
         return
@@ -265,6 +264,17 @@ def usage(
     if total and total.lost:
         lines.append(_unknown_cells(total, max(len(dims), 1)))
     _print_table(f"usage since {start:%Y-%m-%d %H:%M} UTC", headers, lines)
+    typer.echo(lanes_line(lanes))
+
+
+def lanes_line(lanes: dict[str, Any]) -> str:
+    """Attempts and cost per lane, and the USD saved against the sync price (issue 18)."""
+    sync, batch = lanes["sync"], lanes["batch"]
+    return (
+        f"lanes: sync {sync['attempts']} attempts ${sync['cost_usd']}; batch "
+        f"{batch['attempts']} attempts ${batch['cost_usd']}; saved by batch lanes "
+        f"${lanes['saved_usd']}"
+    )
 
 
 def _usage_cells(r: UsageRow) -> list[str]:

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from core.config_file import load_config
 from core.ledger.db import make_engine, make_sessionmaker
-from llmq.serve import errors
+from llmq.serve import dashboard, errors
 from llmq.serve.routes import router
 from llmq.serve.settings import ServeSettings, load_serve_settings
 from llmq.serve.state import ServeState
@@ -46,6 +46,7 @@ def create_app(
     app.state.llmq = state
     errors.install(app)
     app.include_router(router)
+    dashboard.install(app, env, settings.state_redis_url)  # `/`: the web dashboard
     return app
 
 

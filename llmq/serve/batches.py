@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from core import cache_key, jsonl
+from core.durations import parse_duration
 from core.ledger import api_batches_repo as repo
 from core.ledger import batch_control_repo, batch_reads_repo, batch_submit_repo, files_repo
 from core.ledger.batch_submit_repo import NewBatch
@@ -42,7 +43,8 @@ from producer.submit import EnqueueFailed, publish_or_mark
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS = ("/v1/chat/completions",)
+ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")  # issue 17: embedding batches too
+EMBEDDINGS = ENDPOINTS[1]
 WINDOWS = {"24h": timedelta(hours=24)}
 
 
@@ -76,11 +78,16 @@ def create(state: ServeState, tenant: str, req: CreateBatch) -> dict[str, Any]:
                 state.config,
                 capabilities=state.capabilities,
             )
+            _check_endpoint(specs, req.endpoint, session, req.input_file_id)
         except jsonl.InputError as exc:
             return _store_failed(session, tenant, req, exc, now)
     keys = cache_key.keys_for(specs, state.config, tenant=tenant)
     api_id = repo.new_batch_id()
-    new = NewBatch(tenant=tenant, name=api_id, max_cost_usd=budget, source=req.input_file_id)
+    # issue 18: the completion window is the jobs' deadline, so they may use batch lanes
+    due = now + parse_duration(req.completion_window)
+    new = NewBatch(
+        tenant=tenant, name=api_id, max_cost_usd=budget, source=req.input_file_id, deadline=due
+    )
     with session_scope(state.sessions) as session:
         if not files_repo.claim_for_batch(session, tenant, req.input_file_id, api_id):
             raise ApiError(400, _used_message(req.input_file_id), param="input_file_id")
@@ -107,6 +114,19 @@ def _check_request(req: CreateBatch) -> None:
             f"Invalid value for 'completion_window': {req.completion_window!r}. Supported: 24h.",
             param="completion_window",
         )
+
+
+def _check_endpoint(specs: list[Any], endpoint: str, session: Session, file_id: str) -> None:
+    """Every line's kind matches the batch's endpoint (as OpenAI requires); the file is read
+    again for line numbers only when one does not."""
+    embedding = endpoint == EMBEDDINGS
+    bad = {i for i, spec in enumerate(specs) if spec.is_embedding != embedding}
+    if not bad:
+        return
+    lines = batch_input.numbered_lines(files_repo.iter_content(session, file_id))
+    numbers = [n for n, raw in lines if raw is not None and raw.strip()]
+    errors = [f'line {numbers[i]}: url must be "{endpoint}" in this batch' for i in sorted(bad)]
+    raise jsonl.InputError(errors[:20], file_id, len(bad))
 
 
 def _used_message(file_id: str) -> str:

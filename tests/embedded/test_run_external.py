@@ -10,6 +10,7 @@ from pathlib import Path
 import redis
 
 from simulator.server import start_in_thread
+from tests.conftest import REDIS_TEST_URL_2
 from tests.embedded.clean_env import LLMQ, read_jsonl, write_jsonl
 from tests.helpers.llm_config import model, write_llm_config
 from tests.helpers.worker import WorkerProcess, worker_env
@@ -48,9 +49,11 @@ def test_run_external_submits_to_the_servers_and_waits_for_their_workers(
 
 
 def _private_db(redis_url: str) -> str:
-    """A Redis database of its own (flushed): the shared test database may be in use by
-    another suite's worker at the same moment, which would take (and drop) our messages."""
-    url = redis_url.rsplit("/", 1)[0] + "/11"  # 9: shared tests, 12: bench, 13: monitoring
+    """This test worker's second Redis database (flushed): the first may still hold another
+    suite's messages. Never a fixed number: under pytest-xdist a fixed db belongs to another
+    test worker, whose messages our worker would take and drop (a CI failure once)."""
+    url = REDIS_TEST_URL_2
+    assert url != redis_url
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()

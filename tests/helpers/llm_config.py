@@ -53,6 +53,9 @@ def config_dict(
     }
     if fallbacks:
         data["fallbacks"] = {k: list(v) for k, v in fallbacks.items()}
+    # Batch lanes (issue 18) need beat's flusher and poller, which most tests do not run:
+    # off unless a test asks for them (tests/lanes/ does).
+    data["batch_lane"] = {"enabled": False}
     data.update(extra)
     return data
 

@@ -151,6 +151,7 @@ def test_failed_jobs_are_retried_a_bounded_number_of_times(ledger_night) -> None
     rig.configure(retry_failed_max=2)
     [job] = failed(rig.engine, 1, "rate_limited", attempts=6)
     [exhausted] = failed(rig.engine, 1, "attempts_exhausted", attempts=6)
+    [invalid] = failed(rig.engine, 1, "invalid_output", attempts=3)
     [bad] = failed(rig.engine, 1, "bad_request", attempts=1)
     cancelled_batch, [in_cancelled] = seed_in_state(
         rig.engine, 1, "failed", error={"type": "timeout", "message": "t"}, attempts=6
@@ -163,7 +164,7 @@ def test_failed_jobs_are_retried_a_bounded_number_of_times(ledger_night) -> None
         run_nightly(rig.context(processed=False), day, stop_after="retry")
         return sorted(rig.published)
 
-    assert night(D1) == sorted([job, exhausted])
+    assert night(D1) == sorted([job, exhausted, invalid])
     with Session(rig.engine) as s:
         assert s.get(Job, job).routing_state == {"attempt_base": 6}
         assert s.get(Job, job).error is None and s.get(Job, job).tenant == "nightly"
@@ -173,19 +174,19 @@ def test_failed_jobs_are_retried_a_bounded_number_of_times(ledger_night) -> None
         with Session(rig.engine) as s, s.begin():
             s.execute(
                 update(Job)
-                .where(Job.id.in_([job, exhausted]))
+                .where(Job.id.in_([job, exhausted, invalid]))
                 .values(
                     state="failed", attempts=attempts, error={"type": "timeout", "message": "t"}
                 )
             )
 
     fail_again(8)
-    assert night(D2) == sorted([job, exhausted])
+    assert night(D2) == sorted([job, exhausted, invalid])
     with Session(rig.engine) as s:
         assert s.get(Job, job).routing_state == {"attempt_base": 8}
     fail_again(10)
     assert night(D3) == []  # two nightly re-runs used up
-    assert job_states(rig.engine, [job, exhausted]) == {"failed": 2}
+    assert job_states(rig.engine, [job, exhausted, invalid]) == {"failed": 3}
 
 
 def test_a_run_held_by_another_process_is_left_alone(night) -> None:  # type: ignore[no-untyped-def]

@@ -37,7 +37,7 @@ ALL = frozenset(Feature)
 # A fake registry: what each provider's deployments honour in this test.
 PROVIDER_CAPS = {
     "openai": ALL,
-    "anthropic": ALL - {Feature.SEED, Feature.PENALTIES},
+    "anthropic": ALL - {Feature.SEED, Feature.PENALTIES, Feature.BLANK_STOP},
     "cohere": ALL - {Feature.JSON_WITH_TOOLS, Feature.VISION, Feature.IMAGE_URL},
     "local": frozenset({Feature.STOP, Feature.SEED}),
     "google": frozenset({Feature.TOOLS}),
@@ -87,6 +87,14 @@ CASES: list[tuple[str, str, dict[str, Any], str | None]] = [
     ("plain needs nothing", "tiny", {}, None),
     ("openai serves all", "gpt", {"seed": 1, "tools": [TOOL], "tool_choice": "required"}, None),
     ("missing seed", "claude", {"seed": 1}, "no deployment of claude supports seed"),
+    (
+        "blank stop",
+        "claude",
+        {"stop": ["END", " \n"]},
+        "no deployment of claude supports blank_stop",
+    ),
+    ("stop with spaces inside", "claude", {"stop": [" END "]}, None),
+    ("blank stop elsewhere", "gpt", {"stop": "\n"}, None),
     (
         "missing penalties after others",
         "claude",

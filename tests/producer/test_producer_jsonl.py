@@ -94,7 +94,7 @@ BAD_LINES: list[tuple[str, str]] = [
         'method must be "POST"',
     ),
     (
-        '{"custom_id": "x", "method": "POST", "url": "/v1/embeddings", "body": {}}',
+        '{"custom_id": "x", "method": "POST", "url": "/v1/completions", "body": {}}',
         'url must be "/v1/chat/completions"',
     ),
     (

@@ -147,7 +147,7 @@ def test_status_counts_usage_cost_providers_and_cache(client: Client, seeded: An
     data = st.to_json()
     assert data["counts"] == {
         "queued": 1, "running": 1, "succeeded": 3, "failed": 1,
-        "cancelled": 0, "quota_exceeded": 0, "deferred": 0,
+        "cancelled": 0, "quota_exceeded": 0, "deferred": 0, "batched": 0,
     }  # fmt: skip
     # billed attempts only: the cache hit's tokens were not paid for
     assert data["usage"] == {"prompt_tokens": 10 + 7 + 4, "completion_tokens": 5 + 3}

@@ -25,9 +25,11 @@ TABLE = [
     (LLMProvider.HUGGINGFACE, "meta-llama/Llama-3.3-70B-Instruct", None, set()),
     (LLMProvider.LOCAL, "llama3.1", "openai", set()),
     (LLMProvider.LOCAL, "llama3.1", "ollama", TOOL_CHOICES | {F.SERIAL_TOOL_CALLS, F.IMAGE_URL}),
-    (LLMProvider.ANTHROPIC, "claude-3-5-haiku-20241022", None, {F.SEED, F.PENALTIES}),
-    (LLMProvider.ANTHROPIC, "claude-opus-4-1-20250805", None, {F.SEED, F.PENALTIES, F.TOP_P}),
-    (LLMProvider.ANTHROPIC, "claude-sonnet-4-5-20250929", None, {F.SEED, F.PENALTIES, F.TOP_P}),
+    (LLMProvider.ANTHROPIC, "claude-3-5-haiku-20241022", None, {F.SEED, F.PENALTIES, F.BLANK_STOP}),
+    (LLMProvider.ANTHROPIC, "claude-opus-4-1-20250805", None,
+     {F.SEED, F.PENALTIES, F.TOP_P, F.BLANK_STOP}),
+    (LLMProvider.ANTHROPIC, "claude-sonnet-4-5-20250929", None,
+     {F.SEED, F.PENALTIES, F.TOP_P, F.BLANK_STOP}),
     (LLMProvider.GOOGLE, "gemini-2.5-flash", None,
      {F.IMAGE_URL, F.SERIAL_TOOL_CALLS, F.JSON_WITH_TOOLS}),
     (LLMProvider.GOOGLE, "gemini-3-pro-preview", None,
@@ -103,6 +105,7 @@ PROBES: dict[Feature, dict] = {
     F.SEED: {"seed": 1},
     F.PENALTIES: {"presence_penalty": 0.5},
     F.SERIAL_TOOL_CALLS: {"tools": (WEATHER,), "parallel_tool_calls": False},
+    F.BLANK_STOP: {"stop": ("END", "\n\n")},
 }
 
 

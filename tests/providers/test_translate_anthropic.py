@@ -187,7 +187,7 @@ REFUSED = [
     (OLD, {"seed": True}, {"seed": 1}, "no seed"),  # an override cannot invent a field
     (NATIVE, None, {"top_p": 0.5}, "top_p"),  # rejected next to temperature (trap 4)
     (NATIVE, {"top_p": True}, {"top_p": 0.5, "temperature": 0.3}, "not both"),
-    (OLD, None, {"stop": (" ",)}, "whitespace"),
+    (OLD, None, {"stop": (" ",)}, "cannot honour blank_stop"),  # a capability, so refused at submit
     (OLD, None, {"tools": (ToolSpec(function=FunctionDef(name="json_tool_call")),)}, "reserved"),
     (OLD, None, {"messages": (ChatMessage(role="assistant", content=None, tool_calls=(
         ToolCall(id="c", name="f", arguments="[1]"),)),)}, "JSON object"),

@@ -28,7 +28,8 @@ def _cli(db_url: str, *args: str) -> str:
 def test_keys_cli_create_list_revoke_and_401(served, tmp_path) -> None:  # type: ignore[no-untyped-def]
     db = served.rig.database_url
     made = json.loads(_cli(db, "keys", "create", "--tenant", "team-k", "--name", "ci", "--json"))
-    assert set(made) == {"id", "key", "tenant", "name"} and made["tenant"] == "team-k"
+    assert set(made) == {"id", "key", "tenant", "name", "admin"} and made["tenant"] == "team-k"
+    assert made["admin"] is False
     client = openai.OpenAI(base_url=served.url, api_key=made["key"], max_retries=0)
     assert client.batches.list().data == []
 

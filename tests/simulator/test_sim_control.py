@@ -23,7 +23,8 @@ def test_health(client: httpx.Client) -> None:
 
 
 def test_stats_shape(sim: RunningSimulator, client: httpx.Client) -> None:
-    assert sim.stats() == {"providers": {}, "total_requests": 0, "total_served": 0, "billed": []}
+    empty = {"providers": {}, "total_requests": 0, "total_served": 0, "billing": [], "billed": []}
+    assert sim.stats() == empty
     send(client, "openai", model="gpt-a")
     send(client, "openai", model="gpt-a", key="bad-k")
     send(client, "google", model="gemini-b")
@@ -34,6 +35,11 @@ def test_stats_shape(sim: RunningSimulator, client: httpx.Client) -> None:
     assert openai["by_status"] == {"200": 1, "401": 1}
     assert openai["models"]["gpt-a"]["served"] == 1
     assert stats["providers"]["google"]["models"]["gemini-b"]["prompt_tokens"] == 8
+    # issue 18: what each served call billed, per lane (no prices configured: 0)
+    assert [(r["provider"], r["lane"], r["requests"]) for r in stats["billing"]] == [
+        ("google", "sync", 1),
+        ("openai", "sync", 1),
+    ]
 
 
 def test_log_entries_filters_and_limit(sim: RunningSimulator, client: httpx.Client) -> None:

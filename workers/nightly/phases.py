@@ -17,7 +17,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,19 @@ RETRYABLE_KINDS = tuple(
         ErrorKind.UNAVAILABLE,
         ErrorKind.TIMEOUT,
         ErrorKind.ATTEMPTS_EXHAUSTED,
+        # a reply that did not fit its schema: sampling again often does (bounded like the rest)
+        ErrorKind.INVALID_OUTPUT,
     )
 )
 CHUNK = 2000  # jobs handed over per transaction (and per publish)
+
+
+def _deadline(ctx: NightlyContext) -> datetime | None:
+    """When the run's jobs must be done, if they may wait for a batch lane (issue 18)."""
+    nightly = ctx.config.nightly
+    if not nightly.batch_lane:
+        return None
+    return ctx.clock() + timedelta(hours=nightly.deadline_h)
 
 
 # ---- release, parked, retry: jobs handed to the nightly tenant and published --------------
@@ -90,7 +100,9 @@ def release_phase(ctx: NightlyContext, run: nightly_repo.RunRow) -> None:
     _queue_in_chunks(
         ctx,
         "deferred",
-        lambda s: nightly_repo.release_deferred(s, run.id, tenant, inbox, ctx.clock(), CHUNK),
+        lambda s: nightly_repo.release_deferred(
+            s, run.id, tenant, inbox, ctx.clock(), CHUNK, _deadline(ctx)
+        ),
     )
 
 
@@ -100,7 +112,9 @@ def parked_phase(ctx: NightlyContext, run: nightly_repo.RunRow) -> None:
     _queue_in_chunks(
         ctx,
         "parked",
-        lambda s: nightly_repo.requeue_parked(s, run.id, tenant, ctx.clock(), CHUNK),
+        lambda s: nightly_repo.requeue_parked(
+            s, run.id, tenant, ctx.clock(), CHUNK, _deadline(ctx)
+        ),
     )
 
 
@@ -111,7 +125,14 @@ def retry_phase(ctx: NightlyContext, run: nightly_repo.RunRow) -> None:
         ctx,
         "retryable failures",
         lambda s: nightly_repo.retry_failed(
-            s, run.id, nightly.tenant, RETRYABLE_KINDS, nightly.retry_failed_max, ctx.clock(), CHUNK
+            s,
+            run.id,
+            nightly.tenant,
+            RETRYABLE_KINDS,
+            nightly.retry_failed_max,
+            ctx.clock(),
+            CHUNK,
+            _deadline(ctx),
         ),
     )
 

@@ -137,6 +137,7 @@ def build_report(
             "attempts_by_reason": dict(sorted(figures.failed_attempts_by_reason.items())),
         },
         "costliest_jobs": [_job_dict(j) for j in figures.costliest[:COSTLIEST]],
+        "lanes": dict(figures.lanes),  # issue 18: per lane, and saved by batch lanes
         "usage_command": usage_command(info.tenant, info.started_at),
     }
     report["previous"] = summary(previous) if previous else None
@@ -199,6 +200,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"- Jobs: {jobs['total']}; attempts: {usage['attempts']}; tokens: "
         f"{usage['total_tokens']}; cost: {usage['cost_usd']} USD",
         f"- Same figures: `{report['usage_command']}`",
+        _saved_line(report),
         "",
         "## Jobs by state",
         "",
@@ -245,6 +247,16 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(out + _comparison(report)) + "\n"
+
+
+def _saved_line(report: Mapping[str, Any]) -> str:
+    """The "saved by batch lanes" line (issue 18)."""
+    lanes = report.get("lanes") or {}
+    batch = lanes.get("batch") or {"attempts": 0, "cost_usd": "0"}
+    return (
+        f"- Saved by batch lanes: {lanes.get('saved_usd', '0')} USD "
+        f"({batch['attempts']} batch-lane attempts costing {batch['cost_usd']} USD)"
+    )
 
 
 def _reasons(failures: Mapping[str, Mapping[str, int]]) -> list[tuple[str, int]]:

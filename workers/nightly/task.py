@@ -29,11 +29,14 @@ def nightly_run(run_date: str | None = None) -> str:
     delivery resumes the run. A copy delivered while the run is still going (the broker's
     visibility timeout is shorter than a long night) finds the lock held and returns "busy".
     """
+    from core.publish import BULK_PRIORITY
     from workers.runtime import get_runtime
     from workers.sweeper import publish_ids
 
     rt = get_runtime()
-    ctx = NightlyContext(rt.sessions, rt.engine, rt.config, publish_ids(rt.settings.broker_url))
+    # a backlog run is bulk work: interactive batches submitted meanwhile go first
+    publish = publish_ids(rt.settings.broker_url, BULK_PRIORITY)
+    ctx = NightlyContext(rt.sessions, rt.engine, rt.config, publish)
     day = (
         date.fromisoformat(run_date)
         if run_date

@@ -140,6 +140,28 @@ class LedgerCollector:
             jobs.add_metric([state], n)
         yield jobs
         yield from self._quota(conn)
+        yield from self._lanes(conn)
+
+    def _lanes(self, conn: Connection) -> Iterator[Metric]:
+        """Issue 18: open provider batches per deployment and the oldest one's age (the
+        dashboard's alert rules use these exact names)."""
+        from core.ledger.lanes_reads_repo import open_batches
+
+        opened = GaugeMetricFamily(
+            "llmq_provider_batches_open", "Provider batches not yet applied", labels=["deployment"]
+        )
+        age = GaugeMetricFamily(
+            "llmq_provider_batch_oldest_age_seconds",
+            "Age of the oldest open provider batch, seconds",
+            labels=["deployment"],
+        )
+        now = self._clock()
+        with Session(bind=conn) as session:
+            for dep, (n, oldest) in sorted(open_batches(session).items()):
+                opened.add_metric([dep], n)
+                age.add_metric([dep], max((now - oldest).total_seconds(), 0.0))
+        yield opened
+        yield age
 
     def _latency(self, conn: Connection) -> Metric:
         hist = HistogramMetricFamily(

@@ -25,6 +25,7 @@ from workers.providers.anthropic_features import (
     rejects_top_p_with_temperature,
 )
 from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest, RateLimitInfo
+from workers.providers.batch_anthropic import AnthropicBatchWire
 from workers.providers.features import (
     args_text,
     finish_with_calls,
@@ -38,7 +39,8 @@ from workers.providers.wire import Count, Meta, WireModel
 
 API_VERSION = "2023-06-01"  # the stable version; newer SDK pins change parameter sets
 # Every Claude: JSON via the tool trick where native output is missing, so JSON + tools too.
-CAPABILITIES = frozenset(Feature) - {Feature.SEED, Feature.PENALTIES}
+# Whitespace-only stop sequences are a 400 there: refused at submit, not at the worker.
+CAPABILITIES = frozenset(Feature) - {Feature.SEED, Feature.PENALTIES, Feature.BLANK_STOP}
 
 
 class AnthropicUsage(WireModel):
@@ -84,8 +86,9 @@ def anthropic_usage(usage: Any) -> Usage:
     )
 
 
-class AnthropicAdapter(ProviderAdapter):
+class AnthropicAdapter(AnthropicBatchWire, ProviderAdapter):
     name: ClassVar[str] = LLMProvider.ANTHROPIC
+    batch_api: ClassVar[str | None] = "message_batches"  # /v1/messages/batches, half price
     env_keys: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
     genai_prices_id: ClassVar[str | None] = "anthropic"
@@ -133,6 +136,10 @@ class AnthropicAdapter(ProviderAdapter):
         return headers
 
     def build_request(self, req: ProviderRequest) -> httpx.Request:
+        return self.post(self.url, self.build_body(req))
+
+    def build_body(self, req: ProviderRequest) -> dict[str, Any]:
+        """The Messages body (also each request of a message batch)."""
         self.require(req)
         system, rest = split_system(req)
         with refusals(self):
@@ -147,7 +154,7 @@ class AnthropicAdapter(ProviderAdapter):
                 # Anthropic's range is 0..1 where OpenAI's is 0..2: clamp rather than be rejected.
                 body["temperature"] = min(req.temperature, 1.0)
             feature_fields(req.features, rest, body, self.native_json(req.model_id))
-        return self.post(self.url, body)
+        return body
 
     def parse_reply(self, resp: httpx.Response) -> ProviderReply:
         data = AnthropicMessage.model_validate(resp.json())

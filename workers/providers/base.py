@@ -1,11 +1,11 @@
 """The adapter interface every provider module implements, and the values it exchanges.
 
 Owns: `ProviderRequest`, `ProviderReply`, `RateLimitInfo`, `AdapterTarget` and the
-`ProviderAdapter` base class whose `complete()` is the only I/O path to a provider: build the
-request, send it inside `translate_transport_errors()`, then classify (non-2xx) or parse (2xx),
-measuring latency; the provider-neutral half of error classification (status first, then body
-markers, then a per-provider `refine` hook). Must not: know any provider's wire format, touch
-the ledger, Redis or the clock beyond timing, or put an API key into anything it returns.
+`ProviderAdapter` base class whose `exchange()` is the only I/O path to a provider (`complete()`
+and `embed()` use it): send, then classify (non-2xx) or parse (2xx), timing it; the neutral
+half of error classification (status, body markers, a per-provider `refine` hook).
+Must not: know any provider's wire format, touch the ledger, Redis or the clock beyond
+timing, or put an API key into anything it returns.
 
 Contract for subclasses: the provider's facts as class attributes (`name`, `env_keys`,
 `default_base_url`, `retired_bases`, `genai_prices_id`, `simulator_dialect`, `chat_path`,
@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -58,6 +58,7 @@ from workers.retry import cap_retry_after
 log = logging.getLogger(__name__)
 
 MAX_ERROR_MESSAGE = 500  # characters of the provider's message kept in our exception
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,17 +130,14 @@ def estimated_usage(req: ProviderRequest, text: str) -> Usage:
     prompt = sum((len(m.text.encode()) + 3) // 4 + 3 for m in req.messages)
     if req.system:
         prompt += (len(req.system.encode()) + 3) // 4 + 3
-    return Usage(
-        prompt_tokens=prompt, completion_tokens=(len(text.encode()) + 3) // 4, estimated=True
-    )
+    completion = (len(text.encode()) + 3) // 4
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, estimated=True)
 
 
 class ProviderAdapter:
-    """Base class: subclasses set the class attributes and the pure methods.
-
-    Everything that does not change per call (base URL, headers, timeout) is computed once in
-    `__init__`, so an adapter is cheap to call and safe to share between threads.
-    """
+    """Base class: subclasses set the class attributes and the pure methods. What does not
+    change per call (base URL, headers, timeout) is computed once in `__init__`, so an
+    adapter is cheap to call and safe to share between threads."""
 
     # ---- the provider's facts (read through REGISTRY by config, pricing, embedded, simulator)
     name: ClassVar[str]  # as written in llm_config.yaml; an `LLMProvider` for the shipped six
@@ -151,6 +149,7 @@ class ProviderAdapter:
     dialect: ClassVar[str | None] = None  # the `providers.<name>.dialect` that picks this class
     variants: ClassVar[tuple[type[ProviderAdapter], ...]] = ()  # other dialects' classes
     requires_key: ClassVar[bool] = True
+    batch_api: ClassVar[str | None] = None  # issue 18: its batch API (workers/providers/batch.py)
     # ---- wire details
     chat_path: ClassVar[str] = "/chat/completions"
     request_id_header: ClassVar[str | None] = "x-request-id"
@@ -278,9 +277,8 @@ class ProviderAdapter:
         )
 
     def finish(self, raw: Any) -> str | None:
-        if not isinstance(raw, str) or not raw:
-            return None
-        return self.finish_reasons.get(raw, raw.lower())
+        ok = isinstance(raw, str) and raw
+        return self.finish_reasons.get(raw, raw.lower()) if ok else None
 
     def request_id(self, resp: httpx.Response) -> str | None:
         """The reply's request id, scrubbed: a hostile provider may echo a key in it."""
@@ -335,15 +333,16 @@ class ProviderAdapter:
     # ---- the one I/O path ----------------------------------------------------------------------
 
     def complete(self, req: ProviderRequest, key_fp: str | None = None) -> ProviderReply:
-        """Send one request; return the parsed reply or raise an `LLMProviderError`.
+        """Send one request; return the parsed reply or raise an `LLMProviderError`."""
+        return self.with_key(lambda: self._send(req), key_fp)
 
-        With a rotating key pool the call uses the key admission chose (`key_fp`, its
-        fingerprint: the key whose rate-limit bucket holds the slot), else the next key; a key
-        answering 401/403 leaves the pool and the call is made again with the next one, until
-        none is left.
-        """
+    def with_key(self, call: Callable[[], T], key_fp: str | None = None) -> T:
+        """Run `call` (this adapter's sends). With a rotating key pool it uses the key
+        admission chose (`key_fp`, its fingerprint: the key whose rate-limit bucket holds the
+        slot), else the next key; a key answering 401/403 leaves the pool and `call` runs
+        again with the next one, until none is left."""
         if not self.keys:
-            return self._send(req)
+            return call()
         pinned = self.keys.get(key_fp) if key_fp else None
         while True:
             key, pinned = pinned or self.keys.take(), None
@@ -355,15 +354,15 @@ class ProviderAdapter:
                 )
             self._local.key = key
             try:
-                return self._send(req)
+                return call()
             except AuthFailed as exc:
                 if exc.status not in (401, 403) or not self.keys.revoke(key, exc.status):
                     raise
             finally:
                 self._local.key = None
 
-    def _send(self, req: ProviderRequest) -> ProviderReply:
-        request = self.build_request(req)
+    def exchange(self, request: httpx.Request) -> tuple[httpx.Response, int]:
+        """Send one built request (bounded read); (2xx response, latency ms) or the error."""
         started = time.perf_counter()
         limits = (self.target.provider.max_reply_bytes, self.target.provider.timeout_s)
         with translate_transport_errors(**self._fields):
@@ -371,6 +370,10 @@ class ProviderAdapter:
         latency_ms = round((time.perf_counter() - started) * 1000)
         if not resp.is_success:
             raise self.classify_error(resp)
+        return resp, latency_ms
+
+    def _send(self, req: ProviderRequest) -> ProviderReply:
+        resp, latency_ms = self.exchange(self.build_request(req))
         try:
             reply = self.parse_reply(resp)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:

@@ -24,7 +24,8 @@ from core.errors import AuthFailed, LLMProviderError
 from schemas.config import LLMModelConfig, LLMProvider
 from schemas.job import Usage
 from schemas.request import Feature, Features, NamedToolChoice
-from workers.providers.base import ErrorDetails, ProviderAdapter, ProviderReply, ProviderRequest
+from workers.providers.base import ErrorDetails, ProviderReply, ProviderRequest
+from workers.providers.embed_wire import CohereEmbeds
 from workers.providers.features import Unsendable, finish_with_calls, refusals
 from workers.providers.openai import OpenAIMessage, openai_messages, openai_tool
 from workers.providers.wire import Count, Meta, Tokens, WireModel
@@ -142,7 +143,7 @@ def cohere_usage(usage: CohereUsage | None) -> Usage:
     return Usage(estimated=True)
 
 
-class CohereAdapter(ProviderAdapter):
+class CohereAdapter(CohereEmbeds):
     name: ClassVar[str] = LLMProvider.COHERE
     env_keys: ClassVar[tuple[str, ...]] = ("COHERE_API_KEY", "CO_API_KEY")
     default_base_url: ClassVar[str] = "https://api.cohere.com"

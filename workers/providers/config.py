@@ -40,6 +40,7 @@ from schemas.config import (
 )
 from schemas.hosts import RESOLVE_CONTEXT
 from workers.providers import REGISTRY
+from workers.providers.embed import can_embed
 from workers.providers.keys import read_key_file
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def load_config(
     context = {**registry_context(), RESOLVE_CONTEXT: resolve or resolve_host}
     config = validate(data, source, context)
     check_key_files(config, source)
+    check_embedding_models(config, source)
     config = with_env_keys(config, env)
     register_secrets(config_secrets(config))
     return config
@@ -176,6 +178,16 @@ def check_key_files(config: LLMConfig, source: Path) -> None:
         if settings.api_key_file:
             field = f"{display_name(source)}: providers.{provider}.api_key_file"
             _read_key_file(field, settings.api_key_file)
+
+
+def check_embedding_models(config: LLMConfig, source: Path) -> None:
+    """Every `mode: embedding` deployment is on a provider (dialect) that can embed."""
+    for i, m in enumerate(config.models):
+        adapter = REGISTRY[m.provider].variant(config.provider_settings(m.provider))
+        if m.mode == "embedding" and not can_embed(adapter):
+            field = f"{display_name(source)}: models[{i}].mode"
+            why = f"provider {m.provider.value!r} has no embeddings endpoint"
+            raise ConfigError(f"{field}: {why}", field=f"models[{i}].mode")
 
 
 def resolve_host(host: str, timeout_s: float = RESOLVE_TIMEOUT_S) -> list[str]:

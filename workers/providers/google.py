@@ -21,7 +21,9 @@ from core.errors import AuthFailed, ContentFiltered, InsufficientCredit, LLMProv
 from schemas.config import LLMModelConfig, LLMProvider
 from schemas.job import Usage
 from schemas.request import Feature, ToolCall
-from workers.providers.base import ErrorDetails, ProviderAdapter, ProviderReply, ProviderRequest
+from workers.providers.base import ErrorDetails, ProviderReply, ProviderRequest
+from workers.providers.batch_gemini import GeminiBatchWire
+from workers.providers.embed_wire import BatchEmbedContents
 from workers.providers.features import finish_with_calls, refusals, split_system, tool_call
 from workers.providers.google_features import (
     contents,
@@ -112,8 +114,9 @@ def _details(body: Any) -> list[ErrorDetail]:
     return []
 
 
-class GoogleAdapter(ProviderAdapter):
+class GoogleAdapter(GeminiBatchWire, BatchEmbedContents):
     name: ClassVar[str] = LLMProvider.GOOGLE
+    batch_api: ClassVar[str | None] = "batch_generate_content"  # :batchGenerateContent, half
     env_keys: ClassVar[tuple[str, ...]] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
     genai_prices_id: ClassVar[str | None] = "google"
@@ -152,6 +155,11 @@ class GoogleAdapter(ProviderAdapter):
         return {"x-goog-api-key": key} if key else {}
 
     def build_request(self, req: ProviderRequest) -> httpx.Request:
+        url = self.url if req.model_id == self.model_id else self.url_for(req.model_id)
+        return self.post(url, self.build_body(req))
+
+    def build_body(self, req: ProviderRequest) -> dict[str, Any]:
+        """The GenerateContentRequest (also each request of a batch)."""
         self.require(req)
         system, rest = split_system(req)
         with refusals(self):
@@ -164,8 +172,7 @@ class GoogleAdapter(ProviderAdapter):
             generation_fields(req.features, config)
             body["generationConfig"] = config
             body.update(tool_fields(req.features))
-        url = self.url if req.model_id == self.model_id else self.url_for(req.model_id)
-        return self.post(url, body)
+        return body
 
     def parse_reply(self, resp: httpx.Response) -> ProviderReply:
         data = GenerateContentResponse.model_validate(resp.json())

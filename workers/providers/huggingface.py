@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from schemas.config import LLMProvider
+from workers.providers.embed_wire import FeatureExtractionEmbeds
 from workers.providers.openai import OpenAIAdapter
 
 ROUTER_BASE = "https://router.huggingface.co/v1"
@@ -23,7 +24,7 @@ ROUTER_BASE = "https://router.huggingface.co/v1"
 ROUTED_PRICES_PREFIX = "huggingface_"
 
 
-class HuggingFaceAdapter(OpenAIAdapter):
+class HuggingFaceAdapter(FeatureExtractionEmbeds, OpenAIAdapter):
     name: ClassVar[str] = LLMProvider.HUGGINGFACE
     env_keys: ClassVar[tuple[str, ...]] = ("HUGGINGFACE_API_KEY", "HF_TOKEN")
     default_base_url: ClassVar[str] = ROUTER_BASE
@@ -31,6 +32,7 @@ class HuggingFaceAdapter(OpenAIAdapter):
     simulator_dialect: ClassVar[str] = "huggingface"
     usage_report: ClassVar[object] = None  # no usage API: reconcile from a CSV export
     admin_env_keys: ClassVar[tuple[str, ...]] = ()
+    batch_api: ClassVar[str | None] = None  # the router has no batch endpoint
     max_tokens_field: ClassVar[str] = "max_tokens"
     json_object_needs_word: ClassVar[bool] = False  # OpenAI's own rule; providers differ
 

@@ -23,6 +23,7 @@ from schemas.config import LLMProvider
 from schemas.job import ChatMessage, Usage
 from schemas.request import Feature, Features, ToolCall
 from workers.providers.base import AdapterTarget, ProviderAdapter, ProviderReply, ProviderRequest
+from workers.providers.embed_wire import OllamaEmbeds
 from workers.providers.features import (
     Unsendable,
     args_object,
@@ -105,7 +106,7 @@ class OllamaReply(WireModel):
     model: Meta = None
 
 
-class OllamaAdapter(ProviderAdapter):
+class OllamaAdapter(OllamaEmbeds):
     """Ollama's native chat endpoint."""
 
     name: ClassVar[str] = LLMProvider.LOCAL
@@ -169,6 +170,7 @@ class LocalAdapter(OpenAIAdapter):
     default_base_url: ClassVar[str] = "http://localhost:8000/v1"
     genai_prices_id: ClassVar[str | None] = None  # your own hardware: no price
     simulator_dialect: ClassVar[str] = "local"
+    batch_api: ClassVar[str | None] = None  # a local server has no batch API
     dialect: ClassVar[str | None] = "openai"
     variants: ClassVar[tuple[type[ProviderAdapter], ...]] = (OllamaAdapter,)
     requires_key: ClassVar[bool] = False

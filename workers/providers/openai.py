@@ -28,7 +28,9 @@ from schemas.request import (
     ToolCall,
     ToolSpec,
 )
-from workers.providers.base import ProviderAdapter, ProviderReply, ProviderRequest, RateLimitInfo
+from workers.providers.base import ProviderReply, ProviderRequest, RateLimitInfo
+from workers.providers.batch_openai import OpenAIBatchWire
+from workers.providers.embed_wire import OpenAIEmbeds
 from workers.providers.features import finish_with_calls, tool_call
 from workers.providers.http import go_duration_s, header_int
 from workers.providers.usage_reports import BucketedUsageReport
@@ -187,7 +189,7 @@ def openai_usage(usage: Any) -> Usage:
     )
 
 
-class OpenAIAdapter(ProviderAdapter):
+class OpenAIAdapter(OpenAIBatchWire, OpenAIEmbeds):
     """api.openai.com; subclasses reuse the body and reply for compatible servers."""
 
     name: ClassVar[str] = LLMProvider.OPENAI
@@ -198,6 +200,7 @@ class OpenAIAdapter(ProviderAdapter):
     # `llmq reconcile`: the organization usage and costs API, behind an admin key
     usage_report: ClassVar[Any] = BucketedUsageReport()
     admin_env_keys: ClassVar[tuple[str, ...]] = ("OPENAI_ADMIN_KEY",)
+    batch_api: ClassVar[str | None] = "batches"  # /v1/files + /v1/batches, half price
     # `max_tokens` is deprecated by OpenAI and rejected by o-series models.
     max_tokens_field: ClassVar[str] = "max_completion_tokens"
     capabilities: ClassVar[frozenset[Feature]] = ALL_FEATURES  # the surface is OpenAI's own

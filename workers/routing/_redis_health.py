@@ -245,6 +245,28 @@ class RedisHealthStore:
             out[dep] = summary
         return out
 
+    def window_use(self, dep_ids: Sequence[str], now: float) -> dict[str, tuple[int, int]]:
+        """(requests, tokens) admitted in the rate window ending at `now`, per bucket id;
+        read-only (the dashboard's rate-limit headroom; admission keeps its own count)."""
+        since = now - self.rate_window_s
+        pipe = self.client.pipeline(transaction=False)
+        for dep in dep_ids:
+            pipe.zcount(self._key(dep, "rq"), f"({since!r}", "+inf")
+            pipe.zrangebyscore(self._key(dep, "tk"), f"({since!r}", "+inf")
+        try:
+            replies = pipe.execute()
+        except redis.RedisError as exc:
+            raise InfraError(f"health window read failed: {exc}") from exc
+        out: dict[str, tuple[int, int]] = {}
+        for i, dep in enumerate(dep_ids):
+            members = replies[2 * i + 1]
+            tokens = sum(
+                int((m.decode() if isinstance(m, bytes) else m).rpartition(":")[2] or 0)
+                for m in members
+            )
+            out[dep] = (int(replies[2 * i]), tokens)
+        return out
+
     def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         try:
             return script(keys=keys, args=args)

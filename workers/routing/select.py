@@ -8,7 +8,9 @@ same inputs always give the same plan and the whole module is testable as a tabl
 The plan has tiers: the requested model's deployments first, then each model in
 `config.fallbacks[name]` in the listed order (one level: a fallback's own fallbacks are not
 followed, so a plan can never loop). Within a tier the configured strategy orders deployments.
-A deployment is a candidate only if it honours every feature the request needs
+A deployment serves only requests of its kind (`mode`: chat or embedding) and an embedding
+fallback only in the job's vector space (`vector_space.refusal`, issue 17); it is a candidate
+only if it honours every feature the request needs
 (`required_features(req.features, req.messages)` within `capabilities_of(deployment, config)`,
 issue 15); `unserved_feature` names the feature that left none, for the job's error.
 Rate-limit headroom is *not* judged here: it must be checked and taken atomically, which is
@@ -24,9 +26,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from schemas.config import LLMConfig, LLMModelConfig
+from schemas.embedding import EmbeddingRequest
 from schemas.job import ChatMessage
 from schemas.request import NO_FEATURES, Feature, Features, in_order, required_features
 from workers.providers import capabilities_of
+from workers.routing import vector_space
 from workers.routing._health_model import DeploymentHealth, HealthSnapshot
 
 if TYPE_CHECKING:
@@ -52,6 +56,7 @@ class RouteRequest:
     system: str | None = None
     max_tokens: int | None = None
     features: Features = NO_FEATURES
+    embedding: EmbeddingRequest | None = None  # issue 17: an embedding job (no messages)
 
     def needs(self) -> frozenset[Feature]:
         """The features a deployment must honour to serve this request."""
@@ -133,7 +138,7 @@ def rank_candidates(
         Candidates, primary tier first, then fallback tiers in `config.fallbacks` order.
         Empty when nothing can serve the request now.
     """
-    prompt = estimate_prompt_tokens(req.messages, req.system)
+    prompt, per_call = _estimates(req)
     need = req.needs()
     order = _ORDERINGS[config.routing.strategy]
     position = {m.deployment_id: i for i, m in enumerate(config.models)}
@@ -147,8 +152,10 @@ def rank_candidates(
             if dep_id in seen:
                 continue
             seen.add(dep_id)  # a deployment appears once, in its first tier
-            max_tokens = req.max_tokens or dep.max_tokens
-            if not _can_serve(dep, health.get(dep_id), has_key, now, prompt + max_tokens):
+            if vector_space.refusal(dep, req.model_name, req.embedding, config) is not None:
+                continue  # chat vs embedding, and never a fallback across vector spaces
+            max_tokens = 0 if req.embedding else req.max_tokens or dep.max_tokens
+            if not _can_serve(dep, health.get(dep_id), has_key, now, per_call + max_tokens):
                 continue
             if need and not need <= capabilities_of(dep, config):
                 continue
@@ -156,6 +163,15 @@ def rank_candidates(
             tier.append(Candidate(dep, name, tier_no > 0, prompt, max_tokens, cost))
         plan.extend(order(tier, health, position, rng))
     return plan
+
+
+def _estimates(req: RouteRequest) -> tuple[int, int]:
+    """(prompt tokens to price, tokens one call's context window must hold)."""
+    if req.embedding is None:
+        prompt = estimate_prompt_tokens(req.messages, req.system)
+        return prompt, prompt
+    e = req.embedding
+    return vector_space.prompt_tokens(e), vector_space.longest_input_tokens(e)
 
 
 def unserved_feature(req: RouteRequest, config: LLMConfig) -> str | None:

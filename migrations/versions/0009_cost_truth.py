@@ -1,7 +1,7 @@
 """cost truth: token classes, and the tenant charged, on each attempt (issue 19)
 
-Revision ID: 0007
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-05 09:00:00.000000
 
 Existing attempts get their job's tenant as it is now: the best the ledger knows about calls
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0005"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
