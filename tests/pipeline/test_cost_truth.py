@@ -173,7 +173,7 @@ def test_nightly_reassignment_leaves_the_original_tenants_usage_unchanged(
     assert {a.tenant for a in attempts(rt)} == {"acme", "night"}
 
 
-def test_lane_groups_every_call_as_sync_until_batch_lanes_land(make_runtime, sim) -> None:  # type: ignore[no-untyped-def]
+def test_usage_groups_by_tenant_provider_model_day_and_lane(make_runtime, sim) -> None:  # type: ignore[no-untyped-def]
     rt = make_runtime([model("m", "openai", model_id="gpt-4o-mini")])
     _, ids = seed(rt.engine, 2, "m")
     for jid in ids:
