@@ -69,8 +69,9 @@ class Poller(threading.Thread):
                 self.stop.wait(max(0.0, self.every_s - took))
 
 
-def _start_serve(stack: Stack, processes: int = 1) -> tuple[str, str]:
-    """(base URL, an API key): `llmq keys create`, then `llmq serve` until /health answers."""
+def _start_serve(stack: Stack, processes: int = 1, verbose: bool = False) -> tuple[str, str]:
+    """(base URL, an API key): `llmq keys create`, then `llmq serve` until /health answers
+    (`verbose`: llmq's own INFO lines reach the process log, e.g. the dashboard's warm-up)."""
     import subprocess
 
     made = subprocess.run(
@@ -84,7 +85,7 @@ def _start_serve(stack: Stack, processes: int = 1) -> tuple[str, str]:
     proc = stack.spawn(
         "serve",
         stack.llmq_argv(
-            "serve", "--port", str(port), "--workers", str(processes), "--log-level", "warning"
+            *(["-v"] if verbose else []), "serve", "--port", str(port), "--workers", str(processes), "--log-level", "warning"
         ),
         stack.env(),
     )  # fmt: skip

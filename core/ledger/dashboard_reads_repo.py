@@ -71,6 +71,13 @@ def newest_batches(session: Session, tenant: str | None, limit: int = 20) -> lis
     return list(session.scalars(stmt).all())
 
 
+def recent_tenants(session: Session, scan: int = 200, limit: int = 32) -> list[str]:
+    """Up to `limit` tenants of the newest `scan` batches, most recent first (by the
+    created_at index): whose batch lists a viewer is likely to open."""
+    rows = session.scalars(select(Batch.tenant).order_by(Batch.created_at.desc()).limit(scan))
+    return list(dict.fromkeys(rows))[:limit]
+
+
 def job_counts(
     session: Session, ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[int, int, datetime | None]]:

@@ -88,6 +88,46 @@ def spend_by_day(
     ]
 
 
+@dataclass(frozen=True)
+class SpendPart:
+    """Cell figures of one (UTC day, tenant, provider, model): the finest grain the spend
+    chart groups by, so any of its cells is an exact sum of parts (counts and NUMERIC sums)."""
+
+    day: date
+    tenant: str
+    provider: str
+    model: str
+    attempts: int
+    tokens: int
+    cost_usd: Decimal
+    cache_hits: int
+    saved_usd: Decimal
+
+
+def spend_parts(session: Session, start: datetime, end: datetime) -> list[SpendPart]:
+    """`spend_by_day`'s figures for attempts started in [start, end), grouped by UTC day,
+    tenant, provider and model: one range scan that serves every tenant filter and dimension."""
+    day = func.date(func.timezone("UTC", Attempt.started_at)).label("day")
+    hit = Attempt.outcome == AttemptOutcome.CACHE_HIT.value
+    groups = (day, Attempt.tenant, Attempt.provider, Attempt.model)
+    stmt = (
+        select(
+            *groups,
+            func.count(),
+            func.coalesce(func.sum(Attempt.prompt_tokens + Attempt.completion_tokens), 0),
+            func.coalesce(func.sum(Attempt.cost_usd), 0),
+            func.count().filter(hit),
+            func.coalesce(func.sum(Attempt.saved_usd), 0),
+        )
+        .where(Attempt.started_at >= start, Attempt.started_at < end)
+        .group_by(*groups)
+    )
+    return [
+        SpendPart(d, t, p, m, int(n), int(tok), as_decimal(c), int(h), as_decimal(s))
+        for d, t, p, m, n, tok, c, h, s in session.execute(stmt)
+    ]
+
+
 def deployment_calls(session: Session, since: datetime) -> list[DeploymentCalls]:
     """Per deployment, provider calls started since `since` and finished: counts and the
     p50/p95 latency of the successful ones (cache hits and calls in flight excluded)."""

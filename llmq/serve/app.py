@@ -38,8 +38,10 @@ def create_app(
     state = ServeState(engine, make_sessionmaker(engine), settings.broker_url, config, serve)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop_warmup = dashboard.start_warmup(app)  # background: /health answers meanwhile
         yield
+        stop_warmup()
         state.close()
 
     app = FastAPI(title="llmq serve", lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -2,16 +2,17 @@
 spend, providers; sign-in with the API's keys.
 
 Owns: `install(app, env)`, which adds the routes and the per-process `DashboardState` (the
-session secret, the spend memo, the health store client, made on first use). Server-rendered
+session secret, the spend memo, the health store client, made on first use) and
+`start_warmup`, which the app's lifespan calls to fill the memos in the background. Server-rendered
 HTML with inline SVG charts and no JavaScript: `routes` (paths, visibility), `views` (page
 bodies), `html` (markup), `svg` (charts), `auth` (sessions, CSRF), `spend` and
-`providers_view` (figures). Must not: build anything at import (the app factory calls this).
+`providers_view` (figures), `warmup`. Must not: build anything at import (the app factory calls this).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +34,7 @@ class DashboardState:
     state_redis_url: str
     memo: SpendMemo = field(default_factory=SpendMemo)
     batches: FrozenMemo = field(default_factory=FrozenMemo)
+    warmup_s: float | None = None  # how long the start-up warm-up took (`warmup`), once done
     _health: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -58,3 +60,10 @@ def install(app: FastAPI, env: Mapping[str, str], state_redis_url: str) -> None:
         return RedirectResponse(f"/login?next={quote(exc.next_path)}", status_code=303)
 
     app.include_router(router)
+
+
+def start_warmup(app: FastAPI) -> Callable[[], None]:
+    """Fill the dashboard's memos in a background thread (`warmup`); returns its stopper."""
+    from llmq.serve.dashboard import warmup
+
+    return warmup.start(app.state.dashboard, app.state.llmq)

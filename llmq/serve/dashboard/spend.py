@@ -41,6 +41,17 @@ class SpendMemo:
         self._spans: dict[tuple[str | None, str], _Span] = {}
         self._lock = threading.Lock()
 
+    def seed(
+        self, tenant: str | None, dim: str, lo: date, hi: date, cells: list[SpendCell]
+    ) -> bool:
+        """Keep `cells`, the whole of the frozen days [lo, hi), for a key no request has read
+        yet (the warm-up's; a key already read keeps its own span). True if kept."""
+        with self._lock:
+            if (tenant, dim) in self._spans or len(self._spans) >= MAX_KEYS:
+                return False
+            self._spans[(tenant, dim)] = _Span(lo, hi, list(cells))
+            return True
+
     def frozen(
         self,
         sessions: sessionmaker[Session],
@@ -71,6 +82,13 @@ class SpendMemo:
             return [c for c in span.cells if start <= c.day < end]
 
 
+def frozen_range(days: int, now: datetime) -> tuple[date, date]:
+    """[first, live_from): the days of a `days`-day view that `spend_cells` takes from the memo."""
+    today = now.astimezone(UTC).date()
+    first = today - timedelta(days=days - 1)
+    return first, max(first, today - timedelta(days=1))
+
+
 def spend_cells(
     memo: SpendMemo,
     sessions: sessionmaker[Session],
@@ -82,8 +100,7 @@ def spend_cells(
     """(the `days` UTC days ending today, their cells): frozen days from the memo, the last
     two read now."""
     today = now.astimezone(UTC).date()
-    first = today - timedelta(days=days - 1)
-    live_from = max(first, today - timedelta(days=1))
+    first, live_from = frozen_range(days, now)
     cells = memo.frozen(sessions, tenant, dim, first, live_from)
     with session_scope(sessions) as session:
         cells += spend_by_day(session, _at(live_from), _at(today + timedelta(days=1)), dim, tenant)
