@@ -42,6 +42,8 @@ def fill_statements(s: FillShape) -> list[str]:
     """The statements, in order; each one is a single INSERT ... SELECT."""
     provs, models = _array(s.providers), _array(s.models)
     batch_age = f"(interval '1 day' * {s.days}) * ({s.batches} - b) / {s.batches}"
+    # Only the jobs filled here: in a full bench run other scenarios' jobs share the ledger.
+    ours = f"batch_id IN (SELECT md5('batch' || b)::uuid FROM generate_series(1, {s.batches}) AS b)"
     return [
         f"""INSERT INTO batches (id, name, tenant, state, total_jobs, default_model, nightly,
                 use_cache, source, created_at, finished_at)
@@ -77,15 +79,15 @@ def fill_statements(s: FillShape) -> list[str]:
                    created_at + (line_no % 3600) * interval '1 second', 200 + line_no % 1800,
                    0, prompt_tokens, CASE WHEN line_no % 4 = 0 THEN 0 ELSE completion_tokens END,
                    CASE WHEN line_no % 4 = 0 THEN 0 ELSE cost_usd END, 0, 0
-            FROM jobs""",
-        """INSERT INTO attempts (job_id, attempt_no, tenant, provider, model, deployment, outcome,
+            FROM jobs WHERE {ours}""",
+        f"""INSERT INTO attempts (job_id, attempt_no, tenant, provider, model, deployment, outcome,
                 http_status, started_at, latency_ms, waited_ms, prompt_tokens,
                 completion_tokens, cost_usd, reserved_usd, reserved_tokens)
             SELECT id, 2, tenant, provider, served_model, provider || '/' || served_model, 'succeeded',
                    200, created_at + (line_no % 3600 + 5) * interval '1 second',
                    300 + line_no % 2500, 1000 + line_no % 4000, prompt_tokens,
                    completion_tokens, cost_usd, 0, 0
-            FROM jobs WHERE line_no % 4 = 0""",
+            FROM jobs WHERE line_no % 4 = 0 AND {ours}""",
         f"""INSERT INTO quota_limits (tenant, period, limit_usd, limit_tokens, updated_at)
             SELECT 'tenant-' || t, p, 500, NULL, now()
             FROM generate_series(0, {s.tenants - 1}) AS t, unnest(ARRAY['day', 'month']) AS p""",

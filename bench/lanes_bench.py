@@ -32,17 +32,16 @@ def run(stack: Stack, p: Params, report: Report) -> None:
     data["batch_lane"] = LANES
     stack.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
     n = p.lanes_jobs
+    # Other scenarios ran before this one on the same ledger and simulator: count only what
+    # this scenario adds (differences of the sums, ledger and simulator alike).
+    before = _sums(stack)
     procs = [*stack.start_workers(p.workers, 16), stack.start_beat()]
     try:
         batch_wall = _timed(stack, write_jsonl(stack.workdir / "lanes.jsonl", n, "ln"), n, "24h")
         sync_wall = _timed(stack, write_jsonl(stack.workdir / "sync.jsonl", n, "sy"), n, None)
     finally:
         stack.stop(procs)
-    cost = {lane: Decimal(stack.sql(_COST, lane=lane)[0][0] or 0) for lane in ("batch", "sync")}
-    tokens = {lane: tuple(int(x or 0) for x in stack.sql(_TOKENS, lane=lane)[0]) for lane in cost}
-    rows = stack.sim_stats()["billing"]
-    billed = {r["lane"]: Decimal(r["usd"]) for r in rows}
-    sim_tokens = {r["lane"]: (r["prompt_tokens"], r["completion_tokens"]) for r in rows}
+    cost, tokens, billed, sim_tokens = _minus(_sums(stack), before)
     ratio = float(cost["batch"] / cost["sync"]) if cost["sync"] else None
     same = tokens == sim_tokens
     # The ledger keeps each attempt's cost to 8 decimals (half a 1e-8 USD unit per attempt at
@@ -67,6 +66,48 @@ _TOKENS = (
     "WHERE coalesce(lane, 'sync') = :lane"
 )
 _COST = "SELECT sum(cost_usd) FROM attempts WHERE coalesce(lane, 'sync') = :lane"
+_LANES = ("batch", "sync")
+Sums = tuple[
+    dict[str, Decimal], dict[str, tuple[int, int]], dict[str, Decimal], dict[str, tuple[int, int]]
+]
+
+
+def _sums(stack: Stack) -> Sums:
+    """(ledger cost, ledger tokens, simulator bill, simulator tokens), each per lane."""
+    cost = {lane: Decimal(stack.sql(_COST, lane=lane)[0][0] or 0) for lane in _LANES}
+    tokens = {
+        lane: (int(row[0] or 0), int(row[1] or 0))
+        for lane in _LANES
+        for row in stack.sql(_TOKENS, lane=lane)
+    }
+    rows = stack.sim_stats().get("billing", [])
+    billed = {lane: Decimal(0) for lane in _LANES}
+    sim_tokens = dict.fromkeys(_LANES, (0, 0))
+    for r in rows:
+        billed[r["lane"]] = billed.get(r["lane"], Decimal(0)) + Decimal(r["usd"])
+        pt, ct = sim_tokens.get(r["lane"], (0, 0))
+        sim_tokens[r["lane"]] = (pt + r["prompt_tokens"], ct + r["completion_tokens"])
+    return cost, tokens, billed, sim_tokens
+
+
+def _minus(after: Sums, before: Sums) -> Sums:
+    def money(a: dict[str, Decimal], b: dict[str, Decimal]) -> dict[str, Decimal]:
+        return {k: a.get(k, Decimal(0)) - b.get(k, Decimal(0)) for k in _LANES}
+
+    def counts(
+        a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]]
+    ) -> dict[str, tuple[int, int]]:
+        return {
+            k: tuple(x - y for x, y in zip(a.get(k, (0, 0)), b.get(k, (0, 0)), strict=True))
+            for k in _LANES
+        }  # type: ignore[misc]
+
+    return (
+        money(after[0], before[0]),
+        counts(after[1], before[1]),
+        money(after[2], before[2]),
+        counts(after[3], before[3]),
+    )
 
 
 def _timed(stack: Stack, path: Path, n: int, deadline: str | None) -> float:
