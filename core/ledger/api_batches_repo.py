@@ -102,6 +102,18 @@ def mark_cancelling(session: Session, api_id: str, now: datetime) -> bool:
     return bool(result.rowcount)
 
 
+def mark_cancelling_by_ledger_batch(session: Session, batch_id: uuid.UUID, now: datetime) -> bool:
+    """The API batch object over ledger batch `batch_id`, if any, in_progress -> cancelling:
+    a cancel from elsewhere (the dashboard) ends it `cancelled`, as the API's own cancel does."""
+    result = session.execute(
+        update(ApiBatch)
+        .where(ApiBatch.batch_id == batch_id, ApiBatch.status.in_(("validating", "in_progress")))
+        .values(status="cancelling", cancelling_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    return bool(result.rowcount)
+
+
 def finalize(session: Session, row: ApiBatch, status: str, now: datetime, **values: Any) -> None:
     """Store the final `status` on a locked row, with `values` (final, file ids) and the
     matching `<status>_at` timestamp."""

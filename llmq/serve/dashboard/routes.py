@@ -17,7 +17,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from core.ledger import batch_control_repo, batch_reads_repo, dashboard_reads_repo
+from core.ledger import (
+    api_batches_repo,
+    batch_control_repo,
+    batch_reads_repo,
+    dashboard_reads_repo,
+)
 from core.ledger.db import session_scope
 from core.ledger.quota_report_repo import quota_report
 from llmq.serve.dashboard import auth, batch_memo, html, views
@@ -171,6 +176,7 @@ def _change(state: ServeState, who: Viewer, batch_id: str, csrf: str, action: st
         if bid is None or not auth.may_see(who, owner):
             return _not_found(who)
         if action == "cancel":
+            api_batches_repo.mark_cancelling_by_ledger_batch(session, bid, now)
             done = batch_control_repo.cancel_batch(session, bid, now)
             notice = (
                 f"cancelled {done.cancelled} jobs; {done.running} running finish" if done else ""
