@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from core.ledger.models import ProviderBatchItem
@@ -50,9 +50,12 @@ def test_poller_sigkilled_midway_loses_nothing_and_counts_nothing_twice(lanes: L
             assert time.monotonic() < deadline, "the poller applied nothing"
             time.sleep(0.01)
         proc.send_signal(signal.SIGSTOP)  # frozen mid-apply, then killed: a crash
-        at_kill = _done(lanes)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        # A COMMIT the poller sent just before the signal still completes in its server
+        # backend: count what was applied only once that backend is gone.
+        _wait_backends_gone(lanes, before=time.monotonic() + 10)
+        at_kill = _done(lanes)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -67,3 +70,16 @@ def test_poller_sigkilled_midway_loses_nothing_and_counts_nothing_twice(lanes: L
         assert w.reserved_usd == 0 and w.reserved_tokens == 0
     day = [w for w in lanes.windows() if w.period == "day"]
     assert sum(w.spent_usd for w in day) == lanes.ledger_cost("batch") == lanes.sim_cost("batch")
+
+
+def _wait_backends_gone(lanes: Lanes, before: float) -> None:
+    """Until no other session of the test database is inside a transaction or a statement."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+    )
+    while time.monotonic() < before:
+        with lanes.engine.connect() as conn:
+            if not conn.execute(query).scalar_one():
+                return
+        time.sleep(0.05)
