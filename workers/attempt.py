@@ -157,21 +157,7 @@ def _finish_success(  # noqa: PLR0913 - the run's values plus the checked reply
 
     def write(s: Session) -> bool:
         won = jobs_repo.complete_job(s, claim, completion, after)
-        close = AttemptClose(
-            outcome=AttemptOutcome.SUCCEEDED if won else AttemptOutcome.SUPERSEDED,
-            latency_ms=latency_ms,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cached_tokens=usage.cached_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cost_usd=cost,
-            http_status=200,
-            error_kind=book.error_kind,
-            error_message=book.note,
-            request_id=reply.request_id,
-            usage_estimated=usage.estimated,
-        )
+        close = answered_close(won, latency_ms, usage, cost, book, reply.request_id)
         previous = jobs_repo.close_attempt(s, claim.id, claim.attempt_no, close)
         _settle(s, claim, start, previous, usage.total_tokens, cost)
         return won
@@ -180,6 +166,33 @@ def _finish_success(  # noqa: PLR0913 - the run's values plus the checked reply
     outcome = "succeeded" if won else "superseded"
     _log_call(claim, start, 200, outcome, None, latency_ms, usage, cost)
     return Outcome("succeeded") if won else Outcome("superseded")
+
+
+def answered_close(  # noqa: PLR0913 - the values of one answered call
+    won: bool,
+    latency_ms: int,
+    usage: Usage,
+    cost: Decimal | None,
+    book: usage_check.Booked,
+    request_id: str | None,
+) -> AttemptClose:
+    """The attempt row of a call that answered 2xx (chat or embeddings): succeeded, or
+    superseded when another attempt took the job over meanwhile; billed either way."""
+    return AttemptClose(
+        outcome=AttemptOutcome.SUCCEEDED if won else AttemptOutcome.SUPERSEDED,
+        latency_ms=latency_ms,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        cost_usd=cost,
+        http_status=200,
+        error_kind=book.error_kind,
+        error_message=book.note,
+        request_id=request_id,
+        usage_estimated=usage.estimated,
+    )
 
 
 def _finish_failure(  # noqa: PLR0913 - the run's values plus what an answered call billed

@@ -22,11 +22,10 @@ from sqlalchemy.orm import Session
 from core import vectors
 from core.errors import LLMQError
 from core.ledger import jobs_repo, vectors_repo
-from core.ledger.jobs_repo import AttemptClose
 from schemas.embedding import EmbeddingInfo
-from schemas.job import AttemptOutcome, Completion
+from schemas.job import Completion
 from workers import usage_check
-from workers.attempt import _finish_failure, _finish_tx, _log_call, _settle
+from workers.attempt import _finish_failure, _finish_tx, _log_call, _settle, answered_close
 from workers.pricing import cost as priced
 from workers.providers.embed import EmbedReply, EmbedRequest, Embeds
 from workers.run_types import Admitted, Clock, Outcome, ParsedJob
@@ -101,18 +100,7 @@ def _finish_success(
         won = jobs_repo.complete_job(s, claim, completion, after)
         if won:
             vectors_repo.store(s, claim.id, data, dims, len(reply.vectors))
-        close = AttemptClose(
-            outcome=AttemptOutcome.SUCCEEDED if won else AttemptOutcome.SUPERSEDED,
-            latency_ms=latency_ms,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cost_usd=cost,
-            http_status=200,
-            error_kind=book.error_kind,
-            error_message=book.note,
-            request_id=reply.request_id,
-            usage_estimated=usage.estimated,
-        )
+        close = answered_close(won, latency_ms, usage, cost, book, reply.request_id)
         previous = jobs_repo.close_attempt(s, claim.id, claim.attempt_no, close)
         _settle(s, claim, start, previous, usage.total_tokens, cost)
         return won
