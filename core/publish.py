@@ -22,6 +22,13 @@ its workers BRPOP them in order, `llmq` (priority 0) before `llmq\x06\x166`. A b
 than SMALL_BATCH_JOBS jobs is published at BULK_PRIORITY, so a 10-job batch submitted while a
 100k-job batch drains waits for the calls in flight, not for the 100k. Big batches stay FIFO
 among themselves; a retry keeps its message's priority (Celery copies it).
+
+Chunks (issue 21): the producer publishes `llmq.process_chunk([id, ...])`, up to
+JOBS_PER_MESSAGE ids per message, so Celery's cost per message (receive, ack, events) is paid
+once per chunk. Chunk messages use their own priority steps, one above the single-job step of
+the same class (small 3, bulk 9), so the order stays small singles, small chunks, bulk singles,
+bulk chunks, and the sweeper can count the jobs waiting (`backlog_jobs`) from list lengths
+alone. A chunk's retries and the sweeper's re-sends are single-job messages.
 """
 
 from __future__ import annotations
@@ -36,13 +43,17 @@ from celery import Celery
 from kombu.serialization import dumps as kombu_dumps
 from kombu.transport.redis import PRIORITY_STEPS as _PRIORITY_STEPS
 
-from core.names import JOB_QUEUE, PROCESS_JOB_TASK
+from core.names import JOB_QUEUE, PROCESS_CHUNK_TASK, PROCESS_JOB_TASK
 
 CHUNK = 1000  # messages per LPUSH / publish batch
 SMALL_BATCH_JOBS = 1000  # up to this many jobs, a batch goes to the front list
 INTERACTIVE_PRIORITY = 0  # Redis: 0 is served first (the plain `llmq` list)
 BULK_PRIORITY = 6  # one of kombu's default priority steps (0, 3, 6, 9)
+CHUNK_STEP = 3  # a chunk message's priority: its jobs' single-job priority + 3 (0->3, 6->9)
+JOBS_PER_MESSAGE = 50  # ids per `llmq.process_chunk` message (the producer's default)
+JOBS_HEADER = "llmq_jobs"  # a chunk message's job count, in its headers (Flower shows it)
 _TASK, _JOB, _TAG, _BODY = "@@TASK_ID@@", "@@JOB_ID@@", "@@DELIVERY_TAG@@", "@@BODY@@"
+_COUNT = "@@COUNT@@"
 # Fail fast instead of kombu's default of retrying the connection forever: the ledger already
 # holds the jobs and the sweeper re-sends them, so a stuck submit helps nobody.
 TRANSPORT_OPTIONS = {
@@ -68,6 +79,28 @@ def priority_for_batch(total_jobs: int) -> int:
     return INTERACTIVE_PRIORITY if total_jobs <= SMALL_BATCH_JOBS else BULK_PRIORITY
 
 
+def chunk_priority(priority: int) -> int:
+    """The priority step of a chunk message whose jobs have single-job `priority`."""
+    return min(priority + CHUNK_STEP, _PRIORITY_STEPS[-1])
+
+
+def single_priority(priority: int | None) -> int | None:
+    """The single-job priority of a job that came in a message of `priority` (a chunk's
+    retry must join the single-job list of its class, not the chunk list)."""
+    if priority is None:
+        return None
+    return priority - CHUNK_STEP if priority % (2 * CHUNK_STEP) == CHUNK_STEP else priority
+
+
+def backlog_jobs(lengths: dict[int, int], per_message: int = JOBS_PER_MESSAGE) -> int:
+    """Jobs waiting, from the message count of each priority step: single-job steps count one
+    job a message, chunk steps `per_message` (an upper bound: a batch's last chunk may be
+    short, so the sweeper errs towards re-sending less, never towards a flood)."""
+    return sum(
+        n * (per_message if p % (2 * CHUNK_STEP) == CHUNK_STEP else 1) for p, n in lengths.items()
+    )
+
+
 def redis_queue_keys(queue: str = JOB_QUEUE) -> list[str]:
     """The Redis lists that hold `queue`'s messages, served first to last (kombu's naming)."""
     return [queue] + [f"{queue}\x06\x16{step}" for step in _PRIORITY_STEPS[1:]]
@@ -80,32 +113,39 @@ def enqueue_job_ids(
     *,
     chunk: int = CHUNK,
     priority: int = INTERACTIVE_PRIORITY,
+    per_message: int = 1,
 ) -> int:
-    """Publish one `llmq.process_job(job_id)` message per id, in order, over one connection.
+    """Publish `llmq.process_job(job_id)` messages, or with `per_message` > 1
+    `llmq.process_chunk([job_id, ...])` messages of up to that many ids, in order, over one
+    connection.
 
     Args:
         broker_url: the Celery broker URL (LLMQ_BROKER_URL).
         ids: job ids; each message's args are ``[str(id)]`` and its argsrepr is the id.
         countdown: seconds before a worker may run the task (sets the message ETA).
         chunk: messages per round trip.
-        priority: the messages' priority (`priority_for_batch`; on Redis 0 is served first).
+        priority: the jobs' priority (`priority_for_batch`; on Redis 0 is served first);
+            chunk messages go to `chunk_priority(priority)`.
+        per_message: job ids per message (1 = `llmq.process_job` messages).
 
     Returns:
-        The number of messages published.
+        The number of job ids published.
 
     Raises:
-        EnqueueError: the broker failed; `sent` says how many were published before it did.
+        EnqueueError: the broker failed; `sent` says how many ids were published before.
     """
     app = _app(broker_url)
     sent = 0
     try:
         with app.connection_for_write() as conn:
             channel = conn.default_channel
+            per = max(1, per_message)
+            pri = chunk_priority(priority) if per > 1 else priority
             if conn.transport.driver_type == "redis" and hasattr(channel, "conn_or_acquire"):
-                publish = _RedisPublisher(app, channel, countdown, priority)
+                publish = _RedisPublisher(app, channel, countdown, pri, per)
             else:
-                publish = _SendTaskPublisher(app, conn, countdown, priority)
-            for group in _chunks(map(_id_str, ids), chunk):
+                publish = _SendTaskPublisher(app, conn, countdown, pri, per)
+            for group in _chunks(map(_id_str, ids), max(chunk, per) // per * per):
                 publish(group)
                 sent += len(group)
     except Exception as exc:  # noqa: BLE001 - any broker failure: report how far we got
@@ -144,11 +184,15 @@ def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
 class _RedisPublisher:
     """Template-built messages, one LPUSH per chunk (see the module docstring)."""
 
-    def __init__(self, app: Celery, channel: Any, countdown: float | None, priority: int) -> None:
+    def __init__(  # noqa: PLR0913 - the app, its channel and the messages' shape
+        self, app: Celery, channel: Any, countdown: float | None, priority: int, per: int = 1
+    ) -> None:
         self.channel = channel
-        task = app.amqp.as_task_v2(
-            _TASK, PROCESS_JOB_TASK, args=[_JOB], argsrepr=_JOB, countdown=countdown
-        )
+        self.per = per
+        name, args = (PROCESS_CHUNK_TASK, [[_JOB]]) if per > 1 else (PROCESS_JOB_TASK, [_JOB])
+        task = app.amqp.as_task_v2(_TASK, name, args=args, argsrepr=_JOB, countdown=countdown)
+        if per > 1:
+            task.headers[JOBS_HEADER] = _COUNT
         ctype, cenc, body = kombu_dumps(task.body, serializer="json")
         self.body_head, self.body_tail = body.split(_JOB)
         props = {**task.properties, "delivery_mode": 2}
@@ -164,23 +208,24 @@ class _RedisPublisher:
         # the list kombu's _put would choose for this priority (0 -> the plain queue list)
         self.key = channel._q_for_pri(JOB_QUEUE, priority)
 
-    def _message(self, job_id: str) -> str:
+    def _message(self, job_ids: list[str]) -> str:
         # One fresh uuid4 serves as task id and delivery tag: both only need to be unique per
         # message (a Celery retry or a sweeper re-send publishes a new message with a new tag),
         # and a second uuid4 per message costs ~0.4 s per 100k jobs.
         task_id = str(uuid.uuid4())
-        body = self.body_head + job_id + self.body_tail
+        body = self.body_head + '", "'.join(job_ids) + self.body_tail
         encoded, _ = self.channel.encode_body(body, self.body_encoding)
         return (
             self.template.replace(_TASK, task_id)
-            .replace(_JOB, job_id)
+            .replace(_JOB, ",".join(job_ids))  # argsrepr: the ids (Flower shows them)
+            .replace(f'"{_COUNT}"', str(len(job_ids)))
             .replace(_TAG, task_id)
             .replace(_BODY, encoded)
         )
 
     def __call__(self, job_ids: list[str]) -> None:
         # LPUSH k m1 m2 ... leaves m1 nearest the tail that workers BRPOP: order is kept.
-        messages = [self._message(j) for j in job_ids]
+        messages = [self._message(g) for g in _chunks(job_ids, self.per)]
         with self.channel.conn_or_acquire() as client:
             client.lpush(self.key, *messages)
 
@@ -188,11 +233,14 @@ class _RedisPublisher:
 class _SendTaskPublisher:
     """Any other transport: Celery's own send_task, batched where kombu supports it."""
 
-    def __init__(self, app: Celery, conn: Any, countdown: float | None, priority: int) -> None:
+    def __init__(  # noqa: PLR0913 - the app, its connection and the messages' shape
+        self, app: Celery, conn: Any, countdown: float | None, priority: int, per: int = 1
+    ) -> None:
         self.app = app
         self.producer = app.amqp.Producer(conn, auto_declare=False)
         self.countdown = countdown
         self.priority = priority
+        self.per = per
 
     def __call__(self, job_ids: list[str]) -> None:
         batch = getattr(self.producer, "batch", None)  # kombu >= 5.7
@@ -203,13 +251,21 @@ class _SendTaskPublisher:
             self._send(job_ids)
 
     def _send(self, job_ids: list[str]) -> None:
+        if self.per > 1:
+            for group in _chunks(job_ids, self.per):
+                self._one(PROCESS_CHUNK_TASK, [group], ",".join(group), {JOBS_HEADER: len(group)})
+            return
         for job_id in job_ids:
-            self.app.send_task(
-                PROCESS_JOB_TASK,
-                args=[job_id],
-                argsrepr=job_id,
-                queue=JOB_QUEUE,
-                countdown=self.countdown,
-                priority=self.priority,
-                producer=self.producer,
-            )
+            self._one(PROCESS_JOB_TASK, [job_id], job_id, None)
+
+    def _one(self, name: str, args: list[Any], argsrepr: str, headers: dict | None) -> None:
+        self.app.send_task(
+            name,
+            args=args,
+            argsrepr=argsrepr,
+            headers=headers,
+            queue=JOB_QUEUE,
+            countdown=self.countdown,
+            priority=self.priority,
+            producer=self.producer,
+        )

@@ -25,7 +25,7 @@ from core.jsonl import InputError
 from core.ledger import batch_submit_repo
 from core.ledger.batch_submit_repo import NewBatch
 from core.ledger.db import session_scope
-from core.publish import EnqueueError, enqueue_job_ids, priority_for_batch
+from core.publish import JOBS_PER_MESSAGE, EnqueueError, enqueue_job_ids, priority_for_batch
 from schemas.job import JobSpec, JobState
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,12 @@ def publish_or_mark(
 ) -> int:
     """Publish `job_ids`; on failure mark the unsent ones never-sent and raise EnqueueFailed."""
     try:
-        return enqueue_job_ids(broker_url, job_ids, priority=priority_for_batch(len(job_ids)))
+        return enqueue_job_ids(
+            broker_url,
+            job_ids,
+            priority=priority_for_batch(len(job_ids)),
+            per_message=JOBS_PER_MESSAGE,
+        )
     except EnqueueError as exc:
         unsent = list(job_ids[exc.sent :])
         try:
@@ -173,7 +178,10 @@ def publish_batch(
         sessions, partial(batch_submit_repo.job_ids_after, batch_id=batch_id)
     ):
         try:
-            sent += enqueue_job_ids(broker_url, [jid for _, jid in page], priority=priority)
+            ids = [jid for _, jid in page]
+            sent += enqueue_job_ids(
+                broker_url, ids, priority=priority, per_message=JOBS_PER_MESSAGE
+            )
         except EnqueueError as exc:
             done = page[exc.sent - 1][0] if exc.sent else after_line
             try:
@@ -197,7 +205,8 @@ def republish_unfinished(
     read = partial(batch_submit_repo.unfinished_job_ids, batch_id=batch_id)
     for _, page in _pages(sessions, read):
         try:
-            sent += enqueue_job_ids(broker_url, [jid for _, jid in page])
+            ids = [jid for _, jid in page]
+            sent += enqueue_job_ids(broker_url, ids, per_message=JOBS_PER_MESSAGE)
         except EnqueueError as exc:  # still queued in the ledger: the sweeper sends them
             raise EnqueueFailed(batch_id, sent + len(page), sent + exc.sent, exc) from exc
     return sent

@@ -89,7 +89,7 @@ def admit(
             continue
         price = rt.prices.get(cand.deployment_id)
         tokens, usd = quota.worst_case(job.prompt_bound, cand.max_tokens, price)
-        start = _attempt_start(job.claim, cand, now, tokens, usd)
+        start = attempt_start(job.claim, cand, now, tokens, usd)
         try:
             reservation = _reserve_and_start(rt, job.claim, start)
         except BaseException:
@@ -112,7 +112,7 @@ def admit(
     return refused
 
 
-def _attempt_start(
+def attempt_start(
     claim: ClaimedJob, cand: Candidate, now: datetime, tokens: int, usd: Decimal
 ) -> AttemptStart:
     dep = cand.deployment

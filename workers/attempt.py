@@ -23,6 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -54,9 +55,23 @@ T = TypeVar("T")
 
 def call_and_finish(rt: Runtime, job: ParsedJob, admitted: Admitted, clock: Clock) -> Outcome:
     """Make the admitted call, then finish the attempt in one transaction."""
+    request = provider_request(job, admitted)
+    started = time.monotonic()
+    try:
+        reply = rt.adapters[admitted.start.deployment].complete(request, admitted.key)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded attempt
+        return finish_raised(rt, job, admitted, exc, clock, time.monotonic() - started)
+    checked = check_reply(rt, job, admitted, reply, clock, time.monotonic() - started)
+    if isinstance(checked, Outcome):
+        return checked
+    return _finish_success(rt, checked)
+
+
+def provider_request(job: ParsedJob, admitted: Admitted) -> ProviderRequest:
+    """The provider-neutral request of an admitted chat call."""
     dep = admitted.candidate.deployment
     temperature = job.temperature if job.temperature is not None else dep.temperature
-    request = ProviderRequest(
+    return ProviderRequest(
         model_id=admitted.start.model,
         messages=job.request.messages,
         max_tokens=admitted.candidate.max_tokens,
@@ -64,30 +79,76 @@ def call_and_finish(rt: Runtime, job: ParsedJob, admitted: Admitted, clock: Cloc
         temperature=temperature,
         features=job.request.features,
     )
-    started = time.monotonic()
-    try:
-        reply = rt.adapters[admitted.start.deployment].complete(request, admitted.key)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded attempt
-        if not isinstance(exc, LLMQError):
-            log.exception("job %s: adapter raised outside the error tree", job.claim.id)
-        elapsed = time.monotonic() - started
-        return _finish_failure(rt, job, admitted, exc, clock.now(), elapsed)
-    elapsed = time.monotonic() - started
+
+
+def finish_raised(
+    rt: Runtime, job: ParsedJob, admitted: Admitted, exc: Exception, clock: Clock, elapsed: float
+) -> Outcome:
+    """Finish an attempt whose call raised (a provider error, or a bug: both are recorded)."""
+    if not isinstance(exc, LLMQError):
+        log.error("job %s: adapter raised outside the error tree", job.claim.id, exc_info=exc)
+    return _finish_failure(rt, job, admitted, exc, clock.now(), elapsed)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answered call whose output passed its check: what its finishing writes."""
+
+    job: ParsedJob
+    admitted: Admitted
+    completion: Completion
+    book: usage_check.Booked
+    after: datetime
+    latency_ms: int
+    request_id: str | None
+
+    def close(self, won: bool) -> AttemptClose:
+        usage = self.book.usage
+        return answered_close(
+            won, self.latency_ms, usage, self.book.cost_usd, self.book, self.request_id
+        )
+
+
+def check_reply(  # noqa: PLR0913 - the run's values plus the reply and its timing
+    rt: Runtime,
+    job: ParsedJob,
+    admitted: Admitted,
+    reply: ProviderReply,
+    clock: Clock,
+    elapsed: float,
+) -> Answer | Outcome:
+    """Record the answered call in the deployment's health and check its output: the
+    `Answer` to write, or the finished failure (`Outcome`) of an unusable reply."""
     after = clock.now()
     latency_ms = reply.latency_ms or int(elapsed * 1000)
     # The deployment answered: its health counts the call whatever the output's verdict.
     rt.health.record_success(admitted.slot_id, latency_ms, reply.rate_limits, after.timestamp())
+    features = job.request.features
     verdict = check_output(
-        request.features, reply.text, reply.tool_calls, reply.refusal, reply.finish_reason
+        features, reply.text, reply.tool_calls, reply.refusal, reply.finish_reason
     )
+    book = _booked(admitted, reply)  # billed either way (untrusted usage too)
     if isinstance(verdict, Invalid):
         error = _output_error(verdict, admitted, reply)
-        book = _booked(admitted, reply)  # billed: booked like a success (untrusted usage too)
         billed = (book.usage, book.cost_usd)
         return _finish_failure(
             rt, job, admitted, error, after, elapsed, billed=billed, raw=_raw(reply)
         )
-    return _finish_success(rt, job, admitted, reply, verdict.parsed, after, latency_ms)
+    start = admitted.start
+    completion = Completion(
+        text=reply.text,
+        finish_reason=reply.finish_reason,
+        usage=book.usage,
+        provider=start.provider,
+        model=admitted.candidate.model_name,
+        model_id=reply.model or start.model,
+        latency_ms=latency_ms,
+        request_id=reply.request_id,
+        cost_usd=book.cost_usd,
+        tool_calls=reply.tool_calls,
+        parsed=verdict.parsed,
+    )
+    return Answer(job, admitted, completion, book, after, latency_ms, reply.request_id)
 
 
 def _booked(admitted: Admitted, reply: ProviderReply) -> usage_check.Booked:
@@ -129,43 +190,27 @@ def _raw(reply: ProviderReply) -> dict[str, Any]:
     return raw
 
 
-def _finish_success(  # noqa: PLR0913 - the run's values plus the checked reply
-    rt: Runtime,
-    job: ParsedJob,
-    admitted: Admitted,
-    reply: ProviderReply,
-    parsed: Any,
-    after: datetime,
-    latency_ms: int,
-) -> Outcome:
-    claim, start = job.claim, admitted.start
-    book = _booked(admitted, reply)
-    usage, cost = book.usage, book.cost_usd
-    completion = Completion(
-        text=reply.text,
-        finish_reason=reply.finish_reason,
-        usage=usage,
-        provider=start.provider,
-        model=admitted.candidate.model_name,
-        model_id=reply.model or start.model,
-        latency_ms=latency_ms,
-        request_id=reply.request_id,
-        cost_usd=cost,
-        tool_calls=reply.tool_calls,
-        parsed=parsed,
-    )
+def _finish_success(rt: Runtime, answer: Answer) -> Outcome:
+    claim, start = answer.job.claim, answer.admitted.start
+    usage, cost = answer.book.usage, answer.book.cost_usd
 
     def write(s: Session) -> bool:
-        won = jobs_repo.complete_job(s, claim, completion, after)
-        close = answered_close(won, latency_ms, usage, cost, book, reply.request_id)
-        previous = jobs_repo.close_attempt(s, claim.id, claim.attempt_no, close)
-        _settle(s, claim, start, previous, usage.total_tokens, cost)
+        won = jobs_repo.complete_job(s, claim, answer.completion, answer.after)
+        previous = jobs_repo.close_attempt(s, claim.id, claim.attempt_no, answer.close(won))
+        settle(s, claim, start, previous, usage.total_tokens, cost)
         return won
 
-    won = _finish_tx(rt, write)
-    outcome = "succeeded" if won else "superseded"
-    _log_call(claim, start, 200, outcome, None, latency_ms, usage, cost)
+    won = finish_tx(rt, write)
+    log_answer(answer, won)
     return Outcome("succeeded") if won else Outcome("superseded")
+
+
+def log_answer(answer: Answer, won: bool) -> None:
+    """The call's log line (issue 7), once its finish is written."""
+    usage, cost = answer.book.usage, answer.book.cost_usd
+    outcome = "succeeded" if won else "superseded"
+    claim, start = answer.job.claim, answer.admitted.start
+    _log_call(claim, start, 200, outcome, None, answer.latency_ms, usage, cost)
 
 
 def answered_close(  # noqa: PLR0913 - the values of one answered call
@@ -263,10 +308,10 @@ def _finish_failure(  # noqa: PLR0913 - the run's values plus what an answered c
             request_id=getattr(error, "request_id", None),
         )
         previous = jobs_repo.close_attempt(s, claim.id, claim.attempt_no, close)
-        _settle(s, claim, start, previous, spent_tokens, spent_usd)
+        settle(s, claim, start, previous, spent_tokens, spent_usd)
         return won
 
-    won = _finish_tx(rt, write)
+    won = finish_tx(rt, write)
     outcome = "failed" if won else "superseded"
     logged = (usage, spent_usd) if billed is not None else (None, None)
     _log_call(claim, start, status, outcome, str(kind), int(elapsed * 1000), *logged)
@@ -286,7 +331,7 @@ def _finish_failure(  # noqa: PLR0913 - the run's values plus what an answered c
     return Outcome(decision.action, countdown)
 
 
-def _settle(
+def settle(
     s: Session,
     claim: ClaimedJob,
     start: AttemptStart,
@@ -351,7 +396,7 @@ def _log_call(  # noqa: PLR0913 - the fields of the one log line per provider ca
     )
 
 
-def _finish_tx(rt: Runtime, write: Callable[[Session], T]) -> T:
+def finish_tx(rt: Runtime, write: Callable[[Session], T]) -> T:
     """Run the finishing transaction, retrying a dropped connection a few times: the call is
     already paid for, and losing its record would leave it to the lease and the sweeper."""
     for attempt in range(1, FINISH_TRIES + 1):

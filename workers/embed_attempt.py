@@ -25,7 +25,7 @@ from core.ledger import jobs_repo, vectors_repo
 from schemas.embedding import EmbeddingInfo
 from schemas.job import Completion
 from workers import usage_check
-from workers.attempt import _finish_failure, _finish_tx, _log_call, _settle, answered_close
+from workers.attempt import _finish_failure, _log_call, answered_close, finish_tx, settle
 from workers.pricing import cost as priced
 from workers.providers.embed import EmbedReply, EmbedRequest, Embeds
 from workers.run_types import Admitted, Clock, Outcome, ParsedJob
@@ -102,10 +102,10 @@ def _finish_success(
             vectors_repo.store(s, claim.id, data, dims, len(reply.vectors))
         close = answered_close(won, latency_ms, usage, cost, book, reply.request_id)
         previous = jobs_repo.close_attempt(s, claim.id, claim.attempt_no, close)
-        _settle(s, claim, start, previous, usage.total_tokens, cost)
+        settle(s, claim, start, previous, usage.total_tokens, cost)
         return won
 
-    won = _finish_tx(rt, write)
+    won = finish_tx(rt, write)
     outcome = "succeeded" if won else "superseded"
     _log_call(claim, start, 200, outcome, None, latency_ms, usage, cost)
     return Outcome(outcome)

@@ -50,7 +50,7 @@ from workers.run_types import NOOP, Admitted, Clock, Outcome, ParsedJob
 if TYPE_CHECKING:
     from workers.runtime import Runtime
 
-__all__ = ["NOOP", "Outcome", "run_job"]
+__all__ = ["NOOP", "Outcome", "run_claimed", "run_job"]
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,16 @@ def run_job(job_id: uuid.UUID, rt: Runtime, now: datetime) -> Outcome:
         claim = jobs_repo.claim_job(s, job_id, now, lease_s, holder)
     if claim is None:
         return NOOP
+    return run_claimed(rt, claim, clock)
+
+
+def run_claimed(rt: Runtime, claim: ClaimedJob, clock: Clock) -> Outcome:
+    """The run of a job this worker has just claimed (`run_job` after its claim; the chunk
+    runner hands it the jobs its fast path does not take)."""
     try:
-        cached = _from_cache(rt, claim, clock)  # issue 11: a hit needs no route, quota or call
+        cached = answer_from_cache(
+            rt, claim, clock
+        )  # issue 11: a hit needs no route, quota or call
         step = cached if cached is not None else _plan_and_admit(rt, claim, clock)
     except Exception:
         # Redis or Postgres failed before any call: hand the job back now instead of leaving
@@ -94,7 +102,7 @@ def _plan_and_admit(
     if claim.budget_attempt_no > policy.max_attempts:
         message = f"attempt budget of {policy.max_attempts} used up"
         return _fail_unrun(rt, claim, ErrorKind.ATTEMPTS_EXHAUSTED, message, now)
-    job = _parse(rt, claim)
+    job = parse_claim(rt, claim)
     if job is None:
         return _fail_unrun(rt, claim, ErrorKind.BAD_REQUEST, "stored job spec is unreadable", now)
     now_s = now.timestamp()
@@ -128,7 +136,7 @@ def _plan_and_admit(
     return Outcome("superseded")
 
 
-def _parse(rt: Runtime, claim: ClaimedJob) -> ParsedJob | None:
+def parse_claim(rt: Runtime, claim: ClaimedJob) -> ParsedJob | None:
     """The stored spec rebuilt whole (parts, tool calls and results, features), or None when
     it no longer validates (it did at submit: only a hand-edited row or a schema change)."""
     try:
@@ -157,7 +165,7 @@ def _parse(rt: Runtime, claim: ClaimedJob) -> ParsedJob | None:
 # ---- response cache (issue 11) ------------------------------------------------------------
 
 
-def _from_cache(rt: Runtime, claim: ClaimedJob, clock: Clock) -> Outcome | None:
+def answer_from_cache(rt: Runtime, claim: ClaimedJob, clock: Clock) -> Outcome | None:
     """Finish the job with a fresh cached answer, if it has a cache key and one exists.
 
     None = not cacheable (no key: decided at submit), the cache is off in this worker's

@@ -63,6 +63,7 @@ class Runtime:
     heartbeat: Heartbeat | None = None  # the worker process's (workers/heartbeat.py)
     # issue 18: deployment id -> its batch lane's price, for deployments with a batch API only
     batch_prices: Mapping[str, Price | None] = field(default_factory=dict)
+    client_slots: int = 64  # provider connections per process (the chunks' call loop too)
     _route_ids: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     def route_deployment_ids(self, model_name: str) -> tuple[str, ...]:
@@ -147,6 +148,7 @@ def build_runtime(
         health=health or _health_store(settings),
         deployments=deployments,
         batch_prices=batch_prices,
+        client_slots=max(slots, 64),
     )
 
 

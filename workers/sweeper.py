@@ -174,16 +174,18 @@ def _publish(publish: Publish, ids: list[uuid.UUID], counts: SweepCounts) -> Non
 
 
 def broker_backlog(queue: str, url: str | None = None) -> int | None:
-    """Messages waiting in the broker queue `queue` (None = broker unreachable).
+    """Jobs waiting in the broker queue `queue` (None = broker unreachable).
 
-    Asked through the Celery app's connection (passive declare; `url` None = the app's
-    broker), so it works for any transport kombu supports; on Redis it is LLEN over the
-    queue's priority lists.
+    On Redis: LLEN of each of the queue's priority lists, chunk lists counted at their
+    messages' job capacity (`core.publish.backlog_jobs`). Any other transport: the message
+    count of a passive declare (the embedded mode's memory broker, fed single-job messages).
     """
     try:
         with app.connection_for_read(url) as conn:
             conn.ensure_connection(max_retries=1, timeout=5)
             channel = conn.default_channel
+            if conn.transport.driver_type == "redis" and hasattr(channel, "conn_or_acquire"):
+                return _redis_backlog(channel, queue)
             try:
                 return int(channel.queue_declare(queue=queue, passive=True).message_count)
             except conn.channel_errors:
@@ -193,15 +195,32 @@ def broker_backlog(queue: str, url: str | None = None) -> int | None:
         return None
 
 
-def publish_ids(broker_url: str, priority: int | None = None) -> Publish:
-    """The publish function: the producer's pipelined enqueue of `llmq.process_job` ids, at
-    `priority` (None: the front list; the nightly run publishes at bulk priority)."""
+def _redis_backlog(channel: Any, queue: str) -> int:
+    from kombu.transport.redis import PRIORITY_STEPS
+
+    from core.publish import backlog_jobs, redis_queue_keys
+
+    with channel.conn_or_acquire() as client:
+        pipe = client.pipeline(transaction=False)
+        for key in redis_queue_keys(queue):
+            pipe.llen(key)
+        lengths = pipe.execute()
+    return backlog_jobs(dict(zip(PRIORITY_STEPS, (int(n) for n in lengths), strict=True)))
+
+
+def publish_ids(broker_url: str, priority: int | None = None, per_message: int = 1) -> Publish:
+    """The publish function: the producer's pipelined enqueue of job ids, at `priority`
+    (None: the front list; the nightly run publishes at bulk priority), `per_message` ids a
+    message (the sweeper's re-sends are single-job messages; the nightly run sends chunks)."""
 
     def publish(ids: Sequence[uuid.UUID]) -> None:
         from core.publish import INTERACTIVE_PRIORITY, enqueue_job_ids
 
         enqueue_job_ids(
-            broker_url, list(ids), priority=INTERACTIVE_PRIORITY if priority is None else priority
+            broker_url,
+            list(ids),
+            priority=INTERACTIVE_PRIORITY if priority is None else priority,
+            per_message=per_message,
         )
 
     return publish

@@ -115,5 +115,6 @@ def _stop_heartbeat(sender: object = None, **_: object) -> None:
 
 
 from workers import sweeper as _sweeper  # noqa: E402, F401 - registers the `llmq.sweep` task
+from workers.chunk import task as _chunk  # noqa: E402, F401 - registers `llmq.process_chunk`
 from workers.lanes import task as _lanes  # noqa: E402, F401 - registers the batch-lane tasks
 from workers.nightly import task as _nightly  # noqa: E402, F401 - registers `llmq.nightly_run`

@@ -62,52 +62,72 @@ FENCE: ColumnElement[bool] = and_(
     _jobs.c.state == JobState.RUNNING.value,
 )
 
-# queued and due, or running with an expired lease -> running, attempts + 1, a fresh lease,
-# held by worker b_worker_id (None = no heartbeat renews it).
-# Parameters: b_id, b_due, b_now, b_lease_until, b_worker_id.
+# queued and due, or running with an expired lease (parameters: b_due, b_now)
+_CLAIMABLE = or_(
+    and_(
+        _jobs.c.state == JobState.QUEUED.value,
+        or_(
+            _jobs.c.not_before.is_(None),
+            _jobs.c.not_before <= bindparam("b_due", type_=_jobs.c.not_before.type),
+        ),
+    ),
+    and_(
+        _jobs.c.state == JobState.RUNNING.value,
+        _jobs.c.lease_until < bindparam("b_now", type_=_jobs.c.lease_until.type),
+    ),
+)
+# -> running, attempts + 1, a fresh lease, held by worker b_worker_id (None = no heartbeat
+# renews it). Parameters: b_lease_until, b_worker_id.
+_CLAIM_VALUES: dict[str, Any] = {
+    "state": JobState.RUNNING.value,
+    "attempts": _jobs.c.attempts + 1,
+    "lease_until": _bind(_jobs, "lease_until"),
+    "worker_id": _bind(_jobs, "worker_id"),
+    "not_before": None,
+}
+_CLAIM_RETURNING = (
+    _jobs.c.id,
+    _jobs.c.batch_id,
+    _jobs.c.tenant,
+    _jobs.c.model,
+    _jobs.c.custom_id,
+    _jobs.c.spec,
+    _jobs.c.attempts,
+    _jobs.c.routing_state,
+    _jobs.c.cache_key,
+    _jobs.c.deadline,
+    # A subquery, not UPDATE ... FROM batches: SQLite (embedded mode) refuses
+    # RETURNING columns of a FROM table; both databases accept this form.
+    select(_batches.c.max_cost_usd)
+    .where(_batches.c.id == _jobs.c.batch_id)
+    .scalar_subquery()
+    .label("max_cost_usd"),
+)
+# One job. Parameters: b_id, b_due, b_now, b_lease_until, b_worker_id.
 CLAIM = (
     update(_jobs)
+    .where(_jobs.c.id == _bind(_jobs, "id"), _CLAIMABLE)
+    .values(**_CLAIM_VALUES)
+    .returning(*_CLAIM_RETURNING)
+)
+# Every claimable job among b_ids (issue 21, a chunk), locked in id order and skipping rows
+# another transaction holds (a duplicate message's claim, a sweep): two chunks sharing ids
+# never wait on each other, let alone deadlock. A skipped queued job keeps its old
+# `enqueued_at`, so the sweeper re-sends it if nobody claimed it.
+# Parameters: b_ids (expanding), b_due, b_now, b_lease_until, b_worker_id.
+CLAIM_MANY = (
+    update(_jobs)
     .where(
-        _jobs.c.id == _bind(_jobs, "id"),
-        or_(
-            and_(
-                _jobs.c.state == JobState.QUEUED.value,
-                or_(
-                    _jobs.c.not_before.is_(None),
-                    _jobs.c.not_before <= bindparam("b_due", type_=_jobs.c.not_before.type),
-                ),
-            ),
-            and_(
-                _jobs.c.state == JobState.RUNNING.value,
-                _jobs.c.lease_until < bindparam("b_now", type_=_jobs.c.lease_until.type),
-            ),
+        _jobs.c.id.in_(
+            select(_jobs.c.id)
+            .where(_jobs.c.id.in_(bindparam("b_ids", expanding=True)), _CLAIMABLE)
+            .order_by(_jobs.c.id)
+            .with_for_update(skip_locked=True)
         ),
+        _CLAIMABLE,
     )
-    .values(
-        state=JobState.RUNNING.value,
-        attempts=_jobs.c.attempts + 1,
-        lease_until=_bind(_jobs, "lease_until"),
-        worker_id=_bind(_jobs, "worker_id"),
-        not_before=None,
-    )
-    .returning(
-        _jobs.c.id,
-        _jobs.c.batch_id,
-        _jobs.c.tenant,
-        _jobs.c.model,
-        _jobs.c.custom_id,
-        _jobs.c.spec,
-        _jobs.c.attempts,
-        _jobs.c.routing_state,
-        _jobs.c.cache_key,
-        _jobs.c.deadline,
-        # A subquery, not UPDATE ... FROM batches: SQLite (embedded mode) refuses
-        # RETURNING columns of a FROM table; both databases accept this form.
-        select(_batches.c.max_cost_usd)
-        .where(_batches.c.id == _jobs.c.batch_id)
-        .scalar_subquery()
-        .label("max_cost_usd"),
-    )
+    .values(**_CLAIM_VALUES)
+    .returning(*_CLAIM_RETURNING)
 )
 
 

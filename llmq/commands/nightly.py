@@ -109,9 +109,9 @@ def run(
 
 
 def _publish(broker_url: str, ids: Sequence[uuid.UUID]) -> None:
-    from core.publish import enqueue_job_ids
+    from core.publish import JOBS_PER_MESSAGE, enqueue_job_ids
 
-    enqueue_job_ids(broker_url, ids)
+    enqueue_job_ids(broker_url, ids, per_message=JOBS_PER_MESSAGE)
 
 
 def _headline(report: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from core.ledger.jobs_repo import AttemptClose
 from core.ledger.lanes_repo import ItemRow
 from schemas.job import AttemptOutcome, Completion, ErrorKind, ErrorRecord, Usage
 from workers import retry, usage_check
-from workers.attempt import _finish_tx
+from workers.attempt import finish_tx
 from workers.output import Invalid, check_output
 from workers.pricing import Price
 from workers.pricing import cost as priced
@@ -44,9 +44,9 @@ def apply_item(
 ) -> str:
     """Apply one item's outcome; returns what happened: succeeded, failed, requeued, stale."""
     if result is not None and result.reply is not None:
-        return _finish_tx(rt, lambda s: _success(rt, s, item, result, now))
+        return finish_tx(rt, lambda s: _success(rt, s, item, result, now))
     error = result.error if result is not None else None
-    return _finish_tx(rt, lambda s: _not_succeeded(rt, s, item, error, why, now))
+    return finish_tx(rt, lambda s: _not_succeeded(rt, s, item, error, why, now))
 
 
 def _settle(s: Session, item: ItemRow, tokens: int, usd: Decimal) -> None:

@@ -29,13 +29,13 @@ def nightly_run(run_date: str | None = None) -> str:
     delivery resumes the run. A copy delivered while the run is still going (the broker's
     visibility timeout is shorter than a long night) finds the lock held and returns "busy".
     """
-    from core.publish import BULK_PRIORITY
+    from core.publish import BULK_PRIORITY, JOBS_PER_MESSAGE
     from workers.runtime import get_runtime
     from workers.sweeper import publish_ids
 
     rt = get_runtime()
     # a backlog run is bulk work: interactive batches submitted meanwhile go first
-    publish = publish_ids(rt.settings.broker_url, BULK_PRIORITY)
+    publish = publish_ids(rt.settings.broker_url, BULK_PRIORITY, JOBS_PER_MESSAGE)
     ctx = NightlyContext(rt.sessions, rt.engine, rt.config, publish)
     day = (
         date.fromisoformat(run_date)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from core.names import PROCESS_JOB_TASK
+from core.names import PROCESS_CHUNK_TASK, PROCESS_JOB_TASK
 from workers.observability.redaction import RedactionFilter
 
 PROVIDER_CALL_EVENT = "provider_call"
@@ -63,7 +63,7 @@ class JsonFormatter(logging.Formatter):
 
 
 CELERY_QUIET_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
-PER_JOB_TASKS = frozenset({PROCESS_JOB_TASK})
+PER_JOB_TASKS = frozenset({PROCESS_JOB_TASK, PROCESS_CHUNK_TASK})
 
 
 class PerJobTaskQuiet(logging.Filter):

@@ -1,0 +1,160 @@
+"""`run_chunk`: one attempt of each job of a chunk, with its calls in flight together (issue 21).
+
+Owns: the order of a chunk's run: claim every id in one statement -> per job, the cache and
+a plan (pure ranking; one health snapshot per model) -> admission of all planned jobs at once
+(workers/chunk/admit.py: rate slots, one transaction of attempt rows and summed reservations)
+-> every admitted call concurrently on the process's call loop (workers/chunk/calls.py) ->
+the answered ones finished in one transaction (workers/chunk/finish.py), failed and unusable
+ones one by one through the same code as a one-job run (workers/attempt.py, so retries,
+fallback, health and billing are decided the same way). Jobs the chunk cannot take at once
+go through the one-job path (`pipeline.run_claimed`) in this thread: a job with a deadline
+(batch lanes), an embedding, a job whose budget is used up or whose spec no longer parses, a
+deployment with a rotating key pool, nothing to route to, or what admission hands back.
+
+Must not: decide anything itself (routing, retry, quota and pricing are the same pure
+functions as in a one-job run), write SQL, or hold a transaction across the calls.
+
+Transactions per chunk of N plain jobs: claim 1, admission 1, finish 1 (plus one per cache
+lookup, and one per failed call).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from core.ledger import jobs_repo
+from core.ledger.db import session_scope
+from core.ledger.jobs_repo import ClaimedJob
+from workers.attempt import Answer, check_reply, finish_raised, provider_request
+from workers.chunk.admit import Planned, admit_chunk
+from workers.chunk.calls import call_loop
+from workers.chunk.finish import finish_answers
+from workers.pipeline import answer_from_cache, parse_claim, run_claimed
+from workers.routing.health import HealthSnapshot
+from workers.routing.select import rank_candidates
+from workers.run_types import Clock, Outcome
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Outcomes = dict[UUID, Outcome]
+
+
+def run_chunk(job_ids: Sequence[UUID], rt: Runtime, now: datetime) -> Outcomes:
+    """Run one attempt of every claimable job among `job_ids`; their outcomes by id (a job
+    not claimed, because it is finished, not due or held elsewhere, has none)."""
+    clock = Clock.starting(now)
+    with session_scope(rt.sessions) as s:
+        lease_s, holder = rt.claim_lease(job_ids[0])  # the task holds every id of the chunk
+        claims = jobs_repo.claim_jobs(s, job_ids, now, lease_s, holder)
+    out: Outcomes = {}
+    one_by_one: list[ClaimedJob] = []
+    try:
+        planned = _plan_all(rt, claims, clock, out, one_by_one)
+        admission = admit_chunk(rt, planned, clock)
+    except Exception:
+        _release_quietly(rt, [c for c in claims if c.id not in out])
+        raise
+    one_by_one += admission.one_by_one
+    out.update((c.id, Outcome("superseded")) for c in admission.superseded)
+    out.update(_call_and_finish(rt, admission.admitted, clock))
+    for claim in one_by_one:
+        out[claim.id] = run_claimed(rt, claim, clock)
+    return out
+
+
+def _plan_all(
+    rt: Runtime,
+    claims: list[ClaimedJob],
+    clock: Clock,
+    out: Outcomes,
+    one_by_one: list[ClaimedJob],
+) -> list[Planned]:
+    snapshots: dict[str, HealthSnapshot] = {}
+    planned: list[Planned] = []
+    for claim in claims:
+        cached = answer_from_cache(rt, claim, clock) if _cacheable(rt, claim) else None
+        if cached is not None:
+            out[claim.id] = cached
+            continue
+        p = _plan(rt, claim, clock, snapshots)
+        if p is None:
+            one_by_one.append(claim)
+        else:
+            planned.append(p)
+    return planned
+
+
+def _cacheable(rt: Runtime, claim: ClaimedJob) -> bool:
+    return claim.cache_key is not None and rt.config.cache.enabled
+
+
+def _plan(
+    rt: Runtime, claim: ClaimedJob, clock: Clock, snapshots: dict[str, HealthSnapshot]
+) -> Planned | None:
+    """The job's plan, or None when the one-job path must take it (module docstring)."""
+    if claim.deadline is not None or claim.budget_attempt_no > rt.config.routing.max_attempts:
+        return None
+    job = parse_claim(rt, claim)
+    if job is None or job.request.embedding is not None:
+        return None
+    now_s = clock.now().timestamp()
+    snapshot = snapshots.get(claim.model)
+    if snapshot is None:
+        snapshot = rt.health.snapshot(rt.route_deployment_ids(claim.model), now_s)
+        snapshots[claim.model] = snapshot
+    plan = rank_candidates(
+        job.request,
+        rt.config,
+        snapshot,
+        rt.prices,
+        rt.has_key,
+        now_s,
+        excluded=claim.excluded,
+        rng=random.random(),
+    )
+    if not plan:
+        return None
+    adapter = rt.adapters.get(plan[0].deployment_id)
+    if adapter is None or adapter.keys:  # a rotating key pool pins keys per thread
+        return None
+    return Planned(job, plan, snapshot)
+
+
+def _call_and_finish(rt: Runtime, admitted: list, clock: Clock) -> Outcomes:  # type: ignore[type-arg]
+    """Every admitted call at once; answers finished together, the rest one by one."""
+    if not admitted:
+        return {}
+    calls = [(rt.adapters[a.start.deployment], provider_request(job, a)) for job, a in admitted]
+    results = call_loop(rt.client_slots).call_all(calls)
+    out: Outcomes = {}
+    answers: list[Answer] = []
+    for (job, adm), (result, elapsed) in zip(admitted, results, strict=True):
+        if isinstance(result, Exception):
+            out[job.claim.id] = finish_raised(rt, job, adm, result, clock, elapsed)
+            continue
+        checked = check_reply(rt, job, adm, result, clock, elapsed)
+        if isinstance(checked, Outcome):
+            out[job.claim.id] = checked
+        else:
+            answers.append(checked)
+    out.update(finish_answers(rt, answers))
+    return out
+
+
+def _release_quietly(rt: Runtime, claims: list[ClaimedJob]) -> None:
+    """Hand back claims after a failure before any call (best effort, as the one-job path:
+    if the database is the problem, leases and the sweeper recover them)."""
+    try:
+        with session_scope(rt.sessions) as s:
+            for claim in claims:
+                jobs_repo.requeue_job(s, claim, None, wait_ms=claim.waited_ms, undo_claim=True)
+    except Exception:  # noqa: BLE001 - the original error is the one worth raising
+        log.warning("could not hand back %d claims", len(claims), exc_info=True)

@@ -1,0 +1,59 @@
+"""The Celery task `llmq.process_chunk(job_ids)`: thin, like `llmq.process_job`.
+
+Owns: decoding a chunk's ids, holding them for the heartbeat while the chunk runs
+(workers/chunk/run.py), and turning each job's outcome into a message: a job that must run
+again later gets its own `llmq.process_job` message, at the single-job priority of the
+chunk's class (a bulk batch's retry must not jump the small batches). Must not: carry
+anything but job ids (Flower shows the ids and, as the task's result, the outcome counts),
+return data, sleep, or decide anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from uuid import UUID
+
+from celery import Task
+
+from core.names import PROCESS_CHUNK_TASK
+from core.publish import single_priority
+from workers.app import app
+from workers.tasks import INFRA_BACKOFF_MAX_S, INFRA_ERRORS, INFRA_MAX_RETRIES, held, send_job
+
+log = logging.getLogger(__name__)
+
+MAX_CHUNK_IDS = 1000  # a message with more ids was not written by llmq's producer
+
+
+@app.task(name=PROCESS_CHUNK_TASK, bind=True, ignore_result=True, acks_late=True)
+def process_chunk(self: Task, job_ids: list[str]) -> str:
+    """Run one attempt of each job of the chunk; re-send the ids that must run again."""
+    from workers.chunk.run import run_chunk
+    from workers.runtime import get_runtime
+
+    if not isinstance(job_ids, list) or not 0 < len(job_ids) <= MAX_CHUNK_IDS:
+        raise ValueError(f"a chunk carries 1 to {MAX_CHUNK_IDS} job ids")
+    ids = [UUID(j) for j in job_ids]
+    try:
+        rt = get_runtime()
+        with ExitStack() as stack:  # every lease of the chunk is renewed while it runs
+            for job_id in ids:
+                stack.enter_context(held(rt, job_id))
+            outcomes = run_chunk(ids, rt, datetime.now(UTC))
+    except INFRA_ERRORS as exc:
+        countdown = min(2.0**self.request.retries, INFRA_BACKOFF_MAX_S)
+        log.warning(
+            "chunk of %d: infrastructure error, retry in %.0fs: %s", len(ids), countdown, exc
+        )
+        raise self.retry(
+            countdown=countdown, max_retries=INFRA_MAX_RETRIES, argsrepr=",".join(job_ids)
+        ) from exc
+    priority = single_priority((self.request.delivery_info or {}).get("priority"))
+    for job_id, outcome in outcomes.items():
+        if outcome.countdown_s is not None:
+            send_job(str(job_id), outcome.countdown_s, priority)
+    counts = Counter(o.status for o in outcomes.values())
+    return " ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "noop"  # shown in Flower
