@@ -63,7 +63,9 @@ class Runtime:
     heartbeat: Heartbeat | None = None  # the worker process's (workers/heartbeat.py)
     # issue 18: deployment id -> its batch lane's price, for deployments with a batch API only
     batch_prices: Mapping[str, Price | None] = field(default_factory=dict)
-    client_slots: int = 64  # provider connections per process (the chunks' call loop too)
+    # chunks (issue 21): provider calls in flight or answered-but-unwritten per process, as
+    # many as the worker has threads (workers/chunk/calls.py)
+    calls_in_flight: int = 8
     _route_ids: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     def route_deployment_ids(self, model_name: str) -> tuple[str, ...]:
@@ -148,7 +150,7 @@ def build_runtime(
         health=health or _health_store(settings),
         deployments=deployments,
         batch_prices=batch_prices,
-        client_slots=max(slots, 64),
+        calls_in_flight=slots,
     )
 
 

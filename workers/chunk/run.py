@@ -37,9 +37,10 @@ from workers.chunk.finish import finish_answers
 from workers.pipeline import answer_from_cache, parse_claim, run_claimed
 from workers.routing.health import HealthSnapshot
 from workers.routing.select import rank_candidates
-from workers.run_types import Clock, Outcome
+from workers.run_types import Admitted, Clock, Outcome, ParsedJob
 
 if TYPE_CHECKING:
+    from workers.providers.base import ProviderReply
     from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,10 @@ log = logging.getLogger(__name__)
 Outcomes = dict[UUID, Outcome]
 
 
-def run_chunk(job_ids: Sequence[UUID], rt: Runtime, now: datetime) -> Outcomes:
+def run_chunk(job_ids: Sequence[UUID], rt: Runtime, now: datetime, priority: int = 0) -> Outcomes:
     """Run one attempt of every claimable job among `job_ids`; their outcomes by id (a job
-    not claimed, because it is finished, not due or held elsewhere, has none)."""
+    not claimed, because it is finished, not due or held elsewhere, has none). `priority`:
+    the message's (lower first): its calls take free call slots in that order."""
     clock = Clock.starting(now)
     with session_scope(rt.sessions) as s:
         lease_s, holder = rt.claim_lease(job_ids[0])  # the task holds every id of the chunk
@@ -64,7 +66,7 @@ def run_chunk(job_ids: Sequence[UUID], rt: Runtime, now: datetime) -> Outcomes:
         raise
     one_by_one += admission.one_by_one
     out.update((c.id, Outcome("superseded")) for c in admission.superseded)
-    out.update(_call_and_finish(rt, admission.admitted, clock))
+    out.update(_call_and_finish(rt, admission.admitted, clock, priority))
     for claim in one_by_one:
         out[claim.id] = run_claimed(rt, claim, clock)
     return out
@@ -128,15 +130,36 @@ def _plan(
     return Planned(job, plan, snapshot)
 
 
-def _call_and_finish(rt: Runtime, admitted: list, clock: Clock) -> Outcomes:  # type: ignore[type-arg]
-    """Every admitted call at once; answers finished together, the rest one by one."""
+def _call_and_finish(
+    rt: Runtime, admitted: list[tuple[ParsedJob, Admitted]], clock: Clock, priority: int
+) -> Outcomes:
+    """Every admitted call sent as slots free up; what has ended is finished together (the
+    answers in one transaction, failures one by one) while the rest are still in flight."""
     if not admitted:
         return {}
     calls = [(rt.adapters[a.start.deployment], provider_request(job, a)) for job, a in admitted]
-    results = call_loop(rt.client_slots).call_all(calls)
+    inflight = call_loop(rt.calls_in_flight).start(calls, priority)
+    out: Outcomes = {}
+    while inflight.left:
+        done = inflight.next_done()
+        try:
+            out.update(_finish_done(rt, [(admitted[i], r, e) for i, r, e in done], clock))
+        except BaseException:
+            inflight.abandon()
+            raise
+        finally:
+            inflight.release(len(done))
+    return out
+
+
+def _finish_done(
+    rt: Runtime,
+    done: list[tuple[tuple[ParsedJob, Admitted], ProviderReply | Exception, float]],
+    clock: Clock,
+) -> Outcomes:
     out: Outcomes = {}
     answers: list[Answer] = []
-    for (job, adm), (result, elapsed) in zip(admitted, results, strict=True):
+    for (job, adm), result, elapsed in done:
         if isinstance(result, Exception):
             out[job.claim.id] = finish_raised(rt, job, adm, result, clock, elapsed)
             continue

@@ -42,7 +42,7 @@ def process_chunk(self: Task, job_ids: list[str]) -> str:
         with ExitStack() as stack:  # every lease of the chunk is renewed while it runs
             for job_id in ids:
                 stack.enter_context(held(rt, job_id))
-            outcomes = run_chunk(ids, rt, datetime.now(UTC))
+            outcomes = run_chunk(ids, rt, datetime.now(UTC), _priority(self))
     except INFRA_ERRORS as exc:
         countdown = min(2.0**self.request.retries, INFRA_BACKOFF_MAX_S)
         log.warning(
@@ -57,3 +57,8 @@ def process_chunk(self: Task, job_ids: list[str]) -> str:
             send_job(str(job_id), outcome.countdown_s, priority)
     counts = Counter(o.status for o in outcomes.values())
     return " ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "noop"  # shown in Flower
+
+
+def _priority(task: Task) -> int:
+    """The message's priority (0 when the transport gives none)."""
+    return int((task.request.delivery_info or {}).get("priority") or 0)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from core.ledger import jobs_repo, lanes_repo, quota_repo
 from core.ledger.db import session_scope
 from workers import quota
-from workers.admission import _attempt_start
+from workers.admission import attempt_start
 from workers.routing.lanes import choose_batch, lane_open
 from workers.routing.select import Candidate
 from workers.run_types import Clock, Outcome, ParsedJob
@@ -43,7 +43,7 @@ def try_batch_lane(
         return None
     cand = choice.candidate
     tokens, usd = quota.worst_case(job.prompt_bound, cand.max_tokens, choice.price)
-    start = _attempt_start(claim, cand, now, tokens, usd)
+    start = attempt_start(claim, cand, now, tokens, usd)
     assert claim.deadline is not None
     with session_scope(rt.sessions) as s:
         if not jobs_repo.start_attempt(s, claim, start):
