@@ -1,11 +1,13 @@
-"""The adapter interface every provider module implements, and the values it exchanges.
+"""The adapter interface every provider module implements.
 
-Owns: `ProviderRequest`, `ProviderReply`, `RateLimitInfo`, `AdapterTarget` and the
-`ProviderAdapter` base class whose `exchange()` is the only I/O path to a provider (`complete()`
-and `embed()` use it): send, then classify (non-2xx) or parse (2xx), timing it; the neutral
+Owns: the `ProviderAdapter` base class whose `exchange()` is the only sync I/O path to a provider
+(`complete()` and `embed()` use it; async_send.py is the asyncio twin, sharing `check_status`
+and `read_reply`): send, then classify (non-2xx) or parse (2xx), timing it; the neutral
 half of error classification (status, body markers, a per-provider `refine` hook).
 Must not: know any provider's wire format, touch the ledger, Redis or the clock beyond
 timing, or put an API key into anything it returns.
+
+The values it exchanges live in values.py and are re-exported here.
 
 Contract for subclasses: the provider's facts as class attributes (`name`, `env_keys`,
 `default_base_url`, `retired_bases`, `genai_prices_id`, `simulator_dialect`, `chat_path`,
@@ -19,12 +21,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from core.errors import (
     AuthFailed,
@@ -38,8 +40,8 @@ from core.errors import (
 )
 from core.secrets_scrub import header_secrets, register_secrets, scrub
 from schemas.config import LLMModelConfig, ProviderSettings
-from schemas.job import ChatMessage, Usage
-from schemas.request import Feature, Features, ToolCall, required_features
+from schemas.job import Usage
+from schemas.request import Feature, ToolCall, required_features
 from workers.providers.bounded import send_bounded
 from workers.providers.classify import (
     CONTEXT_MARKERS,
@@ -52,68 +54,14 @@ from workers.providers.classify import (
 )
 from workers.providers.features import with_overrides
 from workers.providers.http import CONNECT_TIMEOUT_S, retry_after_s, translate_transport_errors
-from workers.providers.keys import Key, KeyPool
+from workers.providers.keys import Key
+from workers.providers.values import AdapterTarget, ProviderReply, ProviderRequest, RateLimitInfo
 from workers.retry import cap_retry_after
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_MESSAGE = 500  # characters of the provider's message kept in our exception
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderRequest:
-    """One chat call, provider-neutral. `max_tokens` is already resolved (never None); messages
-    may carry parts, tool calls and results; `features`: output format, tools, sampling."""
-
-    model_id: str
-    messages: tuple[ChatMessage, ...]
-    max_tokens: int
-    system: str | None = None
-    temperature: float | None = None
-    features: Features = Features()
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitInfo:
-    """What a reply's rate-limit headers said. Seconds for resets; None = not sent."""
-
-    limit_requests: int | None = None
-    remaining_requests: int | None = None
-    reset_requests_s: float | None = None
-    limit_tokens: int | None = None
-    remaining_tokens: int | None = None
-    reset_tokens_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderReply:
-    """A parsed 2xx reply. `finish_reason` uses OpenAI's words (stop, length, content_filter,
-    tool_calls) when the provider's value has an equivalent, else the provider's, lower-cased;
-    `tool_calls` whenever the reply has tool calls (then `text` may be ""). `refusal` is the
-    model's refusal (OpenAI `message.refusal`, Anthropic `stop_reason: refusal`)."""
-
-    text: str
-    finish_reason: str | None
-    usage: Usage
-    tool_calls: tuple[ToolCall, ...] = ()
-    refusal: str | None = None
-    request_id: str | None = None
-    model: str | None = None  # the model the provider says answered
-    rate_limits: RateLimitInfo | None = None
-    latency_ms: int = 0
-
-
-@dataclass(slots=True)
-class AdapterTarget:
-    """Everything one deployment needs to be reached: resolved base URL, key and headers.
-    `keys`: the deployment's key pool when it rotates keys (several keys or a key file)."""
-
-    deployment: LLMModelConfig
-    provider: ProviderSettings
-    api_key: SecretStr | None
-    extra: dict[str, str] = field(default_factory=dict)
-    keys: KeyPool | None = None
 
 
 def _why(exc: Exception) -> str:
@@ -368,12 +316,23 @@ class ProviderAdapter:
         with translate_transport_errors(**self._fields):
             resp = send_bounded(self.client, request, *limits, **self._fields)
         latency_ms = round((time.perf_counter() - started) * 1000)
+        self.check_status(resp)
+        return resp, latency_ms
+
+    def check_status(self, resp: httpx.Response) -> None:
+        """Raise the classified error for a fully read non-2xx reply (redirects included)."""
         if not resp.is_success:
             raise self.classify_error(resp)
-        return resp, latency_ms
 
     def _send(self, req: ProviderRequest) -> ProviderReply:
         resp, latency_ms = self.exchange(self.build_request(req))
+        return self.read_reply(req, resp, latency_ms)
+
+    def read_reply(
+        self, req: ProviderRequest, resp: httpx.Response, latency_ms: int
+    ) -> ProviderReply:
+        """A fully read 2xx reply to `req` as a scrubbed `ProviderReply` (usage estimated when
+        the provider gave none), or `MalformedReply`; async_send.py shares it."""
         try:
             reply = self.parse_reply(resp)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
