@@ -95,8 +95,7 @@ def test_a_duplicate_chunk_runs_nothing_twice(make_runtime, sim, redis_url) -> N
     _, ids = seed(rt.engine, 20, "m")
     results: list[dict] = []  # type: ignore[type-arg]
     threads = [
-        threading.Thread(target=lambda: results.append(run_chunk(ids, rt, now())))
-        for _ in range(3)
+        threading.Thread(target=lambda: results.append(run_chunk(ids, rt, now()))) for _ in range(3)
     ]
     for t in threads:
         t.start()

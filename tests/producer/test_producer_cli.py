@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from producer_testlib import decode, queued_messages, table_counts
+from producer_testlib import decode, queued_job_ids, queued_messages, table_counts
 from sqlalchemy import Engine
 
 WriteJsonl = Callable[..., Path]
@@ -34,7 +34,7 @@ def test_submit_json_status_results_job_cancel(
     batch_id = json.loads(done.stdout)["batch_id"]
     assert json.loads(done.stdout) == {"batch_id": batch_id}
     assert "3 jobs queued" in done.stderr and "enqueue" in done.stderr
-    assert len(queued_messages(redis_url)) == 3
+    assert len(queued_job_ids(redis_url)) == 3
 
     status = llmq("status", batch_id, "--json")
     assert status.returncode == 0, status.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from producer_testlib import queued_messages, table_counts
+from producer_testlib import queued_job_ids, queued_messages, table_counts
 from sqlalchemy import Engine
 
 MODELS = [
@@ -69,7 +69,7 @@ def test_a_fallback_that_can_serve_lets_the_line_through(
     done = llmq("submit", str(write_jsonl([line])), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["batch_id"]
-    assert len(queued_messages(redis_url)) == 1
+    assert len(queued_job_ids(redis_url)) == 1
 
 
 def test_the_config_override_is_honoured(

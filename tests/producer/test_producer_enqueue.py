@@ -134,3 +134,47 @@ def test_the_worker_consumes_what_the_producer_publishes() -> None:
     assert celeryconfig.task_default_queue == JOB_QUEUE
     assert tasks.process_job.name == PROCESS_JOB_TASK
     assert tasks.app.amqp.router.route({}, PROCESS_JOB_TASK)["queue"].name == JOB_QUEUE
+
+
+# ---- chunks (issue 21) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("priority", "chunk", "single"),
+    [(0, 3, 0), (6, 9, 6), (3, 3, 0), (9, 9, 6), (None, None, None)],
+)
+def test_chunk_and_single_priorities(priority, chunk, single) -> None:  # type: ignore[no-untyped-def]
+    from core.publish import chunk_priority, single_priority
+
+    if priority is not None and priority in (0, 6):
+        assert chunk_priority(priority) == chunk
+    assert single_priority(priority) == single
+
+
+@pytest.mark.parametrize(
+    ("lengths", "jobs"),
+    [
+        ({0: 0, 3: 0, 6: 0, 9: 0}, 0),
+        ({0: 2, 3: 1, 6: 5, 9: 0}, 57),
+        ({0: 0, 3: 0, 6: 0, 9: 4}, 200),
+    ],
+)
+def test_backlog_counts_chunk_messages_at_their_capacity(lengths, jobs) -> None:  # type: ignore[no-untyped-def]
+    from core.publish import backlog_jobs
+
+    assert backlog_jobs(lengths, per_message=50) == jobs
+
+
+def test_chunk_messages_carry_ids_in_order_and_a_count(redis_url: str) -> None:
+    from core.names import PROCESS_CHUNK_TASK
+    from core.publish import BULK_PRIORITY
+    from workers.sweeper import broker_backlog
+
+    ids = [str(uuid.uuid4()) for _ in range(120)]
+    assert enqueue_job_ids(redis_url, ids, per_message=50, priority=BULK_PRIORITY) == 120
+    envs = [decode(m) for m in queued_messages(redis_url)]
+    assert [e["headers"]["task"] for e in envs] == [PROCESS_CHUNK_TASK] * 3
+    assert [e["headers"]["llmq_jobs"] for e in envs] == [50, 50, 20]
+    assert [i for e in envs for i in e["body"][0][0]] == ids
+    assert {e["properties"]["priority"] for e in envs} == {9}
+    assert broker_backlog(JOB_QUEUE, redis_url) == 150  # counted at capacity: never low

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from producer_testlib import decode, queued_messages
+from producer_testlib import queued_job_ids
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
@@ -257,7 +257,7 @@ def test_resume_requeues_parked_and_deferred_jobs_and_enqueues_them(
     with Session(engine) as s:
         job = s.get(Job, ids[0])
         assert job is not None and job.error is None and job.enqueued_at is not None
-    sent = sorted(decode(m)["body"][0][0] for m in queued_messages(redis_url))
+    sent = sorted(queued_job_ids(redis_url))
     assert sent == sorted(str(i) for i in ids[:3])
     assert client.resume(batch_id) == 0  # nothing parked any more
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from producer_testlib import decode, queued_messages, table_counts
+from producer_testlib import queued_job_ids, queued_messages, table_counts
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -100,7 +100,7 @@ def test_ids_are_published_page_by_page_in_input_order(
         ids = s.scalars(
             select(Job.id).where(Job.batch_id == result.batch_id).order_by(Job.line_no)
         ).all()
-    sent = [decode(m)["body"][0][0] for m in queued_messages(redis_url)]
+    sent = queued_job_ids(redis_url)
     assert sent == [str(i) for i in ids]
 
 

@@ -10,13 +10,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from producer_testlib import decode, queued_messages, table_counts
+from producer_testlib import decode, queued_job_ids, queued_messages, table_counts
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from test_producer_jsonl import BAD_LINES
 
 from core.ledger.models import Batch, Job
-from core.names import PROCESS_JOB_TASK
+from core.names import PROCESS_CHUNK_TASK
 from producer.client import Client, EnqueueFailed, InputError
 from schemas.config import LLMConfig
 from schemas.job import ChatMessage, JobSpec
@@ -97,7 +97,7 @@ def test_both_formats_are_stored_in_input_order_and_enqueued(
     assert jobs[0].spec["metadata"] == {"k": "v"} and jobs[0].spec["max_tokens"] == 10
     assert (jobs[0].spec["cache"], jobs[2].spec["cache"]) == (True, False)
 
-    ids = [decode(m)["body"][0][0] for m in queued_messages(redis_url)]
+    ids = queued_job_ids(redis_url)
     assert ids == [str(j.id) for j in jobs]  # consumed in input order
 
 
@@ -117,21 +117,19 @@ def test_broker_messages_carry_only_the_job_id(
     batch_id = client.submit(write_jsonl(lines))
     job_ids = [str(j.id) for j in jobs_of(engine, batch_id)]
 
-    raw = queued_messages(redis_url)
-    assert len(raw) == 3
-    for message, job_id in zip(raw, job_ids, strict=True):
-        assert secret.encode() not in message and b"s-0" not in message  # no prompt, no custom_id
-        env = decode(message)
-        args, kwargs, _embed = env["body"]
-        assert (args, kwargs) == ([job_id], {})
-        headers = env["headers"]
-        assert headers["task"] == PROCESS_JOB_TASK
-        assert headers["argsrepr"] == job_id and headers["kwargsrepr"] == "{}"
-        assert headers["id"] == headers["root_id"] == env["properties"]["correlation_id"]
-        assert env["properties"]["delivery_info"] == {"exchange": "", "routing_key": "llmq"}
-        assert secret not in json.dumps(env)
-    assert len({decode(m)["headers"]["id"] for m in raw}) == 3  # a task id per message
-    assert len({decode(m)["properties"]["delivery_tag"] for m in raw}) == 3
+    # issue 21: one `llmq.process_chunk` message carries the batch's ids, and nothing else
+    [message] = queued_messages(redis_url)
+    assert secret.encode() not in message and b"s-0" not in message  # no prompt, no custom_id
+    env = decode(message)
+    args, kwargs, _embed = env["body"]
+    assert (args, kwargs) == ([job_ids], {})
+    headers = env["headers"]
+    assert headers["task"] == PROCESS_CHUNK_TASK and headers["llmq_jobs"] == 3
+    assert headers["argsrepr"] == ",".join(job_ids) and headers["kwargsrepr"] == "{}"
+    assert headers["id"] == headers["root_id"] == env["properties"]["correlation_id"]
+    assert env["properties"]["delivery_info"] == {"exchange": "", "routing_key": "llmq"}
+    assert env["properties"]["priority"] == 3  # a small batch's chunk step
+    assert secret not in json.dumps(env)
 
 
 def test_nightly_batch_is_deferred_and_not_enqueued(
