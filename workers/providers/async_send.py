@@ -62,7 +62,7 @@ def make_async_session(max_connections: int = 64) -> aiohttp.ClientSession:
     )
     return aiohttp.ClientSession(
         connector=connector,
-        # Bodies are decoded by httpx's decoders in `_read_bounded`, as on the sync path, so a
+        # Bodies are decoded by httpx's decoders in `_decoded`, as on the sync path, so a
         # gzip bomb is counted chunk by chunk and every encoding behaves the same.
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),  # a provider's cookie must not follow other calls
