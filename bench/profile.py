@@ -47,16 +47,16 @@ LIBRARIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("llmq: other", ("workers/", "schemas/")),
 )
 # Inclusive stages: (label, regex over one frame, "func (path:line)").
-TASK = r"^process_job \(workers/tasks"
+TASK = r"^process_(job|chunk) \(workers/"
 STAGES: tuple[tuple[str, str], ...] = (
-    ("task total (process_job)", TASK),
-    ("  claim", r"^claim_job \("),
+    ("task total (process_job / process_chunk)", TASK),
+    ("  claim", r"^claim_jobs? \("),
     ("  plan: health snapshot + rank", r"snapshot \(workers/routing|^rank_candidates \("),
     ("  admit: rate limit (Redis)", r"try_acquire \(workers/routing"),
-    ("  admit: quota reserve + attempt insert", r"^_reserve_and_start \("),
-    ("  provider call (adapter.complete)", r"complete \(workers/providers"),
+    ("  admit: quota reserve + attempt insert", r"^_reserve_and_start \(|^_start_and_reserve \("),
+    ("  provider call (adapter.complete / call loop wait)", r"complete \(workers/providers|^next_done \("),
     ("  finish: health record_success", r"record_success \(workers/routing"),
-    ("  finish: transaction", r"^_finish_tx \("),
+    ("  finish: transaction", r"^finish_tx \("),
     ("    of which quota settle", r"^settle \(core/ledger/quota_repo"),
     ("  begin/commit/close (session_scope)", r"^session_scope \("),
 )

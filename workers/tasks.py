@@ -51,12 +51,16 @@ INFRA_BACKOFF_MAX_S = 60.0
 @app.task(name=PROCESS_JOB_TASK, bind=True, ignore_result=True, acks_late=True)
 def process_job(self: Task, job_id: str) -> str:
     """Run one attempt of job `job_id`; re-send the id when the job must run again later."""
+    from workers.chunk.calls import one_slot
     from workers.pipeline import run_job
     from workers.runtime import get_runtime
 
+    priority = (self.request.delivery_info or {}).get("priority")
     try:
         rt, job_uuid = get_runtime(), UUID(job_id)
-        with held(rt, job_uuid):  # its lease is renewed by heartbeat while this run lasts
+        # one of the process's call slots (issue 21: chunks and one-job runs share them),
+        # and its lease renewed by heartbeat while this run lasts
+        with one_slot(rt.calls_in_flight, int(priority or 0)), held(rt, job_uuid):
             outcome = run_job(job_uuid, rt, datetime.now(UTC))
     except INFRA_ERRORS as exc:
         countdown = min(2.0**self.request.retries, INFRA_BACKOFF_MAX_S)
@@ -65,7 +69,7 @@ def process_job(self: Task, job_id: str) -> str:
             countdown=countdown, max_retries=INFRA_MAX_RETRIES, argsrepr=job_id
         ) from exc
     if outcome.countdown_s is not None:
-        send_job(job_id, outcome.countdown_s, (self.request.delivery_info or {}).get("priority"))
+        send_job(job_id, outcome.countdown_s, priority)
     return outcome.status  # shown in Flower; never the result itself
 
 

@@ -3,14 +3,16 @@
 `llmq submit` publishes `llmq.process_chunk` messages of up to 50 ids. Each worker thread
 holds one chunk: its jobs are claimed together and admitted together (attempt rows written
 and the worst cases reserved in one transaction), their calls go out on the worker's call
-loop, and answers are finished as they come. The kill lands when a worker holds more running
-jobs than it has call slots, so some of its jobs were admitted but not yet sent, some are in
-flight, and some answered. Then:
+loop, and answers are finished as they come. A chunk thread first takes call slots, then claims
+that many of its ids (a wave); the kill lands while a worker holds a whole wave of running
+jobs, so the rest of its chunk is still queued, its wave's calls are in flight or answered.
+Then:
 
 - every job ends succeeded exactly once, with one succeeded attempt (nothing lost, nothing
   counted twice), and the jobs the victim held run again within 30 s (heartbeats);
 - the calls the provider served but the ledger never recorded are at most the victim's call
-  slots (`LLMQ_CONCURRENCY`): a slot is given back only once its answer is committed;
+  slots (`LLMQ_CONCURRENCY`): a slot is given back only once its answer is committed, and a
+  one-job task (a retry) holds one too;
 - the quota's spend is never below what the simulator billed (a cut-off call is booked at its
   worst case as `spent_unknown`), and nothing stays reserved.
 """
@@ -68,7 +70,7 @@ def test_kill_a_worker_holding_chunks(services: Services, tmp_path: Path, figure
         )
         figures.record("chunk-kill", got)
 
-        assert len(held) > CONCURRENCY, got  # the kill cut a chunk, not just single calls
+        assert len(held) >= CONCURRENCY - 1, got  # the kill cut a wave of a chunk
         assert got["lost"] == 0 and got["duplicated"] == 0, got
         assert got["succeeded"] == JOBS, got
         assert got["job_tokens"] == got["succeeded_attempt_tokens"], got
@@ -85,14 +87,14 @@ def test_kill_a_worker_holding_chunks(services: Services, tmp_path: Path, figure
 
 
 def _busy_worker(stack: Stack, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
-    """A live worker holding more running jobs than it has call slots (a chunk admitted
-    beyond its calls in flight), with those jobs; the busiest one seen on timeout."""
+    """A live worker holding (nearly) all its call slots' worth of running jobs (a chunk's
+    wave), with those jobs; the busiest one seen on timeout."""
     deadline = time.monotonic() + timeout_s
     best = (stack.workers[0], {})
     while time.monotonic() < deadline:
         for worker in (w for w in stack.workers if w.alive()):
             held = held_jobs(stack.engine, worker.pid)
-            if len(held) > CONCURRENCY:
+            if len(held) >= CONCURRENCY - 1:
                 return worker, held
             if len(held) > len(best[1]):
                 best = (worker, held)

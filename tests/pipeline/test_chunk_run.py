@@ -77,7 +77,7 @@ def test_a_chunk_succeeds_in_one_pass_with_one_attempt_each(make_runtime, sim, r
 
 
 def test_calls_are_in_flight_together(make_runtime, sim, redis_url) -> None:  # type: ignore[no-untyped-def]
-    rt = make_runtime([model("m", "openai")], redis_url=redis_url)
+    rt = make_runtime([model("m", "openai")], redis_url=redis_url, concurrency=30)
     sim.configure("openai", latency_ms=400)
     _, ids = seed(rt.engine, 30, "m")
 
@@ -142,8 +142,9 @@ def test_failures_retry_one_by_one_and_successes_still_finish(make_runtime, sim,
 
     out = run_chunk(ids, rt, now())
 
+    # later waves may find the deployment cooling down after the 500s: those wait, unclaimed
     statuses = {o.status for o in out.values()}
-    assert statuses <= {"succeeded", "retry_later", "fallback", "failed"}
+    assert statuses <= {"succeeded", "retry_later", "fallback", "failed", "waiting"}
     retried = [i for i, o in out.items() if o.status == "retry_later"]
     assert retried and all(out[i].countdown_s is not None for i in retried)
     with Session(rt.engine) as s:

@@ -5,12 +5,13 @@ first use in each process), `call_loop()`, its per-process instance, and `InFlig
 chunk's calls as they end. Must not: decide anything, touch the ledger or the health store,
 or run anything but provider calls on the loop (a blocking step there stalls every call).
 
-At most `limit` calls per process are in flight OR answered but not yet written: a call
-takes a slot before it is sent, and the chunk gives the slot back only after its finish is
-committed (`InFlight.release`). So a SIGKILLed worker loses at most `limit` paid-for answers,
-as a one-thread-per-call worker of `limit` threads did (the chaos suite's bound). Waiting
-calls take free slots by priority (a small batch's chunk before a bulk one's), then in
-order.
+At most `limit` jobs per process are claimed by a chunk and not yet finished (admitted,
+in flight, or answered but not yet written): a chunk thread takes slots (`SlotPool`) before
+it claims a wave of jobs, and gives each back only after that job's finish is committed
+(`InFlight.release`). So a SIGKILLed worker leaves at most `limit` calls unaccounted, as a
+one-thread-per-call worker of `limit` threads did (the chaos suite's bound), a cancel still
+finds every job not yet in a wave queued, and waiting chunks take free slots by priority (a
+small batch's chunk before a bulk one's), then in order.
 
 Why: one thread per call (Celery's thread pool) costs a thread switch and the sync client's
 locking per call, and httpx's AsyncClient measured 2.1 ms of CPU per call here; aiohttp on
@@ -26,7 +27,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from workers.providers.async_send import complete_async, make_async_session
@@ -39,30 +41,40 @@ if TYPE_CHECKING:
 Done = tuple[int, "ProviderReply | Exception", float]  # (call's index, reply or error, seconds)
 
 
-class _Slots:
-    """A semaphore whose waiters are served lowest priority first, FIFO within a priority.
-    Used on the loop thread only."""
+class SlotPool:
+    """The process's call slots, taken by chunk threads before they claim (thread-safe).
+
+    `take` waits its turn by priority (lower first, then first come) until at least `least`
+    slots are free, then takes up to `most`. A slot is given back once its call's finish is
+    committed (`give`), so claims, calls and unwritten answers never exceed the limit.
+    """
 
     def __init__(self, limit: int) -> None:
+        self.limit = limit
         self.free = limit
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._turns: list[tuple[int, int]] = []  # waiting (priority, arrival) tickets
+        self._arrivals = itertools.count()
 
-    async def acquire(self, priority: int) -> None:
-        if self.free > 0 and not self._waiters:
-            self.free -= 1
+    def take(self, most: int, least: int, priority: int = 0) -> int:
+        least = max(1, min(least, most, self.limit))
+        ticket = (priority, next(self._arrivals))
+        with self._cond:
+            heapq.heappush(self._turns, ticket)
+            while self._turns[0] != ticket or self.free < least:
+                self._cond.wait()
+            heapq.heappop(self._turns)
+            taken = min(self.free, most)
+            self.free -= taken
+            self._cond.notify_all()
+            return taken
+
+    def give(self, n: int) -> None:
+        if n <= 0:
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (priority, next(self._order), waiter))
-        await waiter  # the slot is handed over by `release`
-
-    def release(self, n: int) -> None:
-        self.free += n
-        while self.free > 0 and self._waiters:
-            _, _, waiter = heapq.heappop(self._waiters)
-            if not waiter.done():
-                self.free -= 1
-                waiter.set_result(None)
+        with self._cond:
+            self.free += n
+            self._cond.notify_all()
 
 
 class InFlight:
@@ -88,8 +100,7 @@ class InFlight:
 
     def release(self, n: int) -> None:
         """Give back the slots of `n` calls whose finish is written (or given up)."""
-        if n:
-            self._owner.loop.call_soon_threadsafe(self._owner.slots.release, n)
+        self._owner.slots.give(n)
 
     def abandon(self) -> None:
         """The chunk stopped reading (its finish failed): every call not read yet gives its
@@ -105,7 +116,7 @@ class InFlight:
             except queue.Empty:
                 break
             unread += 1
-        self._owner.slots.release(unread)
+        self._owner.slots.give(unread)
 
 
 class CallLoop:
@@ -119,43 +130,37 @@ class CallLoop:
             target=self.loop.run_forever, name="llmq-calls", daemon=True
         )
         self._thread.start()
+        self.slots = slot_pool(limit)
         opened = asyncio.run_coroutine_threadsafe(self._open(limit), self.loop)
-        self._session, self.slots = opened.result()
+        self._session = opened.result()
 
-    async def _open(self, limit: int) -> tuple[aiohttp.ClientSession, _Slots]:
-        return make_async_session(limit), _Slots(limit)  # aiohttp needs the running loop
+    async def _open(self, limit: int) -> aiohttp.ClientSession:
+        return make_async_session(limit)  # aiohttp needs the running loop
 
-    def start(
-        self, calls: Sequence[tuple[ProviderAdapter, ProviderRequest]], priority: int = 0
-    ) -> InFlight:
-        """Send every call as slots free up; read the results from the returned `InFlight`."""
+    def start(self, calls: Sequence[tuple[ProviderAdapter, ProviderRequest]]) -> InFlight:
+        """Send every call now (their slots are taken already); read the results from the
+        returned `InFlight`."""
         inflight = InFlight(self, len(calls))
         if calls:
-            asyncio.run_coroutine_threadsafe(self._spawn(calls, priority, inflight), self.loop)
+            asyncio.run_coroutine_threadsafe(self._spawn(calls, inflight), self.loop)
         return inflight
 
     async def _spawn(
-        self, calls: Sequence[tuple[ProviderAdapter, ProviderRequest]], priority: int, to: InFlight
+        self, calls: Sequence[tuple[ProviderAdapter, ProviderRequest]], to: InFlight
     ) -> None:
         for i, (adapter, request) in enumerate(calls):
-            asyncio.get_running_loop().create_task(self._one(i, adapter, request, priority, to))
+            asyncio.get_running_loop().create_task(self._one(i, adapter, request, to))
 
-    async def _one(  # noqa: PLR0913 - one call and where its result goes
-        self,
-        index: int,
-        adapter: ProviderAdapter,
-        request: ProviderRequest,
-        priority: int,
-        to: InFlight,
+    async def _one(
+        self, index: int, adapter: ProviderAdapter, request: ProviderRequest, to: InFlight
     ) -> None:
-        await self.slots.acquire(priority)
         started = time.monotonic()
         try:
             reply: ProviderReply | Exception = await complete_async(adapter, request, self._session)
         except Exception as exc:  # noqa: BLE001 - every failure is the call's result
             reply = exc
         if to.abandoned:
-            self.slots.release(1)
+            self.slots.give(1)
             return
         to.results.put((index, reply, time.monotonic() - started))
 
@@ -169,17 +174,39 @@ class CallLoop:
         self.loop.close()
 
 
-_lock = threading.Lock()
-_current: CallLoop | None = None
+_lock = threading.RLock()  # call_loop builds a CallLoop, which asks slot_pool
+_loops: dict[tuple[int, int], CallLoop] = {}
+_pools: dict[tuple[int, int], SlotPool] = {}
 
 
 def call_loop(limit: int) -> CallLoop:
-    """This process's call loop, started on first use (a forked child starts its own)."""
-    global _current  # noqa: PLW0603 - one loop per process, like the runtime
-    loop = _current
-    if loop is not None and loop.pid == os.getpid():
+    """This process's call loop of `limit` slots, started on first use (a forked child starts
+    its own; a worker has one limit, tests building several runtimes get one loop each)."""
+    key = (os.getpid(), limit)
+    loop = _loops.get(key)
+    if loop is not None:
         return loop
     with _lock:
-        if _current is None or _current.pid != os.getpid():
-            _current = CallLoop(limit)
-        return _current
+        if key not in _loops:
+            _loops[key] = CallLoop(limit)
+        return _loops[key]
+
+
+def slot_pool(limit: int) -> SlotPool:
+    """This process's call slots (shared by chunks and one-job tasks)."""
+    key = (os.getpid(), limit)
+    with _lock:
+        if key not in _pools:
+            _pools[key] = SlotPool(limit)
+        return _pools[key]
+
+
+@contextmanager
+def one_slot(limit: int, priority: int = 0) -> Iterator[None]:
+    """Hold one call slot while a one-job task runs (its call counts against the limit)."""
+    pool = slot_pool(limit)
+    pool.take(1, 1, priority)
+    try:
+        yield
+    finally:
+        pool.give(1)

@@ -32,7 +32,7 @@ from core.ledger.db import session_scope
 from core.ledger.jobs_repo import ClaimedJob
 from workers.attempt import Answer, check_reply, finish_raised, provider_request
 from workers.chunk.admit import Planned, admit_chunk
-from workers.chunk.calls import call_loop
+from workers.chunk.calls import CallLoop, SlotPool, call_loop
 from workers.chunk.finish import finish_answers
 from workers.pipeline import answer_from_cache, parse_claim, run_claimed
 from workers.routing.health import HealthSnapshot
@@ -50,12 +50,53 @@ Outcomes = dict[UUID, Outcome]
 
 def run_chunk(job_ids: Sequence[UUID], rt: Runtime, now: datetime, priority: int = 0) -> Outcomes:
     """Run one attempt of every claimable job among `job_ids`; their outcomes by id (a job
-    not claimed, because it is finished, not due or held elsewhere, has none). `priority`:
-    the message's (lower first): its calls take free call slots in that order."""
+    not claimed, because it is finished, not due or held elsewhere, has none).
+
+    In waves: each takes call slots first (at least a quarter of the process's, or what is
+    left), then claims that many ids; an id not yet in a wave stays queued, so a cancel or a
+    duplicate message still finds it so. `priority`: the message's (lower first).
+    """
     clock = Clock.starting(now)
+    calls = call_loop(rt.calls_in_flight)
+    least = max(1, rt.calls_in_flight // 4)
+    out: Outcomes = {}
+    remaining = list(job_ids)
+    while remaining:
+        n = calls.slots.take(len(remaining), least, priority)
+        wave, remaining = remaining[:n], remaining[n:]
+        slots = _WaveSlots(calls.slots, n)
+        try:
+            out.update(_run_wave(rt, calls, wave, slots, clock))
+        finally:
+            slots.give(slots.held)
+    return out
+
+
+class _WaveSlots:
+    """The call slots one wave holds, given back as its jobs finish."""
+
+    def __init__(self, pool: SlotPool, held: int) -> None:
+        self.pool = pool
+        self.held = held
+
+    def give(self, n: int) -> None:
+        n = min(n, self.held)
+        self.held -= n
+        self.pool.give(n)
+
+    def hand_over(self, n: int) -> None:
+        """`n` slots now belong to an `InFlight`, which gives them back itself."""
+        self.held -= n
+
+
+def _run_wave(
+    rt: Runtime, calls: CallLoop, wave: list[UUID], slots: _WaveSlots, clock: Clock
+) -> Outcomes:
+    now = clock.now()
     with session_scope(rt.sessions) as s:
-        lease_s, holder = rt.claim_lease(job_ids[0])  # the task holds every id of the chunk
-        claims = jobs_repo.claim_jobs(s, job_ids, now, lease_s, holder)
+        lease_s, holder = rt.claim_lease(wave[0])  # the task holds every id of the chunk
+        claims = jobs_repo.claim_jobs(s, wave, now, lease_s, holder)
+    slots.give(len(wave) - len(claims))
     out: Outcomes = {}
     one_by_one: list[ClaimedJob] = []
     try:
@@ -66,9 +107,11 @@ def run_chunk(job_ids: Sequence[UUID], rt: Runtime, now: datetime, priority: int
         raise
     one_by_one += admission.one_by_one
     out.update((c.id, Outcome("superseded")) for c in admission.superseded)
-    out.update(_call_and_finish(rt, admission.admitted, clock, priority))
-    for claim in one_by_one:
+    slots.give(len(claims) - len(admission.admitted) - len(one_by_one))
+    out.update(_call_and_finish(rt, calls, admission.admitted, slots, clock))
+    for claim in one_by_one:  # each holds its slot until its run (and call) is over
         out[claim.id] = run_claimed(rt, claim, clock)
+        slots.give(1)
     return out
 
 
@@ -131,14 +174,20 @@ def _plan(
 
 
 def _call_and_finish(
-    rt: Runtime, admitted: list[tuple[ParsedJob, Admitted]], clock: Clock, priority: int
+    rt: Runtime,
+    calls: CallLoop,
+    admitted: list[tuple[ParsedJob, Admitted]],
+    slots: _WaveSlots,
+    clock: Clock,
 ) -> Outcomes:
-    """Every admitted call sent as slots free up; what has ended is finished together (the
-    answers in one transaction, failures one by one) while the rest are still in flight."""
+    """Every admitted call sent at once; what has ended is finished together (the answers
+    in one transaction, failures one by one) while the rest are still in flight, and each
+    slot is given back once its job's finish is committed."""
     if not admitted:
         return {}
-    calls = [(rt.adapters[a.start.deployment], provider_request(job, a)) for job, a in admitted]
-    inflight = call_loop(rt.calls_in_flight).start(calls, priority)
+    requests = [(rt.adapters[a.start.deployment], provider_request(j, a)) for j, a in admitted]
+    slots.hand_over(len(requests))
+    inflight = calls.start(requests)
     out: Outcomes = {}
     while inflight.left:
         done = inflight.next_done()
