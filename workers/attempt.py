@@ -116,13 +116,17 @@ def check_reply(  # noqa: PLR0913 - the run's values plus the reply and its timi
     reply: ProviderReply,
     clock: Clock,
     elapsed: float,
+    *,
+    health_recorded: bool = False,
 ) -> Answer | Outcome:
-    """Record the answered call in the deployment's health and check its output: the
-    `Answer` to write, or the finished failure (`Outcome`) of an unusable reply."""
+    """Record the answered call in the deployment's health (unless the caller did, for many
+    at once) and check its output: the `Answer` to write, or the finished failure
+    (`Outcome`) of an unusable reply."""
     after = clock.now()
     latency_ms = reply.latency_ms or int(elapsed * 1000)
     # The deployment answered: its health counts the call whatever the output's verdict.
-    rt.health.record_success(admitted.slot_id, latency_ms, reply.rate_limits, after.timestamp())
+    if not health_recorded:
+        rt.health.record_success(admitted.slot_id, latency_ms, reply.rate_limits, after.timestamp())
     features = job.request.features
     verdict = check_output(
         features, reply.text, reply.tool_calls, reply.refusal, reply.finish_reason

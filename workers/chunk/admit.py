@@ -34,7 +34,14 @@ from workers import quota
 from workers.admission import attempt_start
 from workers.routing.health import HealthSnapshot
 from workers.routing.select import Candidate
-from workers.routing.slots import MIN_WAIT_S, Hold, confirm_slot, give_back, take_slot
+from workers.routing.slots import (
+    MIN_WAIT_S,
+    Hold,
+    confirm_slots,
+    give_back,
+    take_closed_slots,
+    take_slot,
+)
 from workers.run_types import Admitted, Clock, ParsedJob
 
 if TYPE_CHECKING:
@@ -100,23 +107,41 @@ def admit_chunk(rt: Runtime, planned: list[Planned], clock: Clock) -> ChunkAdmis
 def _take_slots(
     rt: Runtime, planned: list[Planned], now: datetime, out: ChunkAdmission
 ) -> list[_Held]:
+    """Each job's first candidate's rate slot: closed circuits in one round trip to the
+    health store, a half-open one (a probe lease) on its own."""
     probe_wait_s = max(rt.config.routing.default_cooldown_s, MIN_WAIT_S)
+    closed = [p for p in planned if p.snapshot.get(p.plan[0].deployment_id).circuit == "closed"]
+    probing = [p for p in planned if p.snapshot.get(p.plan[0].deployment_id).circuit != "closed"]
+    answers = take_closed_slots(rt.health, [p.plan[0] for p in closed], now.timestamp())
     held: list[_Held] = []
     try:
-        for p in planned:
-            cand = p.plan[0]
-            circuit = p.snapshot.get(cand.deployment_id).circuit
-            hold = take_slot(rt.health, cand, circuit, now.timestamp(), probe_wait_s)
-            if not isinstance(hold, Hold):
-                out.one_by_one.append(p.job.claim)  # must wait: the one-job path says how long
-                continue
-            price = rt.prices.get(cand.deployment_id)
-            tokens, usd = quota.worst_case(p.job.prompt_bound, cand.max_tokens, price)
-            held.append(_Held(p, hold, attempt_start(p.job.claim, cand, now, tokens, usd)))
+        for p, hold in zip(closed, answers, strict=True):
+            _hold_or_hand_on(rt, p, hold, now, held, out)
+        for p in probing:
+            circuit = p.snapshot.get(p.plan[0].deployment_id).circuit
+            hold = take_slot(rt.health, p.plan[0], circuit, now.timestamp(), probe_wait_s)
+            _hold_or_hand_on(rt, p, hold, now, held, out)
     except BaseException:
         _give_back_all(rt, held)
         raise
     return held
+
+
+def _hold_or_hand_on(  # noqa: PLR0913 - one job's answer and where it goes
+    rt: Runtime,
+    p: Planned,
+    hold: Hold | float,
+    now: datetime,
+    held: list[_Held],
+    out: ChunkAdmission,
+) -> None:
+    if not isinstance(hold, Hold):
+        out.one_by_one.append(p.job.claim)  # must wait: the one-job path says how long
+        return
+    cand = p.plan[0]
+    price = rt.prices.get(cand.deployment_id)
+    tokens, usd = quota.worst_case(p.job.prompt_bound, cand.max_tokens, price)
+    held.append(_Held(p, hold, attempt_start(p.job.claim, cand, now, tokens, usd)))
 
 
 def _start_and_reserve(rt: Runtime, held: list[_Held], now: datetime) -> set[UUID] | None:
@@ -139,16 +164,16 @@ def _start_and_reserve(rt: Runtime, held: list[_Held], now: datetime) -> set[UUI
 
 
 def _confirm_all(rt: Runtime, held: list[_Held], clock: Clock, out: ChunkAdmission) -> None:
-    """Confirm each slot right before the calls; a deployment that started cooling down
-    meanwhile gets its job's attempt withdrawn (it goes one by one)."""
-    for i, h in enumerate(held):
-        try:
-            cooling_s = confirm_slot(rt.health, h.hold, clock.now().timestamp())
-        except BaseException:
-            _give_back_all(rt, held[i:])
-            for rest in held[i:]:
-                _withdraw_quietly(rt, rest)
-            raise
+    """Confirm every slot right before the calls (one round trip); a deployment that started
+    cooling down meanwhile gets its job's attempt withdrawn (it goes one by one)."""
+    try:
+        cooling = confirm_slots(rt.health, [h.hold for h in held], clock.now().timestamp())
+    except BaseException:
+        _give_back_all(rt, held)
+        for h in held:
+            _withdraw_quietly(rt, h)
+        raise
+    for h, cooling_s in zip(held, cooling, strict=True):
         if cooling_s > 0:
             _withdraw(rt, h)
             out.one_by_one.append(h.claim)

@@ -35,7 +35,7 @@ from workers.chunk.admit import Planned, admit_chunk
 from workers.chunk.calls import CallLoop, SlotPool, call_loop
 from workers.chunk.finish import finish_answers
 from workers.pipeline import answer_from_cache, parse_claim, run_claimed
-from workers.routing.health import HealthSnapshot
+from workers.routing.health import HealthSnapshot, SuccessCall
 from workers.routing.select import rank_candidates
 from workers.run_types import Admitted, Clock, Outcome, ParsedJob
 
@@ -208,11 +208,18 @@ def _finish_done(
 ) -> Outcomes:
     out: Outcomes = {}
     answers: list[Answer] = []
+    now_s = clock.now().timestamp()
+    answered = [
+        SuccessCall(adm.slot_id, r.latency_ms or int(e * 1000), r.rate_limits, now_s)
+        for (_, adm), r, e in done
+        if not isinstance(r, Exception)
+    ]
+    rt.health.record_success_many(answered)  # whatever the outputs' verdicts: they answered
     for (job, adm), result, elapsed in done:
         if isinstance(result, Exception):
             out[job.claim.id] = finish_raised(rt, job, adm, result, clock, elapsed)
             continue
-        checked = check_reply(rt, job, adm, result, clock, elapsed)
+        checked = check_reply(rt, job, adm, result, clock, elapsed, health_recorded=True)
         if isinstance(checked, Outcome):
             out[job.claim.id] = checked
         else:

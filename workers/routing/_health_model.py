@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from core.errors import (
     AuthFailed,
@@ -83,6 +83,36 @@ class HealthSnapshot:
         return self.by_deployment.get(dep_id, HEALTHY)
 
 
+class AcquireCall(NamedTuple):
+    """One `try_acquire` of a batch (issue 21: a chunk's admissions in one round trip)."""
+
+    dep_id: str
+    rpm: int | None
+    tpm: int | None
+    tokens: int
+    now: float
+    ticket: str
+
+
+class ConfirmCall(NamedTuple):
+    """One `confirm` of a batch."""
+
+    dep_id: str
+    ticket: str | None
+    tokens: int
+    probe_claimed_at: float | None
+    now: float
+
+
+class SuccessCall(NamedTuple):
+    """One `record_success` of a batch."""
+
+    dep_id: str
+    latency_ms: float
+    rate_limits: RateLimitInfo | None
+    now: float
+
+
 class HealthStore(Protocol):
     """Shared availability state. `now` is unix seconds from the caller's clock."""
 
@@ -122,6 +152,13 @@ class HealthStore(Protocol):
     ) -> float: ...
 
     def stats(self, dep_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+    # Batches (issue 21): the same operations, in order, each as atomic as its single form.
+    def try_acquire_many(self, calls: Sequence[AcquireCall]) -> list[float]: ...
+
+    def confirm_many(self, calls: Sequence[ConfirmCall]) -> list[float]: ...
+
+    def record_success_many(self, calls: Sequence[SuccessCall]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

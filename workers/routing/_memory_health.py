@@ -26,8 +26,11 @@ from workers.routing._health_model import (
     RATE_WINDOW_S,
     RECENT_CALLS,
     THROTTLED,
+    AcquireCall,
+    ConfirmCall,
     DeploymentHealth,
     HealthSnapshot,
+    SuccessCall,
     circuit_view,
     effective_limit,
     failure_effect,
@@ -262,3 +265,15 @@ class MemoryHealthStore:
                 summary["learned_tpm"] = d.learned_tpm
                 out[dep_id] = summary
         return out
+
+    # ---- batches: one lock per operation, in order, as the single forms -------------------
+
+    def try_acquire_many(self, calls: Sequence[AcquireCall]) -> list[float]:
+        return [self.try_acquire(*c) for c in calls]
+
+    def confirm_many(self, calls: Sequence[ConfirmCall]) -> list[float]:
+        return [self.confirm(*c) for c in calls]
+
+    def record_success_many(self, calls: Sequence[SuccessCall]) -> None:
+        for c in calls:
+            self.record_success(*c)

@@ -37,8 +37,11 @@ from workers.routing._health_model import (
     RECENT_CALLS,
     STATE_TTL_S,
     THROTTLED,
+    AcquireCall,
+    ConfirmCall,
     DeploymentHealth,
     HealthSnapshot,
+    SuccessCall,
     circuit_view,
     failure_effect,
     format_record,
@@ -121,6 +124,11 @@ class RedisHealthStore:
         self, dep_id: str, latency_ms: float, rate_limits: RateLimitInfo | None, now: float
     ) -> None:
         """A call succeeded: closes a half-open circuit, learns limits from the headers."""
+        self._run(self._success, *self._success_call(dep_id, latency_ms, rate_limits, now))
+
+    def _success_call(
+        self, dep_id: str, latency_ms: float, rate_limits: RateLimitInfo | None, now: float
+    ) -> tuple[list[str], list[Any]]:
         learned = rate_limit_effect(rate_limits, now)
         keys = [self._dep_key(dep_id, "st"), self._dep_key(dep_id, "calls")]
         keys += [self._key(dep_id, "cool"), self._key(dep_id, "learned")]  # the key's bucket
@@ -137,7 +145,7 @@ class RedisHealthStore:
             EWMA_ALPHA,
             _ms(LEARNED_TTL_S),
         ]
-        self._run(self._success, keys, args)
+        return keys, args
 
     def record_failure(
         self, dep_id: str, error: LLMProviderError, now: float, policy: RoutingSettings
@@ -181,6 +189,19 @@ class RedisHealthStore:
         (a cooldown counts too). Learned limits apply when lower than `rpm`/`tpm`. `ticket`
         names the slot so `give_back` can return it (None = a fresh id nobody can return).
         """
+        return float(
+            self._run(self._acquire, *self._acquire_call(dep_id, rpm, tpm, tokens, now, ticket))
+        )
+
+    def _acquire_call(  # noqa: PLR0913 - try_acquire's arguments
+        self,
+        dep_id: str,
+        rpm: int | None,
+        tpm: int | None,
+        tokens: int,
+        now: float,
+        ticket: str | None,
+    ) -> tuple[list[str], list[Any]]:
         keys = [self._key(dep_id, p) for p in ("cool", "rq", "tk", "rl", "learned")]
         keys.append(self._dep_key(dep_id, "cool"))
         args = [
@@ -192,7 +213,7 @@ class RedisHealthStore:
             repr(float(self.rate_window_s)),
             _ms(self.rate_window_s + COOLDOWN_GRACE_S),
         ]
-        return float(self._run(self._acquire, keys, args))
+        return keys, args
 
     def claim_probe(self, dep_id: str, now: float) -> bool:
         """True for exactly one caller per half-open period (and always for a closed circuit)."""
@@ -221,10 +242,48 @@ class RedisHealthStore:
         returned. One atomic step, so no request leaves inside a Retry-After window that was
         stored before it.
         """
+        return float(
+            self._run(
+                self._confirm, *self._confirm_call(dep_id, ticket, tokens, probe_claimed_at, now)
+            )
+        )
+
+    def _confirm_call(
+        self,
+        dep_id: str,
+        ticket: str | None,
+        tokens: int,
+        probe_claimed_at: float | None,
+        now: float,
+    ) -> tuple[list[str], list[Any]]:
         keys = [self._key(dep_id, p) for p in ("cool", "rq", "tk", "rl")]
         keys += [self._dep_key(dep_id, "st"), self._dep_key(dep_id, "cool")]
         args = [repr(now), ticket or "", max(int(tokens), 0), _opt(probe_claimed_at)]
-        return float(self._run(self._confirm, keys, [*args, PROBE_LEASE_S]))
+        return keys, [*args, PROBE_LEASE_S]
+
+    # ---- batches (issue 21): one pipelined round trip, each script as atomic as alone -----
+
+    def try_acquire_many(self, calls: Sequence[AcquireCall]) -> list[float]:
+        built = [(self._acquire, *self._acquire_call(*c)) for c in calls]
+        return [float(r) for r in self._run_many(built)]
+
+    def confirm_many(self, calls: Sequence[ConfirmCall]) -> list[float]:
+        built = [(self._confirm, *self._confirm_call(*c)) for c in calls]
+        return [float(r) for r in self._run_many(built)]
+
+    def record_success_many(self, calls: Sequence[SuccessCall]) -> None:
+        self._run_many([(self._success, *self._success_call(*c)) for c in calls])
+
+    def _run_many(self, built: Sequence[tuple[Any, list[str], list[Any]]]) -> list[Any]:
+        if not built:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for script, keys, args in built:
+            script(keys=keys, args=args, client=pipe)
+        try:
+            return list(pipe.execute())
+        except redis.RedisError as exc:
+            raise InfraError(f"health store scripts failed: {exc}") from exc
 
     def stats(self, dep_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Recent-call figures per deployment (see `summarize_calls`) plus learned limits."""

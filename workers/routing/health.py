@@ -57,9 +57,12 @@ from __future__ import annotations
 
 from workers.routing._health_model import (
     HEALTHY,
+    AcquireCall,
+    ConfirmCall,
     DeploymentHealth,
     HealthSnapshot,
     HealthStore,
+    SuccessCall,
     failure_effect,
     rate_limit_effect,
 )
@@ -68,11 +71,14 @@ from workers.routing._redis_health import RedisHealthStore
 
 __all__ = [
     "HEALTHY",
+    "AcquireCall",
+    "ConfirmCall",
     "DeploymentHealth",
     "HealthSnapshot",
     "HealthStore",
     "MemoryHealthStore",
     "RedisHealthStore",
+    "SuccessCall",
     "failure_effect",
     "rate_limit_effect",
 ]

@@ -27,11 +27,18 @@ the call uses exactly that key. A deployment with one key keeps the deployment i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from workers.providers.keys import KeyPool
-from workers.routing._health_model import Circuit, HealthSnapshot, HealthStore, bucket_id
+from workers.routing._health_model import (
+    AcquireCall,
+    Circuit,
+    ConfirmCall,
+    HealthSnapshot,
+    HealthStore,
+    bucket_id,
+)
 from workers.routing.select import Candidate
 
 # Shortest wait either path schedules: a bucket that refills in microseconds still gets a
@@ -104,6 +111,36 @@ def take_slot(  # noqa: PLR0913 - the candidate's state plus its key pool
     if probe_at is not None:
         health.give_back(dep_id, None, 0, probe_at)
     return wait
+
+
+def take_closed_slots(
+    health: HealthStore, cands: Sequence[Candidate], now: float
+) -> list[Hold | float]:
+    """`take_slot` for many candidates whose circuit is closed and whose deployment has one
+    key (no probe lease, no key rotation), in one round trip to the store (issue 21); each
+    answer is what `take_slot` would have returned, in order."""
+    calls = [
+        AcquireCall(
+            c.deployment_id,
+            c.deployment.rpm,
+            c.deployment.tpm,
+            c.est_prompt_tokens + c.max_tokens,
+            now,
+            uuid.uuid4().hex,
+        )
+        for c in cands
+    ]
+    waits = health.try_acquire_many(calls)
+    return [
+        Hold(call.dep_id, call.ticket, call.tokens, None) if wait <= 0 else wait
+        for call, wait in zip(calls, waits, strict=True)
+    ]
+
+
+def confirm_slots(health: HealthStore, holds: Sequence[Hold], now: float) -> list[float]:
+    """`confirm_slot` for many holds, in one round trip (issue 21)."""
+    calls = [ConfirmCall(h.slot_id, h.ticket, h.tokens, h.probe_claimed_at, now) for h in holds]
+    return health.confirm_many(calls)
 
 
 def confirm_slot(health: HealthStore, hold: Hold, now: float) -> float:
