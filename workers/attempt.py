@@ -23,7 +23,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,6 +36,7 @@ from core.ledger.db import session_scope
 from core.ledger.jobs_repo import AttemptClose, AttemptStart, ClaimedJob
 from schemas.job import AttemptOutcome, Completion, ErrorKind, ErrorRecord, Usage
 from workers import retry, usage_check
+from workers.answer import Answer
 from workers.observability.logs import log_provider_call
 from workers.output import Invalid, check_output
 from workers.pricing import cost as priced
@@ -88,25 +88,6 @@ def finish_raised(
     if not isinstance(exc, LLMQError):
         log.error("job %s: adapter raised outside the error tree", job.claim.id, exc_info=exc)
     return _finish_failure(rt, job, admitted, exc, clock.now(), elapsed)
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """An answered call whose output passed its check: what its finishing writes."""
-
-    job: ParsedJob
-    admitted: Admitted
-    completion: Completion
-    book: usage_check.Booked
-    after: datetime
-    latency_ms: int
-    request_id: str | None
-
-    def close(self, won: bool) -> AttemptClose:
-        usage = self.book.usage
-        return answered_close(
-            won, self.latency_ms, usage, self.book.cost_usd, self.book, self.request_id
-        )
 
 
 def check_reply(  # noqa: PLR0913 - the run's values plus the reply and its timing
@@ -215,33 +196,6 @@ def log_answer(answer: Answer, won: bool) -> None:
     outcome = "succeeded" if won else "superseded"
     claim, start = answer.job.claim, answer.admitted.start
     _log_call(claim, start, 200, outcome, None, answer.latency_ms, usage, cost)
-
-
-def answered_close(  # noqa: PLR0913 - the values of one answered call
-    won: bool,
-    latency_ms: int,
-    usage: Usage,
-    cost: Decimal | None,
-    book: usage_check.Booked,
-    request_id: str | None,
-) -> AttemptClose:
-    """The attempt row of a call that answered 2xx (chat or embeddings): succeeded, or
-    superseded when another attempt took the job over meanwhile; billed either way."""
-    return AttemptClose(
-        outcome=AttemptOutcome.SUCCEEDED if won else AttemptOutcome.SUPERSEDED,
-        latency_ms=latency_ms,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        cached_tokens=usage.cached_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        cost_usd=cost,
-        http_status=200,
-        error_kind=book.error_kind,
-        error_message=book.note,
-        request_id=request_id,
-        usage_estimated=usage.estimated,
-    )
 
 
 def _finish_failure(  # noqa: PLR0913 - the run's values plus what an answered call billed

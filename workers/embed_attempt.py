@@ -25,7 +25,8 @@ from core.ledger import jobs_repo, vectors_repo
 from schemas.embedding import EmbeddingInfo
 from schemas.job import Completion
 from workers import usage_check
-from workers.attempt import _finish_failure, _log_call, answered_close, finish_tx, settle
+from workers.answer import answered_close
+from workers.attempt import _finish_failure, _log_call, finish_tx, settle
 from workers.pricing import cost as priced
 from workers.providers.embed import EmbedReply, EmbedRequest, Embeds
 from workers.run_types import Admitted, Clock, Outcome, ParsedJob

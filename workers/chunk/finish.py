@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from core.ledger import chunk_repo, quota_repo
 from schemas.job import AttemptOutcome
-from workers.attempt import Answer, finish_tx, log_answer, settle
+from workers.answer import Answer
+from workers.attempt import finish_tx, log_answer, settle
 from workers.run_types import Outcome
 
 if TYPE_CHECKING:

@@ -30,7 +30,8 @@ from uuid import UUID
 from core.ledger import jobs_repo
 from core.ledger.db import session_scope
 from core.ledger.jobs_repo import ClaimedJob
-from workers.attempt import Answer, check_reply, finish_raised, provider_request
+from workers.answer import Answer
+from workers.attempt import check_reply, finish_raised, provider_request
 from workers.chunk.admit import Planned, admit_chunk
 from workers.chunk.calls import CallLoop, SlotPool, call_loop
 from workers.chunk.finish import finish_answers
