@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -49,17 +49,27 @@ log = logging.getLogger(__name__)
 Outcomes = dict[UUID, Outcome]
 
 
-def run_chunk(job_ids: Sequence[UUID], rt: Runtime, now: datetime, priority: int = 0) -> Outcomes:
+def run_chunk(
+    job_ids: Sequence[UUID],
+    rt: Runtime,
+    now: datetime,
+    priority: int = 0,
+    *,
+    yield_now: Callable[[], bool] | None = None,
+    left: list[UUID] | None = None,
+) -> Outcomes:
     """Run one attempt of every claimable job among `job_ids`; their outcomes by id (a job
     not claimed, because it is finished, not due or held elsewhere, has none).
 
-    In waves: each takes call slots first (at least a quarter of the process's, or what is
+    In waves: each takes call slots first (at least half of the process's, or what is
     left), then claims that many ids; an id not yet in a wave stays queued, so a cancel or a
-    duplicate message still finds it so. `priority`: the message's (lower first).
+    duplicate message still finds it so. `priority`: the message's (lower first). After a
+    wave, `yield_now()` True stops the run: the ids not yet run go to `left` (the task sends
+    them again), so a bulk chunk gives its thread up when smaller work waits.
     """
     clock = Clock.starting(now)
     calls = call_loop(rt.calls_in_flight)
-    least = max(1, rt.calls_in_flight // 4)
+    least = max(1, rt.calls_in_flight // 2)
     out: Outcomes = {}
     remaining = list(job_ids)
     while remaining:
@@ -70,6 +80,10 @@ def run_chunk(job_ids: Sequence[UUID], rt: Runtime, now: datetime, priority: int
             out.update(_run_wave(rt, calls, wave, slots, clock))
         finally:
             slots.give(slots.held)
+        if remaining and yield_now is not None and yield_now():
+            if left is not None:
+                left.extend(remaining)
+            break
     return out
 
 

@@ -3,7 +3,10 @@
 Owns: decoding a chunk's ids, holding them for the heartbeat while the chunk runs
 (workers/chunk/run.py), and turning each job's outcome into a message: a job that must run
 again later gets its own `llmq.process_job` message, at the single-job priority of the
-chunk's class (a bulk batch's retry must not jump the small batches). Must not: carry
+chunk's class (a bulk batch's retry must not jump the small batches). A bulk chunk that
+finds a small batch's message waiting after one of its waves stops there and sends the rest
+of its ids again as a new chunk message, so its thread takes the small one next (Celery's
+pool threads are few; without this a small batch waited for whole bulk chunks). Must not: carry
 anything but job ids (Flower shows the ids and, as the task's result, the outcome counts),
 return data, sleep, or decide anything.
 """
@@ -19,13 +22,20 @@ from uuid import UUID
 from celery import Task
 
 from core.names import PROCESS_CHUNK_TASK
-from core.publish import single_priority
+from core.publish import (
+    BULK_PRIORITY,
+    JOBS_HEADER,
+    chunk_priority,
+    redis_queue_keys,
+    single_priority,
+)
 from workers.app import app
 from workers.tasks import INFRA_BACKOFF_MAX_S, INFRA_ERRORS, INFRA_MAX_RETRIES, held, send_job
 
 log = logging.getLogger(__name__)
 
 MAX_CHUNK_IDS = 1000  # a message with more ids was not written by llmq's producer
+BULK_CHUNK = chunk_priority(BULK_PRIORITY)  # the priority step of a bulk batch's chunks
 
 
 @app.task(name=PROCESS_CHUNK_TASK, bind=True, ignore_result=True, acks_late=True)
@@ -37,12 +47,17 @@ def process_chunk(self: Task, job_ids: list[str]) -> str:
     if not isinstance(job_ids, list) or not 0 < len(job_ids) <= MAX_CHUNK_IDS:
         raise ValueError(f"a chunk carries 1 to {MAX_CHUNK_IDS} job ids")
     ids = [UUID(j) for j in job_ids]
+    message_priority = _priority(self)
+    left: list[UUID] = []
     try:
         rt = get_runtime()
+        yield_now = small_work_waiting if message_priority >= BULK_CHUNK else None
         with ExitStack() as stack:  # every lease of the chunk is renewed while it runs
             for job_id in ids:
                 stack.enter_context(held(rt, job_id))
-            outcomes = run_chunk(ids, rt, datetime.now(UTC), _priority(self))
+            outcomes = run_chunk(
+                ids, rt, datetime.now(UTC), message_priority, yield_now=yield_now, left=left
+            )
     except INFRA_ERRORS as exc:
         countdown = min(2.0**self.request.retries, INFRA_BACKOFF_MAX_S)
         log.warning(
@@ -55,8 +70,38 @@ def process_chunk(self: Task, job_ids: list[str]) -> str:
     for job_id, outcome in outcomes.items():
         if outcome.countdown_s is not None:
             send_job(str(job_id), outcome.countdown_s, priority)
+    if left:  # gave the thread up to smaller work: the rest of the chunk queues again
+        send_chunk([str(j) for j in left], message_priority)
     counts = Counter(o.status for o in outcomes.values())
     return " ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "noop"  # shown in Flower
+
+
+def send_chunk(job_ids: list[str], priority: int) -> None:
+    """Publish `llmq.process_chunk(job_ids)` at `priority` (its step, as it came)."""
+    process_chunk.apply_async(
+        (job_ids,),
+        argsrepr=",".join(job_ids),
+        priority=priority,
+        headers={JOBS_HEADER: len(job_ids)},
+    )
+
+
+def small_work_waiting() -> bool:
+    """Whether a small batch's message waits on the broker (Redis: its two lists are not
+    empty). Checked by a bulk chunk after each wave; one pipelined round trip."""
+    try:
+        with app.connection_for_read() as conn:
+            channel = conn.default_channel
+            if conn.transport.driver_type != "redis":
+                return False
+            with channel.conn_or_acquire() as client:
+                pipe = client.pipeline(transaction=False)
+                for key in redis_queue_keys()[:2]:  # steps 0 and 3: small singles and chunks
+                    pipe.llen(key)
+                return any(int(n) for n in pipe.execute())
+    except Exception:  # noqa: BLE001 - unknown: keep the thread, the chunk goes on
+        log.debug("could not read the broker's small-batch lists", exc_info=True)
+        return False
 
 
 def _priority(task: Task) -> int:
