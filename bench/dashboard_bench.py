@@ -83,9 +83,9 @@ def _pages(stack: Stack, tenant: str | None) -> list[str]:
     where = "WHERE tenant = :t" if tenant else ""
     rows = stack.sql(f"SELECT id FROM batches {where} ORDER BY created_at DESC LIMIT 20", t=tenant)
     newest, settled = rows[0][0], rows[-1][0]
-    job = stack.sql("SELECT id FROM jobs WHERE batch_id = :b AND attempts > 1 LIMIT 1", b=settled)[
-        0
-    ][0]
+    # a job with several attempts if the batch has one (a longer timeline), else any of its jobs
+    sql = "SELECT id FROM jobs WHERE batch_id = :b ORDER BY attempts DESC LIMIT 1"
+    job = stack.sql(sql, b=settled)[0][0]
     pages = ["/", f"/batches/{newest}", f"/batches/{settled}", f"/jobs/{job}"]
     pages += ["/spend?days=30", "/spend?days=30&by=model"]
     pages += [] if tenant else ["/spend?days=30&tenant=tenant-2"]

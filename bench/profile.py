@@ -54,7 +54,10 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("  plan: health snapshot + rank", r"snapshot \(workers/routing|^rank_candidates \("),
     ("  admit: rate limit (Redis)", r"try_acquire \(workers/routing"),
     ("  admit: quota reserve + attempt insert", r"^_reserve_and_start \(|^_start_and_reserve \("),
-    ("  provider call (adapter.complete / call loop wait)", r"complete \(workers/providers|^next_done \("),
+    (
+        "  provider call (adapter.complete / call loop wait)",
+        r"complete \(workers/providers|^next_done \(",
+    ),
     ("  finish: health record_success", r"record_success \(workers/routing"),
     ("  finish: transaction", r"^finish_tx \("),
     ("    of which quota settle", r"^settle \(core/ledger/quota_repo"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 # Tasks
 PROCESS_JOB_TASK = "llmq.process_job"  # one attempt of one job: workers/tasks.py
-PROCESS_CHUNK_TASK = "llmq.process_chunk"  # one attempt of each of up to 50 jobs: workers/chunk/
+PROCESS_CHUNK_TASK = "llmq.process_chunk"  # one attempt of each of up to 48 jobs: workers/chunk/
 SWEEP_TASK = "llmq.sweep"  # re-send lost ids, reclaim leases: workers/sweeper.py
 NIGHTLY_RUN_TASK = "llmq.nightly_run"  # the nightly backlog run: workers/nightly/task.py
 FLUSH_BATCHES_TASK = "llmq.flush_batches"  # batch lanes -> provider batches: workers/lanes/
