@@ -63,7 +63,9 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("    of which quota settle", r"^settle \(core/ledger/quota_repo"),
     ("  begin/commit/close (session_scope)", r"^session_scope \("),
 )
-OUTSIDE = "celery outside the task (consume, ack, events, logs)"
+CALL_LOOP = r"^CallLoop\._one \(workers/chunk/calls"  # a chunk's calls, on the process's loop
+CALL_LOOP_LABEL = "provider calls on the call loop (aiohttp + adapters)"
+OUTSIDE = "celery outside the task (consume, ack, events, logs, heartbeat)"
 TASK_LOGGING = "  logging inside the task"
 
 
@@ -86,6 +88,7 @@ def aggregate(raw: Path) -> tuple[int, collections.Counter[str], collections.Cou
     stages: collections.Counter[str] = collections.Counter()
     patterns = [(label, re.compile(p)) for label, p in STAGES]
     task = re.compile(TASK)
+    call_loop = re.compile(CALL_LOOP)
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
@@ -98,7 +101,9 @@ def aggregate(raw: Path) -> tuple[int, collections.Counter[str], collections.Cou
             if any(pattern.search(f) for f in frames):
                 stages[label] += n
         in_task = any(task.search(f) for f in frames)
-        if not in_task:
+        if any(call_loop.search(f) for f in frames):
+            stages[CALL_LOOP_LABEL] += n
+        elif not in_task:
             stages[OUTSIDE] += n
         elif any(_path(f).startswith(("logging/", "workers/observability/")) for f in frames):
             stages[TASK_LOGGING] += n
@@ -179,7 +184,7 @@ def _print(workdir: Path, jobs: int, cpu_ms: float, args: argparse.Namespace) ->
     for name, n in libs.most_common():
         print(f"  {100 * n / total:5.1f}%  {cpu_ms * n / total:6.2f} ms  {name}")
     print("\nby pipeline stage (inclusive):")
-    for label in [*(label for label, _ in STAGES), TASK_LOGGING, OUTSIDE]:
+    for label in [*(label for label, _ in STAGES), TASK_LOGGING, CALL_LOOP_LABEL, OUTSIDE]:
         n = stages.get(label, 0)
         print(f"  {100 * n / total:5.1f}%  {cpu_ms * n / total:6.2f} ms  {label}")
     print(f"\nraw py-spy output in {workdir}")
