@@ -194,3 +194,21 @@ def test_bulk_writes_keep_the_fence_per_job(make_runtime, sim, redis_url) -> Non
         written = chunk_repo.start_attempts(s, [(c, start) for c in claims])
     assert written == {ids[0]}
     assert [a.job_id for a in attempts(rt)] == [ids[0]]
+
+
+def test_jobs_on_the_one_job_path_run_side_by_side(make_runtime, sim, redis_url) -> None:  # type: ignore[no-untyped-def]
+    """A job the wave hands to the one-job path (here: one with a deadline, lanes off) makes
+    its own call on a side thread, holding its slot, next to the others'."""
+    rt = make_runtime([model("m", "openai")], redis_url=redis_url, concurrency=8)
+    sim.configure("openai", latency_ms=400)
+    _, ids = seed(rt.engine, 8, "m")
+    with session_scope(rt.sessions) as s:
+        s.execute(update(Job).where(Job.id.in_(ids)).values(deadline=now()))
+
+    started = time.monotonic()
+    out = run_chunk(ids, rt, now())
+    took = time.monotonic() - started
+
+    assert out == {i: Outcome("succeeded") for i in ids}
+    assert took < 8 * 0.4 / 2, f"8 one-job calls of 400 ms took {took:.1f}s: one after another"
+    assert len(attempts(rt)) == 8 and sim.stats()["total_requests"] == 8

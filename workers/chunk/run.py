@@ -21,8 +21,11 @@ lookup, and one per failed call).
 from __future__ import annotations
 
 import logging
+import os
 import random
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -127,11 +130,46 @@ def _run_wave(
     one_by_one += admission.one_by_one
     out.update((c.id, Outcome("superseded")) for c in admission.superseded)
     slots.give(len(claims) - len(admission.admitted) - len(one_by_one))
-    out.update(_call_and_finish(rt, calls, admission.admitted, slots, clock))
-    for claim in one_by_one:  # each holds its slot until its run (and call) is over
-        out[claim.id] = run_claimed(rt, claim, clock)
-        slots.give(1)
+    # the one-job runs go on side threads meanwhile (an embedding or a batch-lane job makes
+    # its own call), each holding its slot until it is over
+    side = [
+        one_job_runner(rt.calls_in_flight).submit(run_claimed, rt, c, clock) for c in one_by_one
+    ]
+    try:
+        out.update(_call_and_finish(rt, calls, admission.admitted, slots, clock))
+    finally:
+        out.update(_collect(one_by_one, side, slots))
     return out
+
+
+def _collect(claims: list[ClaimedJob], side: list[Future[Outcome]], slots: _WaveSlots) -> Outcomes:
+    """Wait for every one-job run, give back each one's slot, and return their outcomes (the
+    first error is raised once all have ended, so no slot is left held)."""
+    out: Outcomes = {}
+    error: BaseException | None = None
+    for claim, future in zip(claims, side, strict=True):
+        try:
+            out[claim.id] = future.result()
+        except BaseException as exc:  # noqa: BLE001 - raised below, after the others
+            error = error or exc
+        finally:
+            slots.give(1)
+    if error is not None:
+        raise error
+    return out
+
+
+_runners: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_runners_lock = threading.Lock()
+
+
+def one_job_runner(limit: int) -> ThreadPoolExecutor:
+    """This process's threads for the one-job runs of chunks (as many as its call slots)."""
+    key = (os.getpid(), limit)
+    with _runners_lock:
+        if key not in _runners:
+            _runners[key] = ThreadPoolExecutor(limit, thread_name_prefix="llmq-one-job")
+        return _runners[key]
 
 
 def _plan_all(
