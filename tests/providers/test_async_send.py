@@ -168,9 +168,17 @@ def test_a_hostile_reply_ends_the_same_on_both_paths(sim, client, flavour: str, 
 def test_huge_and_dripping_bodies_stop_like_the_sync_path(sim, client, flavour, mode, error):  # type: ignore[no-untyped-def]
     started = time.monotonic()
     sync, got = _hostile(sim, client, flavour, mode)
-    assert got == sync
+    # a drip's "(N bytes read)" depends on when the deadline falls between two drops
+    assert _drip_count_masked(got) == _drip_count_masked(sync)
     assert got[0] is (error or ProviderTimeout)
     assert time.monotonic() - started < 12  # both stopped early: 1 MB read, or 1 s of drip
+
+
+def _drip_count_masked(outcome: tuple) -> tuple:  # type: ignore[type-arg]
+    return tuple(
+        re.sub(r"\(\d+ bytes read\)", "(N bytes read)", v) if isinstance(v, str) else v
+        for v in outcome
+    )
 
 
 # ---- what only raw bytes can send ---------------------------------------------------------------
