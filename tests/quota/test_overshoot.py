@@ -30,10 +30,6 @@ from workers.quota import prompt_token_bound, worst_case
 
 from .checks import assert_budget_holds, race, seed_batch
 
-# Each test holds up to 64 connections at once: run them one after another on one xdist
-# worker (`make test` passes `--dist loadgroup`), or together they pass max_connections (100).
-pytestmark = pytest.mark.xdist_group("overshoot")
-
 PRICE = Price(Decimal("3"), Decimal("15"), "test", "2025-01-01")
 N_JOBS = 200
 FITS = 50  # the budget holds this many average worst cases
