@@ -23,7 +23,7 @@ test: $(VENV)/.dev  ## install dev extras and test tools, find or start Postgres
 	bash scripts/tools.sh
 	bash scripts/services.sh
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -n $${LLMQ_TEST_WORKERS:-4} --dist loadgroup
+	$(BIN)/pytest -q -n $${LLMQ_TEST_WORKERS:-4}
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

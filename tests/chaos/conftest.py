@@ -151,12 +151,3 @@ def services(
     for provider in PROVIDERS:
         chaos_sim.configure(provider, latency_ms=SIM_LATENCY_MS, timeout_hold_s=2.0)
     return Services(redis_url, pg_url, chaos_sim, flush, _restarter(pg_url, cluster))
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The chaos scenarios run one after another on one xdist worker (`make test` passes
-    `--dist loadgroup`): each starts two workers, beat and its own Postgres and Redis, and
-    several at once on two cores pushed 50 ms calls past the stacks' 1 s provider timeout."""
-    for item in items:
-        if item.get_closest_marker("chaos") is not None:
-            item.add_marker(pytest.mark.xdist_group("chaos"))
